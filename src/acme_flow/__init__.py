@@ -1,0 +1,1 @@
+"""certrenew: serverless ACME certificate renewer for AWS."""
