@@ -1,5 +1,158 @@
-"""certrenew command line (placeholder, filled in by the vertical slice)."""
+"""`certrenew`: the same renewal path as the Lambda, from a shell."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from . import bootstrap
+from .errors import CertrenewError, InputError
+from .models import Deadline
+from .renewal import RunOptions
+from .report import render_report
+
+log = logging.getLogger("certrenew.cli")
+DEFAULT_TIMEOUT = 840.0
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        return args.func(args)
+    except CertrenewError as exc:
+        print(f"certrenew: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("certrenew: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certrenew", description="Serverless ACME certificate renewer for AWS.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="renew what is due and deploy it (what the scheduled Lambda does)")
+    _common(run)
+    run.add_argument("--force", action="store_true", help="reissue even if not due")
+    run.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds the run may take")
+    run.set_defaults(func=cmd_run)
+
+    plan = sub.add_parser("plan", help="what is due and why; changes nothing")
+    _common(plan)
+    plan.set_defaults(func=cmd_plan, force=False, dry_run=True, timeout=DEFAULT_TIMEOUT)
+
+    invoke = sub.add_parser("invoke", help="run the Lambda handler on an event file, without Docker")
+    invoke.add_argument("event", help="event JSON file (see events/)")
+    invoke.add_argument("--timeout", type=float, default=900.0, help="the Lambda's timeout in seconds")
+    invoke.set_defaults(func=cmd_invoke)
+
+    dev = sub.add_parser("devstack", help="the local stack: Pebble, moto server, DNS bridge")
+    dev.add_argument("action", choices=["up", "down", "env"])
+    dev.add_argument("--dir", default=None, help="state directory (default .devstack/run)")
+    dev.add_argument("--route53-delay", type=float, default=0.0, help="seconds each Route53 change stays PENDING")
+    dev.set_defaults(func=cmd_devstack)
+
+    demo = sub.add_parser("demo", help="issue and deploy certificates end to end on the devstack")
+    demo.add_argument("--keep", action="store_true", help="leave the devstack running afterwards")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
+    p.add_argument("--only", nargs="+", default=[], metavar="NAME", help="only these certificates")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = bootstrap.Settings.from_env(config_ref=args.config)
+    config = bootstrap.load_config(settings)
+    clock = bootstrap.SystemClock()
+    renewer = bootstrap.build_renewer(config, settings, clock=clock)
+    options = RunOptions(only=tuple(args.only), force=args.force, dry_run=args.dry_run)
+    report = renewer.run(Deadline(clock, args.timeout), options)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
+    return report.exit_code
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    return cmd_run(args)
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    try:
+        event = json.loads(Path(args.event).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read the event file {args.event}: {exc}") from None
+    from handler.app import lambda_handler  # the real handler, as `sam local invoke` runs it
+
+    result = lambda_handler(event, LocalContext(args.timeout))
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("ok", True) else 1
+
+
+class LocalContext:
+    """Enough of the Lambda context object for the handler and Powertools."""
+
+    function_name = "certrenew-local"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:certrenew-local"
+    memory_limit_in_mb = 512
+    aws_request_id = "local-invoke"
+    log_group_name = "/aws/lambda/certrenew-local"
+    log_stream_name = "local"
+
+    def __init__(self, timeout: float) -> None:
+        import time
+
+        self._end = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        import time
+
+        return max(0, int((self._end - time.monotonic()) * 1000))
+
+
+def cmd_devstack(args: argparse.Namespace) -> int:
+    from devstack import stack
+
+    state_dir = Path(args.dir) if args.dir else stack.default_state_dir()
+    if args.action == "up":
+        running = stack.up(state_dir, route53_delay=args.route53_delay)
+        print(_exports(running.env()))
+        print(f"# devstack running; stop it with: certrenew devstack down --dir {state_dir}", file=sys.stderr)
+        return 0
+    if args.action == "down":
+        stopped = stack.down(state_dir)
+        print("devstack stopped" if stopped else "devstack was not running", file=sys.stderr)
+        return 0
+    running = stack.load(state_dir)
+    if running is None:
+        raise InputError(f"no devstack is running in {state_dir}: start it with `certrenew devstack up`")
+    print(_exports(running.env()))
     return 0
+
+
+def _exports(env: dict[str, str]) -> str:
+    return "\n".join(f"export {k}={v}" for k, v in sorted(env.items()))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from devstack import demo
+
+    return demo.run(keep=args.keep)

@@ -1,0 +1,87 @@
+"""ACM import in any region; re-import into the same ARN keeps every attachment.
+
+moto accepts imports AWS rejects, so the rules are enforced here: the key matches the
+certificate (checked by pki before any deploy), the chain holds intermediates only, the key
+is at most 5 KB, and a re-import never changes the key algorithm.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from .. import pki
+from ..errors import DeployError
+from ..models import CertificateMaterial, KeyType
+
+log = logging.getLogger("certrenew.acm")
+
+MAX_KEY_BYTES = 5 * 1024
+ACM_KEY_ALGORITHMS = {
+    KeyType.EC_P256: "EC_prime256v1",
+    KeyType.EC_P384: "EC_secp384r1",
+    KeyType.RSA_2048: "RSA_2048",
+    KeyType.RSA_3072: "RSA_3072",
+    KeyType.RSA_4096: "RSA_4096",
+}
+MANAGED_TAG = "certrenew:managed"
+NAME_TAG = "certrenew:name"
+
+
+class AcmImporter:
+    """`client_for(region)` returns an ACM client for that region."""
+
+    def __init__(self, client_for: Callable[[str], Any]) -> None:
+        self._client_for = client_for
+
+    def import_certificate(self, region: str, material: CertificateMaterial, name: str,
+                           existing_arn: str | None) -> str:
+        target = f"acm:{region}"
+        _check_importable(material, target)
+        acm = self._client_for(region)
+        args = {"Certificate": material.cert_pem.encode(), "PrivateKey": material.key_pem.encode(),
+                "CertificateChain": material.chain_pem.encode()}
+        if existing_arn and self._reimportable(acm, existing_arn, material, target):
+            _call(target, lambda: acm.import_certificate(CertificateArn=existing_arn, **args))
+            log.info("re-imported %s into %s", name, existing_arn)
+            return existing_arn
+        tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": NAME_TAG, "Value": name}]
+        arn = _call(target, lambda: acm.import_certificate(Tags=tags, **args))["CertificateArn"]
+        log.info("imported %s into %s", name, arn)
+        return arn
+
+    def _reimportable(self, acm, arn: str, material: CertificateMaterial, target: str) -> bool:
+        """True when `arn` exists and holds the same key algorithm (ACM cannot change it on
+        re-import, though moto lets it: a key type change gets a new ARN instead)."""
+        try:
+            described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                log.warning("%s no longer exists: importing a new certificate", arn)
+                return False
+            raise DeployError(target, f"cannot describe {arn}: {exc}") from None
+        new_algorithm = ACM_KEY_ALGORITHMS.get(pki.describe(material.cert_pem).key_type)
+        if described.get("KeyAlgorithm") != new_algorithm:
+            log.info("%s holds %s, the new key is %s: importing under a new ARN",
+                     arn, described.get("KeyAlgorithm"), new_algorithm)
+            return False
+        return True
+
+
+def _check_importable(material: CertificateMaterial, target: str) -> None:
+    if len(material.key_pem.encode()) > MAX_KEY_BYTES:
+        raise DeployError(target, "private key is larger than ACM's 5 KB limit")
+    chain = pki.split_pem_chain(material.chain_pem)
+    if not chain:
+        raise DeployError(target, "no intermediate certificate to import with the leaf")
+    if len(pki.strip_roots(chain)) != len(chain):
+        raise DeployError(target, "the chain holds a root certificate; ACM takes intermediates only")
+
+
+def _call(target: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise DeployError(target, f"{err.get('Code', 'error')}: {err.get('Message', exc)}") from None

@@ -1,0 +1,222 @@
+"""The ACME CA adapter: wraps certbot's `acme` library (ClientV2 over ClientNetwork).
+
+The library does the protocol (JWS, nonces, messages). We add what it lacks for a
+serverless renewer: deadlines on every wait, Retry-After honoured, alternate chains,
+account recovery when the CA forgot us, and errors translated into our own tree.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import josepy as jose
+import requests
+from acme import challenges, client, errors as acme_errors, messages
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+from requests.utils import parse_header_links
+
+from ..errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
+from ..models import AccountState, Deadline
+from ..ports import Dns01Challenge, IssuedChains, PendingOrder
+
+# The library logs every JWS it posts at DEBUG: keep it quiet whatever the root level is.
+logging.getLogger("acme").setLevel(logging.WARNING)
+log = logging.getLogger("certrenew.acme")
+
+USER_AGENT = "certrenew/0.1 (+acme-python)"
+TRANSIENT_CODES = {"badNonce", "rateLimited", "serverInternal"}
+ACCOUNT_GONE = "urn:ietf:params:acme:error:accountDoesNotExist"
+FIRST_POLL = 0.25
+MAX_POLL = 5.0
+
+
+class AcmeCaAdapter:
+    """One CA directory, one account key. Create with `AcmeCaAdapter(...)`, then `use_account`."""
+
+    def __init__(self, directory: str, *, ca_bundle: str | None = None, email: str | None = None,
+                 eab: tuple[str, Callable[[], str]] | None = None, timeout: float = 30.0) -> None:
+        self.directory = directory
+        self._verify: str | bool = ca_bundle or True
+        self._email = email
+        self._eab = eab  # (kid, lazy HMAC key reader)
+        self._timeout = timeout
+        self._client: client.ClientV2 | None = None
+        self._key: jose.JWK | None = None
+
+    # -- account --------------------------------------------------------------------------------
+
+    @staticmethod
+    def new_account_key(directory: str, email: str | None) -> AccountState:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode("ascii")
+        return AccountState(directory=directory, url=None, key_pem=pem, email=email)
+
+    def use_account(self, account: AccountState) -> AccountState:
+        """Bind the account key; register it when the CA does not know it (yet or any more).
+
+        Returns the account with its current URL (the caller saves it when it changed).
+        """
+        key = serialization.load_pem_private_key(account.key_pem.encode("ascii"), password=None)
+        self._key = jose.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jose.JWKRSA(key=key)
+        alg = jose.ES256 if isinstance(key, ec.EllipticCurvePrivateKey) else jose.RS256
+        net = client.ClientNetwork(self._key, alg=alg, verify_ssl=self._verify, user_agent=USER_AGENT,
+                                   timeout=int(self._timeout))
+        with _translated("reading the directory"):
+            self._client = client.ClientV2(client.ClientV2.get_directory(self.directory, net), net)
+        url = self._existing_account_url(account) if account.url else None
+        if url is None:
+            url = self._register()
+            log.info("registered ACME account %s", url)
+        return AccountState(directory=account.directory, url=url, key_pem=account.key_pem,
+                            email=account.email)
+
+    def _existing_account_url(self, account: AccountState) -> str | None:
+        regr = messages.RegistrationResource(uri=account.url, body=messages.Registration())
+        try:
+            with _translated("looking up the account"):
+                return self._acme.query_registration(regr).uri
+        except AcmeProblem as exc:
+            if exc.typ == ACCOUNT_GONE:
+                log.warning("the CA no longer knows account %s: registering the same key again", account.url)
+                return None
+            raise
+
+    def _register(self) -> str:
+        acme = self._acme
+        eab = None
+        if self._eab is not None:
+            kid, read_hmac = self._eab
+            eab = messages.ExternalAccountBinding.from_data(
+                account_public_key=self._key.public_key(), kid=kid, hmac_key=read_hmac(),
+                directory=acme.directory)
+        registration = messages.NewRegistration.from_data(
+            email=self._email, terms_of_service_agreed=True, external_account_binding=eab)
+        try:
+            with _translated("registering the account"):
+                return acme.new_account(registration).uri
+        except acme_errors.ConflictError as exc:  # the key already has an account
+            return str(exc.location)
+
+    @property
+    def _acme(self) -> client.ClientV2:
+        if self._client is None:
+            raise RuntimeError("use_account() must be called before any ACME request")
+        return self._client
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None) -> PendingOrder:
+        with _translated("creating the order"):
+            orderr = self._acme.new_order(csr_pem, profile=profile)
+        found = []
+        for authzr in orderr.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                continue  # reused authorization: nothing to publish
+            found.append(self._dns01(authzr))
+        return PendingOrder(url=orderr.uri, domains=domains, challenges=tuple(found), handle=orderr)
+
+    def _dns01(self, authzr: messages.AuthorizationResource) -> Dns01Challenge:
+        body = authzr.body
+        domain = ("*." if body.wildcard else "") + body.identifier.value
+        for challb in body.challenges:
+            if isinstance(challb.chall, challenges.DNS01):
+                return Dns01Challenge(
+                    domain=domain,
+                    record_name=challb.chall.validation_domain_name(body.identifier.value),
+                    value=challb.chall.validation(self._key),
+                    handle=challb)
+        raise AcmeProblem("", f"the CA offers no dns-01 challenge for {domain}")
+
+    def answer(self, challenge: Dns01Challenge) -> None:
+        challb = challenge.handle
+        with _translated(f"answering the challenge for {challenge.domain}"):
+            self._acme.answer_challenge(challb, challb.chall.response(self._key))
+
+    def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
+        failures: dict[str, str] = {}
+        for url in order.handle.body.authorizations:
+            body = self._poll(url, messages.Authorization, deadline, "authorization",
+                              done={messages.STATUS_VALID, messages.STATUS_INVALID,
+                                    messages.STATUS_DEACTIVATED, messages.STATUS_REVOKED})
+            if body.status != messages.STATUS_VALID:
+                name = ("*." if body.wildcard else "") + body.identifier.value
+                details = [str(c.error.detail or c.error.typ) for c in body.challenges if c.error]
+                failures[name] = "; ".join(details) or f"authorization {body.status}"
+        if failures:
+            raise ValidationFailed(failures)
+
+    def finalize(self, order: PendingOrder, csr_pem: bytes, deadline: Deadline) -> IssuedChains:
+        acme = self._acme
+        orderr = order.handle
+        try:
+            with _translated("finalizing the order"):
+                acme.begin_finalization(orderr)
+        except AcmeProblem as exc:
+            if exc.code != "orderNotReady":
+                raise
+        body = self._poll(orderr.uri, messages.Order, deadline, "certificate issuance",
+                          done={messages.STATUS_VALID, messages.STATUS_INVALID})
+        if body.status != messages.STATUS_VALID or body.certificate is None:
+            detail = body.error.detail if body.error is not None else "no detail given"
+            raise AcmeProblem(body.error.typ if body.error is not None else "", f"order invalid: {detail}")
+        with _translated("downloading the certificate"):
+            response = self._post_as_get(body.certificate)
+            alternates = [link["url"] for link in parse_header_links(response.headers.get("Link", ""))
+                          if link.get("rel") == "alternate" and "url" in link]
+            chains = [response.text] + [self._post_as_get(url).text for url in alternates]
+        return IssuedChains(fullchains=tuple(chains))
+
+    # -- polling --------------------------------------------------------------------------------
+
+    def _poll(self, url: str, message_type, deadline: Deadline, what: str, done: set):
+        """POST-as-GET `url` until its status is in `done`; honours Retry-After, else backs off."""
+        interval = FIRST_POLL
+        while True:
+            with _translated(f"polling the {what}"):
+                response = self._post_as_get(url)
+            body = message_type.from_json(response.json())
+            if body.status in done:
+                return body
+            deadline.sleep(retry_after_seconds(response.headers.get("Retry-After"), default=interval), what)
+            interval = min(interval * 2, MAX_POLL)
+
+    def _post_as_get(self, url: str) -> requests.Response:
+        acme = self._acme
+        return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+
+def retry_after_seconds(header: str | None, default: float, now: dt.datetime | None = None) -> float:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not header:
+        return default
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return default
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn the library's and requests' exceptions into ours, naming the step."""
+    try:
+        yield
+    except messages.Error as exc:
+        code = exc.code or ""
+        cls = AcmeTransientProblem if code in TRANSIENT_CODES else AcmeProblem
+        raise cls(exc.typ or "", f"{what}: {exc.detail or exc.title or code}") from None
+    except acme_errors.ConflictError:
+        raise
+    except acme_errors.Error as exc:
+        raise AcmeProblem("", f"{what}: {exc}") from None
+    except requests.RequestException as exc:
+        raise AcmeTransientProblem("connection", f"{what}: cannot reach the CA ({type(exc).__name__}: {exc})") from None

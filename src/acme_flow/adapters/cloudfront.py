@@ -1,0 +1,83 @@
+"""Attach an ACM certificate (us-east-1) to a CloudFront distribution, keeping everything else.
+
+moto accepts any ARN and any aliases; AWS does not. So the rules are enforced here: the
+ARN is an ACM certificate in us-east-1, and every alias of the distribution is covered
+by the certificate's names.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..errors import DeployError
+
+log = logging.getLogger("certrenew.cloudfront")
+
+ACM_US_EAST_1_ARN = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+STRONG_ENOUGH = {"TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"}
+DEFAULT_MINIMUM = "TLSv1.2_2021"
+
+
+class CloudFrontAttacher:
+    def __init__(self, cloudfront) -> None:
+        self._cf = cloudfront
+
+    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
+        """Point the distribution at the certificate; returns False when it already was."""
+        target = f"cloudfront:{distribution_id}"
+        if not ACM_US_EAST_1_ARN.match(certificate_arn):
+            raise DeployError(target, f"{certificate_arn} is not an ACM certificate in us-east-1; "
+                                      "CloudFront only uses certificates from us-east-1")
+        try:
+            got = self._cf.get_distribution_config(Id=distribution_id)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchDistribution":
+                raise DeployError(target, "no such distribution") from None
+            raise DeployError(target, f"cannot read the distribution: {code or exc}") from None
+        config, etag = got["DistributionConfig"], got["ETag"]
+        uncovered = [a for a in _aliases(config) if not covers(names, a)]
+        if uncovered:
+            raise DeployError(target, f"aliases {uncovered} are not covered by the certificate names {list(names)}")
+        viewer = viewer_certificate(config.get("ViewerCertificate") or {}, certificate_arn)
+        if viewer == config.get("ViewerCertificate"):
+            return False
+        config["ViewerCertificate"] = viewer
+        try:
+            self._cf.update_distribution(Id=distribution_id, IfMatch=etag, DistributionConfig=config)
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            raise DeployError(target, f"{err.get('Code')}: {err.get('Message')}") from None
+        log.info("distribution %s now uses %s", distribution_id, certificate_arn)
+        return True
+
+
+def viewer_certificate(current: dict[str, Any], arn: str) -> dict[str, Any]:
+    """The ViewerCertificate block for our ARN: sni-only, TLS 1.2_2021 or the stricter one kept."""
+    minimum = current.get("MinimumProtocolVersion")
+    return {
+        "CloudFrontDefaultCertificate": False,
+        "ACMCertificateArn": arn,
+        "SSLSupportMethod": "sni-only",
+        "MinimumProtocolVersion": minimum if minimum in STRONG_ENOUGH else DEFAULT_MINIMUM,
+        "Certificate": arn,
+        "CertificateSource": "acm",
+    }
+
+
+def covers(names: tuple[str, ...], host: str) -> bool:
+    host = host.lower().rstrip(".")
+    for name in names:
+        name = name.lower()
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host and host.split(".", 1)[1] == name[2:]:
+            return True
+    return False
+
+
+def _aliases(config: dict[str, Any]) -> list[str]:
+    return list((config.get("Aliases") or {}).get("Items") or [])

@@ -1,0 +1,219 @@
+"""State in S3: the ACME account per CA directory, and every certificate version.
+
+Key layout (documented in the README):
+
+    accounts/<host>-<hash>/account-key.pem     account key, SSE-KMS, written once (If-None-Match)
+    accounts/<host>-<hash>/account.json        directory, account URL, email
+    certificates/<name>/current.json           the pointer: version + metadata + deployment
+    certificates/<name>/<version>/cert.pem     leaf
+    certificates/<name>/<version>/chain.pem    intermediates (no root)
+    certificates/<name>/<version>/fullchain.pem
+    certificates/<name>/<version>/privkey.pem  SSE-KMS
+    certificates/<name>/<version>/meta.json    metadata of this version
+
+New material is written first under its version; only then is `current.json` flipped, with
+a conditional write (If-Match on the ETag read, or If-None-Match for the first one), so a
+crash never leaves a pointer to half-written material and a concurrent writer is detected.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+
+from .. import pki
+from ..errors import StateBucketMissing, StateError
+from ..models import (AccountState, CertificateInfo, CertificateMaterial, Deployment, KeyType,
+                      StoredCertificate)
+
+log = logging.getLogger("certrenew.state")
+SCHEMA = 1
+
+
+class S3StateStore:
+    def __init__(self, s3, bucket: str, kms_key: str | None = None) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self._kms_key = kms_key
+        self._etags: dict[str, str] = {}
+
+    # -- bucket ---------------------------------------------------------------------------------
+
+    def check_ready(self) -> None:
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise StateBucketMissing(self.bucket) from None
+            raise StateError(f"s3://{self.bucket}", f"cannot read the state bucket: {code or exc}") from None
+
+    # -- account --------------------------------------------------------------------------------
+
+    @staticmethod
+    def account_prefix(directory: str) -> str:
+        host = urlparse(directory).hostname or "ca"
+        return f"accounts/{host}-{hashlib.sha256(directory.encode()).hexdigest()[:12]}/"
+
+    def load_account(self, directory: str) -> AccountState | None:
+        prefix = self.account_prefix(directory)
+        key_pem = self._get_text(prefix + "account-key.pem")
+        if key_pem is None:
+            return None
+        meta = self._get_json(prefix + "account.json") or {}
+        return AccountState(directory=directory, url=meta.get("url"), key_pem=key_pem, email=meta.get("email"))
+
+    def save_account(self, account: AccountState) -> AccountState:
+        """Write the key once (create-only) and the account URL; returns the stored account.
+
+        If another run created the key first, its key wins and is returned.
+        """
+        prefix = self.account_prefix(account.directory)
+        created = self._put(prefix + "account-key.pem", account.key_pem, secret=True, create_only=True)
+        if not created:
+            existing = self.load_account(account.directory)
+            if existing is not None and existing.key_pem != account.key_pem:
+                return existing
+        self._put(prefix + "account.json", json.dumps(
+            {"directory": account.directory, "url": account.url, "email": account.email}, indent=2))
+        return account
+
+    # -- certificates ---------------------------------------------------------------------------
+
+    def load_certificate(self, name: str) -> StoredCertificate | None:
+        pointer_key = f"certificates/{name}/current.json"
+        pointer = self._get_json(pointer_key, remember_etag=True)
+        if pointer is None:
+            return None
+        try:
+            version_prefix = f"certificates/{name}/{pointer['version']}/"
+            fullchain = self._require_text(version_prefix + "fullchain.pem")
+            key_pem = self._require_text(version_prefix + "privkey.pem")
+            certs = pki.split_pem_chain(fullchain)
+            if not certs:
+                raise StateError(version_prefix + "fullchain.pem", "holds no PEM certificate")
+            material = CertificateMaterial(cert_pem=certs[0], chain_pem="".join(certs[1:]), key_pem=key_pem)
+            return _stored_from_meta(pointer, material)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StateError(pointer_key, f"unreadable metadata ({type(exc).__name__}: {exc})") from None
+
+    def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
+        prefix = f"certificates/{stored.name}/{stored.version}/"
+        m = stored.material
+        self._put(prefix + "cert.pem", m.cert_pem)
+        self._put(prefix + "chain.pem", m.chain_pem)
+        self._put(prefix + "fullchain.pem", m.fullchain_pem)
+        self._put(prefix + "privkey.pem", m.key_pem, secret=True)
+        self._put(prefix + "meta.json", json.dumps(_meta(stored), indent=2))
+        self._flip_pointer(stored)
+        log.info("stored %s version %s", stored.name, stored.version)
+        return stored
+
+    def record_deployment(self, stored: StoredCertificate, deployment: Deployment) -> StoredCertificate:
+        updated = StoredCertificate(**{**stored.__dict__, "deployment": deployment})
+        self._flip_pointer(updated)
+        return updated
+
+    def _flip_pointer(self, stored: StoredCertificate) -> None:
+        key = f"certificates/{stored.name}/current.json"
+        body = json.dumps(_meta(stored), indent=2).encode()
+        extra: dict[str, Any] = {}
+        etag = self._etags.get(key)
+        extra = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            got = self._s3.put_object(Bucket=self.bucket, Key=key, Body=body,
+                                      ContentType="application/json", **extra)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                raise StateError(key, "changed by another run since it was read; not overwritten") from None
+            raise
+        self._etags[key] = got["ETag"]
+
+    # -- objects --------------------------------------------------------------------------------
+
+    def _put(self, key: str, text: str, *, secret: bool = False, create_only: bool = False) -> bool:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": text.encode()}
+        if secret:
+            args["ServerSideEncryption"] = "aws:kms"
+            if self._kms_key:
+                args["SSEKMSKeyId"] = self._kms_key
+        if create_only:
+            args["IfNoneMatch"] = "*"
+        try:
+            self._s3.put_object(**args)
+            return True
+        except ClientError as exc:
+            if create_only and exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+
+    def _get_text(self, key: str, remember_etag: bool = False) -> str | None:
+        try:
+            got = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        if remember_etag:
+            self._etags[key] = got["ETag"]
+        return got["Body"].read().decode("utf-8")
+
+    def _require_text(self, key: str) -> str:
+        text = self._get_text(key)
+        if text is None:
+            raise StateError(key, "missing")
+        return text
+
+    def _get_json(self, key: str, remember_etag: bool = False) -> dict | None:
+        text = self._get_text(key, remember_etag)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StateError(key, f"not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise StateError(key, "not a JSON object")
+        return data
+
+
+def _meta(stored: StoredCertificate) -> dict[str, Any]:
+    info = stored.info
+    return {
+        "schema": SCHEMA,
+        "name": stored.name,
+        "version": stored.version,
+        "domains": list(stored.domains),
+        "key_type": stored.key_type.value,
+        "profile": stored.profile,
+        "directory": stored.directory,
+        "issued_at": stored.issued_at.isoformat(),
+        "serial": info.serial,
+        "not_before": info.not_before.isoformat(),
+        "not_after": info.not_after.isoformat(),
+        "names": list(info.names),
+        "issuer": info.issuer,
+        "deployment": stored.deployment.to_dict(),
+    }
+
+
+def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial) -> StoredCertificate:
+    info = CertificateInfo(
+        serial=meta["serial"],
+        not_before=dt.datetime.fromisoformat(meta["not_before"]),
+        not_after=dt.datetime.fromisoformat(meta["not_after"]),
+        names=tuple(meta["names"]),
+        issuer=meta["issuer"],
+        key_type=KeyType(meta["key_type"]),
+    )
+    return StoredCertificate(
+        name=meta["name"], version=meta["version"], domains=tuple(meta["domains"]),
+        key_type=KeyType(meta["key_type"]), profile=meta.get("profile"), directory=meta["directory"],
+        info=info, material=material, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
+        deployment=Deployment.from_dict(meta.get("deployment")))

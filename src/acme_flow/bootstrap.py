@@ -1,0 +1,161 @@
+"""The composition root: the only place that reads the environment and builds boto3 clients
+and adapters. The Lambda handler and the CLI both call `build_renewer`."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import LETSENCRYPT, parse_config
+from .errors import ConfigError, Problem, SettingsError
+from .models import Config
+from .renewal import Renewer
+
+PACKAGED_CONFIG = "certificates.yaml"
+BOTO_RETRIES = {"mode": "standard", "max_attempts": 8}
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_ref: str
+    state_bucket: str | None
+    state_kms_key: str | None
+    ca_bundle: str | None
+    dns_resolvers: str | None
+    region: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, config_ref: str | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            config_ref=config_ref or env.get("CERTRENEW_CONFIG") or default_config_path(env),
+            state_bucket=env.get("CERTRENEW_STATE_BUCKET") or None,
+            state_kms_key=env.get("CERTRENEW_STATE_KMS_KEY") or None,
+            ca_bundle=env.get("CERTRENEW_ACME_CA_BUNDLE") or None,
+            dns_resolvers=env.get("CERTRENEW_DNS_RESOLVERS") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+
+    def require_bucket(self) -> str:
+        if not self.state_bucket:
+            raise SettingsError("CERTRENEW_STATE_BUCKET is not set: name the S3 bucket that keeps "
+                                "the ACME account and certificates")
+        return self.state_bucket
+
+
+def default_config_path(env: Mapping[str, str]) -> str:
+    """The packaged certificates.yaml: next to the Lambda code, else in the working directory."""
+    task_root = env.get("LAMBDA_TASK_ROOT")
+    if task_root and (Path(task_root) / PACKAGED_CONFIG).exists():
+        return str(Path(task_root) / PACKAGED_CONFIG)
+    return PACKAGED_CONFIG
+
+
+class Clients:
+    """boto3 clients, made once each, with retries sized for real throttling."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._session = boto3.session.Session()
+        self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30)
+
+    @functools.lru_cache(maxsize=None)
+    def get(self, service: str, region: str | None = None) -> Any:
+        return self._session.client(service, region_name=region or self.region, config=self._boto_config)
+
+    @functools.lru_cache(maxsize=None)
+    def route53_for(self, role_arn: str | None) -> Any:
+        if not role_arn:
+            return self.get("route53")
+        creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName="certrenew")["Credentials"]
+        return boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        ).client("route53", region_name=self.region, config=self._boto_config)
+
+
+def load_config(settings: Settings, clients: Clients | None = None) -> Config:
+    """Read the config document from a file, `s3://bucket/key` or `ssm:/name`, and validate it."""
+    ref = settings.config_ref
+    try:
+        if ref.startswith("s3://"):
+            bucket, _, key = ref[5:].partition("/")
+            text = (clients or Clients(settings.region)).get("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        elif ref.startswith("ssm:"):
+            text = (clients or Clients(settings.region)).get("ssm").get_parameter(
+                Name=ref[4:], WithDecryption=True)["Parameter"]["Value"]
+        else:
+            text = Path(ref).read_bytes()
+    except (OSError, ClientError, BotoCoreError) as exc:
+        raise ConfigError([Problem("", f"cannot read the config: {exc}")], ref) from None
+    return parse_config(text, ref)
+
+
+def read_secret(ref: str, clients: Clients) -> str:
+    """Resolve an `ssm:/name` or `secretsmanager:name` reference (EAB HMAC keys)."""
+    try:
+        if ref.startswith("ssm:"):
+            return clients.get("ssm").get_parameter(Name=ref[4:], WithDecryption=True)["Parameter"]["Value"]
+        return clients.get("secretsmanager").get_secret_value(SecretId=ref.split(":", 1)[1])["SecretString"]
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigError([Problem("acme.eab.hmac_key", f"cannot read {ref}: {exc}")]) from None
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+def build_renewer(config: Config, settings: Settings, clients: Clients | None = None,
+                  clock: SystemClock | None = None) -> Renewer:
+    # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
+    from .adapters.acm import AcmImporter
+    from .adapters.acme_ca import AcmeCaAdapter
+    from .adapters.cloudfront import CloudFrontAttacher
+    from .adapters.dns_check import DnsPropagation, parse_resolvers
+    from .adapters.notify import NoNotifier, SnsNotifier
+    from .adapters.route53 import Route53Dns
+    from .adapters.s3_export import S3Exporter
+    from .adapters.s3_state import S3StateStore
+
+    clients = clients or Clients(settings.region)
+    acme = config.acme
+    eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None
+
+    def make_ca() -> AcmeCaAdapter:
+        return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab)
+
+    propagation = DnsPropagation(parse_resolvers(settings.dns_resolvers))
+    topic = config.notify.sns_topic_arn
+    return Renewer(
+        config=config,
+        state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
+        ca=make_ca,
+        dns=Route53Dns(clients.route53_for),
+        propagation=propagation,
+        importer=AcmImporter(lambda region: clients.get("acm", region)),
+        cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
+        exporter=S3Exporter(clients.get("s3"), settings.state_kms_key),
+        notifier=SnsNotifier(clients.get("sns", _region_of(topic)), topic) if topic else NoNotifier(),
+        clock=clock or SystemClock(),
+        check_name_servers=not propagation.uses_fixed_resolvers,
+    )
+
+
+def _region_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 else None

@@ -1,0 +1,204 @@
+"""ACME issuance for every certificate due in a run, with one DNS round for all of them.
+
+The steps, each logged once:
+  1. a fresh key, a CSR and a new order per certificate (concurrently);
+  2. locate the hosted zone of every `_acme-challenge` record;
+  3. publish all TXT values, one change batch per zone, and wait for INSYNC;
+  4. check the values are served by the zone's name servers (or the configured resolvers);
+  5. answer every challenge, then poll each order's authorizations to valid;
+  6. finalize each order and download the default and alternate chains;
+  7. (finally) delete every TXT value we published, also when anything failed;
+  8. choose the chain, verify chain, key and names before anything is stored.
+A failure of one certificate never stops the others: results map each name to
+`Issued` or the exception that ended it.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, TypeVar
+
+from . import pki
+from .errors import CertrenewError, PropagationTimeout, VerificationError
+from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Deadline
+from .ports import AcmeCa, Clock, DnsProvider, PendingOrder, PropagationCheck, TxtRecord
+
+log = logging.getLogger("certrenew.issuance")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Issued:
+    spec: CertificateSpec
+    material: CertificateMaterial = field(repr=False)
+    info: CertificateInfo
+    root: str  # issuer name of the chosen chain's root
+
+
+@dataclass
+class _Work:
+    """One certificate's progress through the run."""
+
+    spec: CertificateSpec
+    key_pem: str = field(default="", repr=False)
+    csr_pem: bytes = b""
+    order: PendingOrder | None = None
+    records: list[TxtRecord] = field(default_factory=list)
+    chains: tuple[str, ...] = ()
+
+
+@dataclass
+class Issuer:
+    ca: AcmeCa
+    dns: DnsProvider
+    propagation: PropagationCheck
+    clock: Clock
+    check_name_servers: bool = True  # False when fixed resolvers are configured
+    workers: int = 8
+
+    def issue_all(self, specs: list[CertificateSpec], deadline: Deadline) -> dict[str, Issued | Exception]:
+        results: dict[str, Issued | Exception] = {}
+        live = self._start_orders([_Work(s) for s in specs], results)
+        live = self._locate_records(live, results)
+        published: list[TxtRecord] = []
+        try:
+            records = [r for w in live for r in w.records]
+            if records:
+                log.info("publishing %d TXT values for %d certificates", len(records), len(live))
+                published = records
+                self.dns.present(records, deadline)
+                live = self._check_propagation(live, records, deadline, results)
+            live = self._answer_and_wait(live, deadline, results)
+            live = self._finalize(live, deadline, results)
+        except CertrenewError as exc:
+            for work in live:
+                results.setdefault(work.spec.name, exc)
+            live = []
+        finally:
+            if published:
+                self._cleanup(published)
+        for work in live:
+            results[work.spec.name] = _settle(lambda w=work: self._choose_and_verify(w))
+        return results
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _start_orders(self, works: list[_Work], results: dict) -> list[_Work]:
+        def start(work: _Work) -> _Work:
+            key = pki.generate_key(work.spec.key)
+            work.key_pem = pki.key_to_pem(key)
+            work.csr_pem = pki.make_csr(key, work.spec.domains)
+            work.order = self.ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile)
+            log.info("order %s for %s: %d challenges to answer", work.order.url, work.spec.name,
+                     len(work.order.challenges))
+            return work
+        return self._each(works, start, results, "ordering")
+
+    def _locate_records(self, works: list[_Work], results: dict) -> list[_Work]:
+        def locate(work: _Work) -> _Work:
+            assert work.order is not None
+            work.records = [self.dns.locate(c.record_name, c.value, work.spec) for c in work.order.challenges]
+            return work
+        return _keep(works, results, [(w, _settle(lambda w=w: locate(w))) for w in works], "zone lookup")
+
+    def _check_propagation(self, works: list[_Work], records: list[TxtRecord], deadline: Deadline,
+                           results: dict) -> list[_Work]:
+        servers = {}
+        if self.check_name_servers:
+            by_zone: dict[str, list[str]] = {}
+            for record in records:
+                if record.zone_id not in by_zone:
+                    by_zone[record.zone_id] = self.dns.name_servers(record)
+                servers[record.name] = by_zone[record.zone_id]
+        try:
+            self.propagation.wait_visible(records, servers, deadline)
+            log.info("all %d TXT values are visible", len(records))
+            return works
+        except PropagationTimeout as exc:
+            failed = [w for w in works if any(r.name in exc.missing for r in w.records)]
+            for work in failed:
+                results[work.spec.name] = exc
+            return [w for w in works if w not in failed]
+
+    def _answer_and_wait(self, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
+        def answer(work: _Work) -> _Work:
+            assert work.order is not None
+            for challenge in work.order.challenges:
+                self.ca.answer(challenge)
+            self.ca.wait_valid(work.order, deadline)
+            log.info("authorizations valid for %s", work.spec.name)
+            return work
+        return self._each(works, answer, results, "validation")
+
+    def _finalize(self, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
+        def finalize(work: _Work) -> _Work:
+            assert work.order is not None
+            work.chains = self.ca.finalize(work.order, work.csr_pem, deadline).fullchains
+            log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
+            return work
+        return self._each(works, finalize, results, "finalize")
+
+    def _cleanup(self, records: list[TxtRecord]) -> None:
+        try:
+            self.dns.remove(records)
+            log.info("removed %d TXT values", len(records))
+        except Exception as exc:  # cleanup must never hide the run's own outcome
+            log.error("could not remove TXT values (a later run sweeps them): %s", exc)
+
+    def _choose_and_verify(self, work: _Work) -> Issued:
+        fullchain = choose_chain(work.chains, work.spec.preferred_chain)
+        certs = pki.split_pem_chain(fullchain)
+        if not certs:
+            raise VerificationError("the CA returned no certificate")
+        material = CertificateMaterial(cert_pem=certs[0], chain_pem="".join(pki.strip_roots(certs[1:])),
+                                       key_pem=work.key_pem)
+        info = pki.verify_material(material, work.spec.domains, self.clock.now(), work.spec.key)
+        return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain))
+
+    def _each(self, works: list[_Work], fn: Callable[[_Work], _Work], results: dict,
+              step: str) -> list[_Work]:
+        outcomes = map_settled(fn, works, self.workers)
+        return _keep(works, results, list(zip(works, outcomes)), step)
+
+
+def choose_chain(fullchains: Iterable[str], preferred_root: str | None) -> str:
+    """The chain whose root issuer name matches `preferred_root`, else the CA's default (first)."""
+    chains = list(fullchains)
+    if not chains:
+        raise VerificationError("the CA returned no certificate chain")
+    if preferred_root:
+        for chain in chains:
+            if pki.chain_root_issuer(chain) == preferred_root:
+                return chain
+        log.info("no chain ends at %r; using the default chain", preferred_root)
+    return chains[0]
+
+
+def map_settled(fn: Callable[[T], R], items: list[T], workers: int) -> list[R | Exception]:
+    """Apply `fn` to each item concurrently; each result is the value or the exception raised."""
+    if not items:
+        return []
+    if len(items) == 1 or workers <= 1:
+        return [_settle(lambda i=i: fn(i)) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(lambda i: _settle(lambda: fn(i)), items))
+
+
+def _settle(thunk: Callable[[], R]) -> R | Exception:
+    try:
+        return thunk()
+    except Exception as exc:  # every failure belongs to its certificate
+        return exc
+
+
+def _keep(works: list[_Work], results: dict, outcomes: list[tuple[_Work, Any]], step: str) -> list[_Work]:
+    kept = []
+    for work, outcome in outcomes:
+        if isinstance(outcome, Exception):
+            log.warning("%s failed at %s: %s", work.spec.name, step, outcome)
+            results[work.spec.name] = outcome
+        else:
+            kept.append(work)
+    return kept

@@ -1,0 +1,319 @@
+"""Frozen value types shared by the core and the adapters. No I/O here."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .errors import DeadlineExceeded
+
+US_EAST_1 = "us-east-1"
+
+
+class KeyType(str, Enum):
+    EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+
+    @property
+    def is_ec(self) -> bool:
+        return self.value.startswith("ec-")
+
+    @property
+    def rsa_bits(self) -> int:
+        return int(self.value.split("-")[1]) if not self.is_ec else 0
+
+    @property
+    def cloudfront_compatible(self) -> bool:
+        """CloudFront accepts RSA 1024-4096 and EC P-256 only."""
+        return self is not KeyType.EC_P384
+
+
+@dataclass(frozen=True)
+class Eab:
+    kid: str
+    hmac_ref: str  # "ssm:/name" or "secretsmanager:name", never the secret itself
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    directory: str  # resolved URL
+    email: str | None = None
+    eab: Eab | None = None
+
+
+@dataclass(frozen=True)
+class DnsSpec:
+    hosted_zone_id: str | None = None
+    role_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class S3Export:
+    bucket: str
+    prefix: str
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    acm_regions: tuple[str, ...] = ()
+    cloudfront: tuple[str, ...] = ()
+    s3: S3Export | None = None
+
+    @property
+    def all_acm_regions(self) -> tuple[str, ...]:
+        """The configured regions, plus us-east-1 when CloudFront needs its copy there."""
+        regions = list(self.acm_regions)
+        if self.cloudfront and US_EAST_1 not in regions:
+            regions.append(US_EAST_1)
+        return tuple(regions)
+
+
+@dataclass(frozen=True)
+class CertificateSpec:
+    name: str
+    domains: tuple[str, ...]
+    key: KeyType = KeyType.EC_P256
+    profile: str | None = None
+    renew_before_days: int | None = None
+    preferred_chain: str | None = None
+    dns: DnsSpec = DnsSpec()
+    deploy: DeploySpec = DeploySpec()
+
+
+@dataclass(frozen=True)
+class NotifySpec:
+    sns_topic_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    acme: AcmeSettings
+    certificates: tuple[CertificateSpec, ...]
+    notify: NotifySpec = NotifySpec()
+    source: str = ""
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.certificates]
+
+
+# ---- certificates and state ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """What we read off an issued leaf certificate."""
+
+    serial: str  # lowercase hex, no separators
+    not_before: dt.datetime
+    not_after: dt.datetime
+    names: tuple[str, ...]
+    issuer: str
+    key_type: KeyType | None
+
+    @property
+    def lifetime(self) -> dt.timedelta:
+        return self.not_after - self.not_before
+
+
+@dataclass(frozen=True)
+class CertificateMaterial:
+    """PEM text of one issued certificate. `key_pem` never appears in repr or reports."""
+
+    cert_pem: str
+    chain_pem: str  # intermediates only, leaf's issuer first; never the root
+    key_pem: str = field(repr=False)
+
+    @property
+    def fullchain_pem(self) -> str:
+        return self.cert_pem + self.chain_pem
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One deploy target and what it holds: `acm:<region>`, `cloudfront:<id>` or `s3://bucket/prefix`."""
+
+    target: str
+    serial: str  # serial of the certificate deployed there
+    arn: str | None = None  # the ACM certificate ARN (imported, or attached to CloudFront)
+
+    def describe(self) -> str:
+        if self.target.startswith("acm:") and self.arn:
+            return f"acm:{self.arn}"
+        return self.target
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where certificates of one config entry have been deployed, and which serial each holds."""
+
+    placements: tuple[Placement, ...] = ()
+
+    def get(self, target: str) -> Placement | None:
+        return next((p for p in self.placements if p.target == target), None)
+
+    def acm_arn(self, region: str) -> str | None:
+        placement = self.get(f"acm:{region}")
+        return placement.arn if placement else None
+
+    def with_placement(self, placement: Placement) -> Deployment:
+        kept = tuple(p for p in self.placements if p.target != placement.target)
+        return Deployment(kept + (placement,))
+
+    def targets(self, serial: str | None = None) -> tuple[str, ...]:
+        return tuple(p.describe() for p in self.placements if serial is None or p.serial == serial)
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [{"target": p.target, "serial": p.serial, "arn": p.arn} for p in self.placements]
+
+    @classmethod
+    def from_dict(cls, data: list[dict[str, Any]] | None) -> Deployment:
+        return cls(tuple(Placement(d["target"], d["serial"], d.get("arn")) for d in data or ()))
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """The current certificate of one config entry, as kept in the state bucket."""
+
+    name: str
+    version: str
+    domains: tuple[str, ...]  # the requested set, in config order
+    key_type: KeyType
+    profile: str | None
+    directory: str
+    info: CertificateInfo
+    material: CertificateMaterial = field(repr=False)
+    issued_at: dt.datetime
+    deployment: Deployment = Deployment()
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """The ACME account for one CA directory. `key_pem` never leaves the state store/adapter."""
+
+    directory: str
+    url: str | None
+    key_pem: str = field(repr=False)
+    email: str | None = None
+
+
+# ---- planning and reporting ---------------------------------------------------------------
+
+
+class Action(str, Enum):
+    ISSUE = "issue"
+    DEPLOY = "deploy"  # redeploy the stored certificate, no new order
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class RenewalDecision:
+    name: str
+    action: Action
+    reason: str
+    renew_at: dt.datetime | None = None
+    is_renewal: bool = False  # a stored certificate exists and will be replaced
+
+
+class Outcome(str, Enum):
+    ISSUED = "issued"
+    RENEWED = "renewed"
+    DEPLOYED = "deployed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    PLANNED = "planned"  # plan and dry-run: would act
+
+
+@dataclass(frozen=True)
+class CertificateResult:
+    name: str
+    outcome: Outcome
+    reason: str
+    serial: str | None = None
+    not_after: dt.datetime | None = None
+    next_check: dt.datetime | None = None
+    targets: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "serial": self.serial,
+            "not_after": _iso(self.not_after),
+            "next_check": _iso(self.next_check),
+            "targets": list(self.targets),
+        }
+
+
+@dataclass(frozen=True)
+class RunReport:
+    results: tuple[CertificateResult, ...]
+    started: dt.datetime
+    finished: dt.datetime
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome is not Outcome.FAILED for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.results:
+            out[r.outcome.value] = out.get(r.outcome.value, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "counts": self.counts(),
+            "certificates": [r.to_dict() for r in self.results],
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# ---- time ---------------------------------------------------------------------------------
+
+
+class Deadline:
+    """A point in monotonic time by which a wait must give up. Pure: the clock is given."""
+
+    def __init__(self, clock: Any, seconds: float) -> None:
+        self._clock = clock
+        self._end = clock.monotonic() + max(0.0, seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock.monotonic())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def check(self, what: str) -> None:
+        if self.expired():
+            raise DeadlineExceeded(what)
+
+    def sleep(self, seconds: float, what: str) -> None:
+        """Sleep `seconds`, or raise DeadlineExceeded if the deadline comes first."""
+        if seconds >= self.remaining():
+            self._clock.sleep(self.remaining())
+            raise DeadlineExceeded(what)
+        self._clock.sleep(max(0.0, seconds))

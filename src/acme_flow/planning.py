@@ -1,0 +1,89 @@
+"""Is a certificate due, and why. Pure functions of the spec, the stored state and the time."""
+from __future__ import annotations
+
+import datetime as dt
+
+from .models import Action, CertificateSpec, RenewalDecision, StoredCertificate
+
+SHORT_LIFETIME = dt.timedelta(days=10)
+
+
+def fallback_renewal_time(not_before: dt.datetime, not_after: dt.datetime,
+                          renew_before_days: int | None = None) -> dt.datetime:
+    """When to renew without ARI: `renew_before_days` before expiry if set, else at 2/3 of the
+    lifetime (1/2 for lifetimes under 10 days, so a short-lived certificate keeps a margin)."""
+    if renew_before_days is not None:
+        return not_after - dt.timedelta(days=renew_before_days)
+    lifetime = not_after - not_before
+    fraction = 1 / 2 if lifetime < SHORT_LIFETIME else 2 / 3
+    return not_before + lifetime * fraction
+
+
+def wanted_targets(spec: CertificateSpec) -> list[str]:
+    """Every deploy target the config names, in deploy order (ACM first: CloudFront needs it)."""
+    targets = [f"acm:{r}" for r in spec.deploy.all_acm_regions]
+    targets += [f"cloudfront:{d}" for d in spec.deploy.cloudfront]
+    if spec.deploy.s3:
+        targets.append(spec.deploy.s3.location)
+    return targets
+
+
+def missing_targets(spec: CertificateSpec, stored: StoredCertificate) -> list[str]:
+    """Targets the config names that do not hold the stored certificate (absent or older)."""
+    missing = []
+    for target in wanted_targets(spec):
+        placement = stored.deployment.get(target)
+        if placement is None or placement.serial != stored.info.serial:
+            missing.append(target)
+    return missing
+
+
+def changed_request(spec: CertificateSpec, stored: StoredCertificate, directory: str) -> str | None:
+    """Why the stored certificate no longer matches what the config asks for, if it does not."""
+    if stored.directory != directory:
+        return f"CA changed: {stored.directory} -> {directory}"
+    wanted, have = set(spec.domains), set(stored.domains)
+    if wanted != have:
+        diff = [f"+{d}" for d in spec.domains if d not in have]
+        diff += [f"-{d}" for d in stored.domains if d not in wanted]
+        return "names changed: " + ", ".join(diff)
+    if spec.key is not stored.key_type:
+        return f"key type changed: {stored.key_type.value} -> {spec.key.value}"
+    if spec.profile != stored.profile:
+        return f"profile changed: {stored.profile or 'CA default'} -> {spec.profile or 'CA default'}"
+    return None
+
+
+def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.datetime, directory: str,
+           *, force: bool = False, lookahead: dt.timedelta = dt.timedelta(0)) -> RenewalDecision:
+    """The action for one certificate, with a reason a person can read.
+
+    `lookahead` is the time until the next scheduled check: a renewal time that falls before
+    it is acted on now, so a weekly schedule never sleeps through its window.
+    """
+    name = spec.name
+    if stored is None:
+        return RenewalDecision(name, Action.ISSUE, "no certificate yet")
+    if force:
+        return RenewalDecision(name, Action.ISSUE, "forced", is_renewal=True)
+    changed = changed_request(spec, stored, directory)
+    if changed:
+        return RenewalDecision(name, Action.ISSUE, changed, is_renewal=True)
+    info = stored.info
+    if now >= info.not_after:
+        return RenewalDecision(name, Action.ISSUE, f"expired {_fmt(info.not_after)}", is_renewal=True)
+    renew_at = fallback_renewal_time(info.not_before, info.not_after, spec.renew_before_days)
+    rule = (f"{spec.renew_before_days} days before expiry" if spec.renew_before_days is not None
+            else "1/2 of lifetime" if info.lifetime < SHORT_LIFETIME else "2/3 of lifetime")
+    if now + lookahead >= renew_at:
+        when = "passed" if now >= renew_at else "falls before the next check"
+        return RenewalDecision(name, Action.ISSUE, f"renewal time {_fmt(renew_at)} ({rule}) {when}",
+                               renew_at=renew_at, is_renewal=True)
+    missing = missing_targets(spec, stored)
+    if missing:
+        return RenewalDecision(name, Action.DEPLOY, "not deployed to " + ", ".join(missing), renew_at=renew_at)
+    return RenewalDecision(name, Action.NONE, f"renews at {_fmt(renew_at)} ({rule})", renew_at=renew_at)
+
+
+def _fmt(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

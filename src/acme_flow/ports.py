@@ -1,0 +1,137 @@
+"""The edges of the core, as Protocols. Adapters implement them; tests swap in fakes."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline, Deployment,
+                     RunReport, StoredCertificate)
+
+# ---- ACME -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dns01Challenge:
+    """One DNS-01 challenge: publish `value` as TXT at `record_name`, then answer it."""
+
+    domain: str  # as ordered, "*.example.com" for a wildcard
+    record_name: str  # "_acme-challenge.example.com"
+    value: str
+    handle: Any = field(default=None, compare=False, repr=False)  # the adapter's own object
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    url: str
+    domains: tuple[str, ...]
+    challenges: tuple[Dns01Challenge, ...]  # only for authorizations still pending
+    handle: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class IssuedChains:
+    """The CA's answer to a finalized order: the default chain first, then alternates."""
+
+    fullchains: tuple[str, ...]
+
+
+class AcmeCa(Protocol):
+    directory: str
+
+    def new_account_key(self, directory: str, email: str | None) -> AccountState:
+        """A fresh account key (not yet registered)."""
+
+    def use_account(self, account: AccountState) -> AccountState:
+        """Bind the key, registering it if the CA does not know it; returns the account with its URL."""
+
+    def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None) -> PendingOrder: ...
+
+    def answer(self, challenge: Dns01Challenge) -> None: ...
+
+    def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
+        """Poll the order's authorizations until all are valid; raise ValidationFailed."""
+
+    def finalize(self, order: PendingOrder, csr_pem: bytes, deadline: Deadline) -> IssuedChains: ...
+
+
+# ---- DNS --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxtRecord:
+    """A TXT value we publish, with the hosted zone that holds its name."""
+
+    name: str  # fqdn without trailing dot
+    value: str
+    zone_id: str
+    role_arn: str | None = None
+
+
+class DnsProvider(Protocol):
+    def locate(self, record_name: str, value: str, spec: CertificateSpec) -> TxtRecord:
+        """Find the hosted zone for a record (raises ZoneNotFound)."""
+
+    def present(self, records: list[TxtRecord], deadline: Deadline) -> None:
+        """Publish all records (one change batch per zone) and wait until Route53 is INSYNC."""
+
+    def remove(self, records: list[TxtRecord]) -> None:
+        """Delete exactly these values (one change batch per zone); never raises for missing ones."""
+
+    def name_servers(self, record: TxtRecord) -> list[str]:
+        """The authoritative name servers of the record's zone (host names)."""
+
+
+class PropagationCheck(Protocol):
+    def wait_visible(self, records: list[TxtRecord], name_servers: dict[str, list[str]],
+                     deadline: Deadline) -> None:
+        """Wait until every record's value is served (raises PropagationTimeout)."""
+
+
+# ---- state ------------------------------------------------------------------------------------
+
+
+class StateStore(Protocol):
+    def check_ready(self) -> None:
+        """Raise StateBucketMissing if the bucket is absent."""
+
+    def load_account(self, directory: str) -> AccountState | None: ...
+
+    def save_account(self, account: AccountState) -> None: ...
+
+    def load_certificate(self, name: str) -> StoredCertificate | None: ...
+
+    def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
+        """Write a new version, then flip the current pointer to it."""
+
+    def record_deployment(self, stored: StoredCertificate, deployment: Deployment) -> StoredCertificate: ...
+
+
+# ---- deploy, notify, time ---------------------------------------------------------------------
+
+
+class CertificateImporter(Protocol):
+    def import_certificate(self, region: str, material: CertificateMaterial, name: str,
+                           existing_arn: str | None) -> str:
+        """Import into ACM (re-import into `existing_arn` when given); returns the ARN."""
+
+
+class CloudFrontAttacher(Protocol):
+    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
+        """Point the distribution at the certificate; returns whether anything changed."""
+
+
+class Exporter(Protocol):
+    def export(self, bucket: str, prefix: str, material: CertificateMaterial) -> str: ...
+
+
+class Notifier(Protocol):
+    def notify(self, report: RunReport) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
