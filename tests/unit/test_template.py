@@ -1,0 +1,460 @@
+"""template.yaml: the stack's security properties and the renewer's least-privilege policy.
+
+Pure file reading: no AWS, no SAM CLI (tests/unit/test_sam_validate.py runs the linters)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import template_policy as tp  # noqa: E402
+
+# Actions that support no resource-level permission: the only ones allowed on "*".
+NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates"}
+
+# The full policy with every option on. Growing it is a decision: update this list knowingly.
+EXPECTED_ACTIONS = {
+    "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+    "kms:GenerateDataKey", "kms:Decrypt",
+    "route53:ListHostedZones", "route53:GetChange", "route53:GetHostedZone",
+    "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets",
+    "sts:AssumeRole",
+    "acm:ListCertificates", "acm:ImportCertificate", "acm:DescribeCertificate",
+    "acm:AddTagsToCertificate", "acm:DeleteCertificate",
+    "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution",
+    "sns:Publish", "events:PutEvents", "ssm:GetParameter", "secretsmanager:GetSecretValue",
+}
+
+ZONES = "Z0123456789ABC,Z0987654321DEF"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return tp.load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template) -> dict:
+    return template["Resources"]
+
+
+@pytest.fixture(scope="module")
+def function(resources) -> dict:
+    return resources["RenewerFunction"]["Properties"]
+
+
+def param_default(template, name):
+    return template["Parameters"][name]["Default"]
+
+
+def by_sid(statements):
+    return {s.sid: s for s in statements}
+
+
+# ------------------------------------------------------------------------------ loader
+
+
+def test_loader_expands_short_form_tags():
+    text = """
+    a: !Ref X
+    b: !Sub "x-${AWS::Region}"
+    c: !GetAtt Bucket.Arn
+    d: !If [Cond, !Split [",", !Join ["-", [p, q]]], !Ref AWS::NoValue]
+    e: !Select [0, !GetAZs ""]
+    f: !Not [!Equals [!Condition C, true]]
+    """
+    import yaml
+
+    data = yaml.load(text, Loader=tp.CfnYamlLoader)
+    assert data["a"] == {"Ref": "X"}
+    assert data["b"] == {"Fn::Sub": "x-${AWS::Region}"}
+    assert data["c"] == {"Fn::GetAtt": ["Bucket", "Arn"]}
+    assert data["d"] == {"Fn::If": ["Cond", {"Fn::Split": [",", {"Fn::Join": ["-", ["p", "q"]]}]}, {"Ref": "AWS::NoValue"}]}
+    assert data["e"] == {"Fn::Select": [0, {"Fn::GetAZs": ""}]}
+    assert data["f"] == {"Fn::Not": [{"Fn::Equals": [{"Condition": "C"}, True]}]}
+
+
+# ------------------------------------------------------------------------------ the function
+
+
+def test_template_is_sam(template):
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    functions = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions == ["RenewerFunction"]
+
+
+def test_function_runtime_and_entry_point(function, template):
+    assert function["CodeUri"] == "src/"
+    assert function["Handler"] == "handler.app.lambda_handler"
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Timeout"] == 900
+    assert function["MemorySize"] == {"Ref": "MemorySize"}
+    assert param_default(template, "MemorySize") == 512
+
+
+def test_one_renewer_at_a_time(function, template):
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES})
+    assert ctx.eval(function["ReservedConcurrentExecutions"]) == 1
+    # the escape hatch for accounts that cannot reserve concurrency drops the property
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES, "SingleConcurrentRun": "false"})
+    assert ctx.eval(function["ReservedConcurrentExecutions"]) is tp.NO_VALUE
+
+
+def test_crashed_run_is_not_retried_by_lambda(function):
+    assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+def test_environment(function, template):
+    env = function["Environment"]["Variables"]
+    assert env["CERTRENEW_STATE_BUCKET"] == {"Ref": "StateBucket"}
+    assert env["CERTRENEW_STATE_KMS_KEY"] == {"Fn::GetAtt": ["StateKey", "Arn"]}
+    assert env["CERTRENEW_CONFIG"] == {"Ref": "ConfigLocation"}
+    assert param_default(template, "ConfigLocation") == "certificates.yaml"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "certrenew"
+    assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert param_default(template, "LogLevel") == "INFO"
+    # the topic the function publishes to: the stack's own unless one is given
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES})
+    assert ctx.eval(env["CERTRENEW_SNS_TOPIC_ARN"]) == "{{NotificationTopic}}"
+    given = "arn:aws:sns:us-east-1:123456789012:ops"
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES, "NotificationTopicArn": given})
+    assert ctx.eval(env["CERTRENEW_SNS_TOPIC_ARN"]) == given
+
+
+def test_log_group_with_retention(function, resources, template):
+    group = resources["RenewerLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert param_default(template, "LogRetentionDays") == 90
+    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "RenewerLogGroup"}
+
+
+def test_weekly_schedule_v2(function, template):
+    events = function["Events"]
+    assert len(events) == 1
+    (event,) = events.values()
+    assert event["Type"] == "ScheduleV2"
+    props = event["Properties"]
+    assert props["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    assert param_default(template, "ScheduleExpression") == "rate(7 days)"
+    assert props["OmitName"] is True
+    assert json.loads(props["Input"]) == {"action": "renew"}
+    assert props["State"] == {"Ref": "ScheduleState"}
+    assert template["Parameters"]["ScheduleState"]["AllowedValues"] == ["ENABLED", "DISABLED"]
+    assert param_default(template, "ScheduleState") == "ENABLED"
+    assert "RetryPolicy" in props
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def test_state_key_rotates_and_account_administers_it(resources):
+    key = resources["StateKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    (statement,) = key["Properties"]["KeyPolicy"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert key["DeletionPolicy"] == "Retain"
+
+
+def test_state_bucket_is_versioned_and_retained(resources):
+    bucket = resources["StateBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_state_bucket_sse_kms_with_stack_key(resources):
+    (rule,) = resources["StateBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["StateKey", "Arn"]},
+    }
+    assert rule["BucketKeyEnabled"] is True
+
+
+def test_state_bucket_public_access_fully_blocked(resources):
+    props = resources["StateBucket"]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def test_state_bucket_lifecycle_never_expires_current_objects(resources, template):
+    rules = resources["StateBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(
+        r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == {"Ref": "NoncurrentVersionRetentionDays"}
+        for r in rules
+    )
+    assert param_default(template, "NoncurrentVersionRetentionDays") == 90
+    for rule in rules:
+        assert not {"ExpirationInDays", "ExpirationDate", "Transitions", "Transition"} & set(rule), rule
+
+
+def test_state_bucket_denies_plain_http(resources):
+    policy = resources["StateBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "StateBucket"}
+    denies = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    tls = [s for s in denies if s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+    assert len(tls) == 1
+    (statement,) = tls
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "s3:*"
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["StateBucket", "Arn"]},
+        {"Fn::Sub": "${StateBucket.Arn}/*"},
+    ]
+
+
+# ------------------------------------------------------------------------------ parameters
+
+
+def _names_used(value, found):
+    """Parameter/resource names a value refers to (Ref, GetAtt, ${...} in Sub)."""
+    if isinstance(value, dict):
+        for key, arg in value.items():
+            if key == "Ref":
+                found.add(arg)
+            elif key == "Fn::Sub":
+                text = arg if isinstance(arg, str) else arg[0]
+                found.update(n.split(".")[0] for n in re.findall(r"\$\{([^}!]+)\}", text))
+            _names_used(arg, found)
+    elif isinstance(value, list):
+        for item in value:
+            _names_used(item, found)
+    return found
+
+
+def test_every_parameter_is_documented_and_used(template):
+    used = _names_used([template.get("Conditions", {}), template["Resources"], template["Outputs"]], set())
+    for name, spec in template["Parameters"].items():
+        assert spec.get("Description", "").strip(), f"{name} has no Description"
+        assert name in used, f"parameter {name} is never used"
+    grouped = {
+        p for group in template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"] for p in group["Parameters"]
+    }
+    assert grouped == set(template["Parameters"])
+
+
+def test_optional_list_parameters_default_to_empty(template):
+    for name in ("DistributionIds", "DnsRoleArns"):
+        assert template["Parameters"][name]["Type"] == "CommaDelimitedList"
+        assert template["Parameters"][name]["Default"] == ""
+    assert template["Parameters"]["HostedZoneIds"]["Type"] == "CommaDelimitedList"
+    assert "Default" not in template["Parameters"]["HostedZoneIds"]  # required
+
+
+def test_outputs(template):
+    outputs = template["Outputs"]
+    assert outputs["RenewerFunctionName"]["Value"] == {"Ref": "RenewerFunction"}
+    assert outputs["RenewerFunctionArn"]["Value"] == {"Fn::GetAtt": ["RenewerFunction", "Arn"]}
+    assert outputs["StateBucketName"]["Value"] == {"Ref": "StateBucket"}
+    assert outputs["StateKeyArn"]["Value"] == {"Fn::GetAtt": ["StateKey", "Arn"]}
+    assert "NotificationTopicArn" in outputs
+
+
+# ------------------------------------------------------------------------------ the policy
+
+
+def test_statements_are_allow_with_unique_sids(template):
+    statements = tp.policy_statements(template)
+    sids = [s.sid for s in statements]
+    assert all(sids) and len(sids) == len(set(sids))
+    assert {s.effect for s in statements} == {"Allow"}
+
+
+def test_no_wildcard_actions(template):
+    for statement in tp.policy_statements(template):
+        for action in statement.actions:
+            service, _, name = action.partition(":")
+            assert service and name, action
+            assert "*" not in action and "?" not in action, f"{statement.sid}: wildcard action {action}"
+
+
+def test_star_resource_only_for_non_resource_scoped_actions(template):
+    for statement in tp.resolved_statements(tp.ALL_OPTIONS_PARAMETERS, template):
+        if "*" in statement.resources:
+            assert statement.resources == ("*",), statement
+            assert set(statement.actions) <= NON_RESOURCE_SCOPED, statement
+            assert not statement.conditions
+    star = {a for s in tp.resolved_statements(tp.ALL_OPTIONS_PARAMETERS, template) if "*" in s.resources for a in s.actions}
+    assert star == NON_RESOURCE_SCOPED
+
+
+def test_full_policy_is_exactly_the_expected_actions():
+    assert tp.allowed_actions() == EXPECTED_ACTIONS
+
+
+def test_state_permissions(template):
+    st = by_sid(tp.resolved_statements({}, template))
+    assert st["StateBucketList"].actions == ("s3:ListBucket",)
+    assert st["StateBucketList"].resources == ("{{StateBucket.Arn}}",)
+    assert set(st["StateObjects"].actions) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert st["StateObjects"].resources == ("{{StateBucket.Arn}}/*",)
+    assert set(st["StateKeyViaS3"].actions) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert st["StateKeyViaS3"].resources == ("{{StateKey.Arn}}",)
+
+
+def test_route53_writes_only_acme_txt_records_in_listed_zones(template):
+    (change,) = tp.statements_allowing("route53:ChangeResourceRecordSets", {"HostedZoneIds": ZONES})
+    assert change.actions == ("route53:ChangeResourceRecordSets",)
+    assert change.resources == (
+        "arn:aws:route53:::hostedzone/Z0123456789ABC",
+        "arn:aws:route53:::hostedzone/Z0987654321DEF",
+    )
+    assert change.conditions == {
+        "ForAllValues:StringLike": {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"],
+        },
+        "ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
+            "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
+        },
+    }
+    (read,) = tp.statements_allowing("route53:ListResourceRecordSets", {"HostedZoneIds": ZONES})
+    assert read.resources == change.resources
+    assert set(read.actions) == {"route53:GetHostedZone", "route53:ListResourceRecordSets"}
+    (get_change,) = tp.statements_allowing("route53:GetChange", {"HostedZoneIds": ZONES})
+    assert get_change.resources == ("arn:aws:route53:::change/*",)
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_zone_arns_follow_the_partition(template, partition):
+    statements = tp.resolved_statements({"HostedZoneIds": "ZA,ZB,ZC"}, template, pseudo={"AWS::Partition": partition})
+    (change,) = [s for s in statements if "route53:ChangeResourceRecordSets" in s.actions]
+    assert change.resources == tuple(f"arn:{partition}:route53:::hostedzone/{z}" for z in ("ZA", "ZB", "ZC"))
+
+
+def test_single_zone(template):
+    (change,) = tp.statements_allowing("route53:ChangeResourceRecordSets", {"HostedZoneIds": "Z1"})
+    assert change.resources == ("arn:aws:route53:::hostedzone/Z1",)
+
+
+def test_acm_permissions(template):
+    st = by_sid(tp.resolved_statements({}, template))
+    cert_arns = ("arn:aws:acm:*:123456789012:certificate/*",)
+    assert set(st["AcmImport"].actions) == {"acm:ImportCertificate", "acm:DescribeCertificate"}
+    assert st["AcmImport"].resources == cert_arns
+    # a re-import carries no tags: no request-tag condition may guard ImportCertificate
+    assert not st["AcmImport"].conditions
+    assert st["AcmTagOnImport"].resources == cert_arns
+    assert st["AcmTagOnImport"].conditions == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["certrenew:managed", "certrenew:name"]}
+    }
+    assert st["AcmDeleteManagedOnly"].actions == ("acm:DeleteCertificate",)
+    assert st["AcmDeleteManagedOnly"].conditions == {"StringEquals": {"aws:ResourceTag/certrenew:managed": "true"}}
+
+
+def test_cloudfront_only_for_listed_distributions(template):
+    assert not any(a.startswith("cloudfront:") for a in tp.allowed_actions({"HostedZoneIds": ZONES}))
+    (cf,) = tp.statements_allowing("cloudfront:UpdateDistribution", {"DistributionIds": "E2ABCDEF123456,E3XYZ"})
+    assert set(cf.actions) == {"cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution"}
+    assert cf.resources == (
+        "arn:aws:cloudfront::*:distribution/E2ABCDEF123456",
+        "arn:aws:cloudfront::*:distribution/E3XYZ",
+    )
+
+
+def test_cross_account_dns_roles_only_when_given(template):
+    assert "sts:AssumeRole" not in tp.allowed_actions({"HostedZoneIds": ZONES})
+    roles = "arn:aws:iam::111111111111:role/dns,arn:aws:iam::222222222222:role/dns"
+    (assume,) = tp.statements_allowing("sts:AssumeRole", {"DnsRoleArns": roles})
+    assert assume.resources == tuple(roles.split(","))
+
+
+def test_export_permissions_only_when_a_bucket_is_given(template):
+    st = by_sid(tp.resolved_statements({}, template))
+    assert "ExportObjects" not in st and "ExportKey" not in st
+    key = tp.ALL_OPTIONS_PARAMETERS["ExportKmsKeyArn"]
+    # a key without a bucket grants nothing
+    assert "ExportKey" not in by_sid(tp.resolved_statements({"ExportKmsKeyArn": key}, template))
+    st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs"}, template))
+    assert st["ExportObjects"].actions == ("s3:PutObject",)
+    assert st["ExportObjects"].resources == ("arn:aws:s3:::my-certs/*",)
+    assert "ExportKey" not in st
+    st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs", "ExportKmsKeyArn": key}, template))
+    assert st["ExportKey"].actions == ("kms:GenerateDataKey",)
+    assert st["ExportKey"].resources == (key,)
+
+
+def test_config_and_secret_reads(template):
+    st = by_sid(tp.resolved_statements({}, template))
+    assert "ConfigObject" not in st  # the packaged certificates.yaml needs no permission
+    assert st["ConfigAndEabParameters"].resources == ("arn:aws:ssm:us-east-1:123456789012:parameter/certrenew/*",)
+    assert st["EabSecrets"].resources == ("arn:aws:secretsmanager:us-east-1:123456789012:secret:certrenew/*",)
+    st = by_sid(tp.resolved_statements({"ConfigLocation": "s3://cfg-bucket/path/certificates.yaml"}, template))
+    assert st["ConfigObject"].actions == ("s3:GetObject",)
+    assert st["ConfigObject"].resources == ("arn:aws:s3:::cfg-bucket/path/certificates.yaml",)
+    st = by_sid(tp.resolved_statements({"ConfigLocation": "ssm:/certrenew/config"}, template))
+    assert "ConfigObject" not in st
+
+
+def test_notification_and_events(template):
+    st = by_sid(tp.resolved_statements({}, template))
+    assert st["Notify"].resources == ("{{NotificationTopic}}",)
+    given = "arn:aws:sns:eu-west-1:123456789012:ops"
+    st = by_sid(tp.resolved_statements({"NotificationTopicArn": given}, template))
+    assert st["Notify"].resources == (given,)
+    assert st["OutcomeEvents"].resources == ("arn:aws:events:us-east-1:123456789012:event-bus/default",)
+
+
+def test_topic_created_only_without_a_given_arn(resources, template):
+    assert resources["NotificationTopic"]["Condition"] == "CreateNotificationTopic"
+    assert tp.Context(template, {"HostedZoneIds": ZONES}).condition("CreateNotificationTopic")
+    assert not tp.Context(
+        template, {"HostedZoneIds": ZONES, "NotificationTopicArn": "arn:aws:sns:us-east-1:123456789012:x"}
+    ).condition("CreateNotificationTopic")
+
+
+# ------------------------------------------------------------------------------ the helper API
+
+
+def test_calls_map_to_granted_actions():
+    calls = [
+        ("s3", "HeadBucket"), ("s3", "get_object"), ("s3", "PutObject"), ("s3", "DeleteObject"),
+        ("route53", "ListHostedZones"), ("route53", "ChangeResourceRecordSets"), ("route53", "GetChange"),
+        ("acm", "ImportCertificate"), ("acm", "DescribeCertificate"), ("acm", "ListCertificates"),
+        ("cloudfront", "GetDistributionConfig"), ("cloudfront", "UpdateDistribution"),
+        ("sns", "Publish"), ("events", "PutEvents"), ("ssm", "GetParameter"),
+        ("secretsmanager", "GetSecretValue"), ("sts", "AssumeRole"),
+    ]
+    assert tp.missing_permissions(calls) == {}
+    assert tp.missing_permissions([("acm", "GetCertificate")]) == {("acm", "GetCertificate"): ("acm:GetCertificate",)}
+    with pytest.raises(KeyError, match="IAM_ACTIONS_BY_CALL"):
+        tp.actions_for_call("s3", "PutBucketPolicy")
+
+
+def test_every_mapped_action_names_a_real_service_prefix():
+    prefixes = {a.split(":")[0] for actions in tp.IAM_ACTIONS_BY_CALL.values() for a in actions}
+    assert prefixes <= {"s3", "kms", "route53", "sts", "acm", "cloudfront", "sns", "events", "ssm", "secretsmanager"}
+
+
+# ------------------------------------------------------------------------------ samconfig.toml
+
+
+def test_samconfig_deploy_defaults():
+    import tomllib
+
+    config = tomllib.loads((tp.REPO_ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    assert config["version"] == 0.1
+    default = config["default"]
+    assert default["global"]["parameters"]["stack_name"] == "certrenew"
+    assert default["build"]["parameters"] == {"cached": True, "parallel": True}
+    assert default["validate"]["parameters"]["lint"] is True
+    deploy = default["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["confirm_changeset"] is True
+    assert deploy["resolve_s3"] is True
