@@ -1,0 +1,387 @@
+"""A recording HTTP reverse proxy in front of moto (the devstack's AWS_ENDPOINT_URL).
+
+Run as `python -m devstack.aws_proxy --port P --moto-url URL [--route53-delay N]`.
+
+- Forwards every request to moto unchanged (method, path, query, headers incl. Host, body) and
+  returns moto's status, headers and body.
+- Records each call: service, region, operation, method, path, status, time (+ Route53 change batches).
+- Route53: gives every change a unique id and answers PENDING until `route53_delay` seconds after it.
+- Fault injection: `faults` rules answer an AWS-shaped error instead of forwarding.
+- Control endpoints under /_devstack/ (never forwarded): see `ControlApi`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import re
+import secrets
+import signal
+import threading
+import time
+from copy import deepcopy
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from devstack import aws_ops
+
+log = logging.getLogger("devstack.aws_proxy")
+
+CONTROL_PREFIX = "/_devstack/"
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+              "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
+JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
+
+
+@dataclass
+class Fault:
+    """Answer `count` matching calls (None: all) with an AWS error instead of forwarding them."""
+
+    service: str | None = None
+    operation: str | None = None
+    status: int = 400
+    code: str = "Throttling"
+    message: str = "Rate exceeded"
+    count: int | None = 1
+
+    def matches(self, service: str, operation: str) -> bool:
+        return (self.service in (None, service) and self.operation in (None, operation)
+                and (self.count is None or self.count > 0))
+
+    @classmethod
+    def from_json(cls, data: dict) -> Fault:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown fault keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class ProxyState:
+    """Everything the proxy remembers; guarded by `lock`."""
+
+    default_delay: float = 0.0
+    route53_delay: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    calls: list[dict] = field(default_factory=list)
+    changes: dict[str, float] = field(default_factory=dict)  # change id -> monotonic time it turns INSYNC
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def config(self) -> dict:
+        return {"route53_delay": self.route53_delay, "faults": [f.__dict__.copy() for f in self.faults]}
+
+    def update_config(self, data: dict) -> None:
+        unknown = set(data) - {"route53_delay", "faults"}
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        faults = [Fault.from_json(f) for f in data["faults"]] if "faults" in data else None
+        delay = float(data["route53_delay"]) if "route53_delay" in data else None
+        if delay is not None and delay < 0:
+            raise ValueError("route53_delay must be >= 0")
+        with self.lock:
+            if delay is not None:
+                self.route53_delay = delay
+            if faults is not None:
+                self.faults = faults
+
+    def reset_config(self) -> None:
+        with self.lock:
+            self.route53_delay, self.faults = self.default_delay, []
+            self.changes.clear()
+
+    def take_fault(self, service: str, operation: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(service, operation):
+                    if fault.count is not None:
+                        fault.count -= 1
+                    return deepcopy(fault)
+        return None
+
+    def record(self, call: dict) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def new_change(self) -> str:
+        change_id = "C" + secrets.token_hex(8).upper()
+        with self.lock:
+            self.changes[change_id] = time.monotonic() + self.route53_delay
+        return change_id
+
+    def change_pending(self, change_id: str) -> bool:
+        with self.lock:
+            ready_at = self.changes.get(change_id)
+        return ready_at is not None and time.monotonic() < ready_at
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query
+    raw_path: str  # with the query, as received
+    query: dict[str, list[str]]
+    headers: object  # email.message.Message (case-insensitive)
+    body: bytes
+    service: str = "unknown"
+    region: str = ""
+    operation: str = ""
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    reason: str = ""
+
+
+def error_response(req: Request, fault: Fault) -> Response:
+    """An error shaped the way the service's protocol sends it."""
+    request_id = secrets.token_hex(16)
+    protocol = aws_ops.protocol(req.service, req.query, req.headers, req.body)
+    if protocol == "json":
+        body = json.dumps({"__type": fault.code, "message": fault.message}).encode()
+        headers = [("Content-Type", JSON_CONTENT_TYPE), ("x-amzn-RequestId", request_id)]
+    elif protocol == "rest-json":
+        body = json.dumps({"message": fault.message}).encode()
+        headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", fault.code),
+                   ("x-amzn-RequestId", request_id)]
+    elif req.service == "s3":
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{fault.code}</Code>"
+                f"<Message>{fault.message}</Message><RequestId>{request_id}</RequestId></Error>").encode()
+        headers = [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)]
+    else:  # query protocol, route53, cloudfront
+        kind = "Sender" if fault.status < 500 else "Receiver"
+        body = (f"<?xml version=\"1.0\"?>\n<ErrorResponse><Error><Type>{kind}</Type><Code>{fault.code}</Code>"
+                f"<Message>{fault.message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>").encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+    return Response(fault.status, headers, body)
+
+
+class MotoForwarder:
+    """Sends a request to moto and reads the whole response."""
+
+    def __init__(self, moto_url: str, timeout: float = 60.0):
+        parts = urlsplit(moto_url)
+        self.host, self.port, self.timeout = parts.hostname, parts.port or 80, timeout
+
+    def forward(self, req: Request) -> Response:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.putrequest(req.method, req.raw_path, skip_host=True, skip_accept_encoding=True)
+            for name, value in req.headers.items():
+                if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                    conn.putheader(name, value)
+            if req.body or req.method in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(req.body)))
+            conn.endheaders(req.body or None)
+            resp = conn.getresponse()
+            body = resp.read()
+            return Response(resp.status, list(resp.getheaders()), body, resp.reason)
+        finally:
+            conn.close()
+
+
+def _set_status(body: bytes, status: str) -> bytes:
+    return re.sub(rb"<Status>[A-Z]+</Status>", f"<Status>{status}</Status>".encode(), body, count=1)
+
+
+class Route53Propagation:
+    """Unique change ids and PENDING-until-delay for ChangeResourceRecordSets / GetChange."""
+
+    def __init__(self, state: ProxyState):
+        self.state = state
+
+    def after_change(self, resp: Response) -> tuple[Response, str | None]:
+        if resp.status != 200:
+            return resp, None
+        change_id = self.state.new_change()
+        body = re.sub(rb"<Id>/change/[^<]*</Id>", f"<Id>/change/{change_id}</Id>".encode(), resp.body, count=1)
+        status = "PENDING" if self.state.change_pending(change_id) else "INSYNC"
+        return Response(resp.status, resp.headers, _set_status(body, status), resp.reason), change_id
+
+    def after_get_change(self, req: Request, resp: Response) -> Response:
+        change_id = aws_ops.route53_change_id(req.path)
+        if resp.status != 200 or not change_id or not self.state.change_pending(change_id):
+            return resp
+        return Response(resp.status, resp.headers, _set_status(resp.body, "PENDING"), resp.reason)
+
+
+class ControlApi:
+    """GET /_devstack/calls[?service=&operation=], POST /_devstack/calls/reset,
+    GET|POST /_devstack/config, POST /_devstack/config/reset, POST /_devstack/reset (both),
+    GET /_devstack/health."""
+
+    def __init__(self, state: ProxyState):
+        self.state = state
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, object]:
+        route = (method, path[len(CONTROL_PREFIX):].rstrip("/"))
+        try:
+            return self._dispatch(route, query, body)
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            return 400, {"error": str(exc)}
+
+    def _dispatch(self, route, query, body) -> tuple[int, object]:
+        state = self.state
+        if route == ("GET", "health"):
+            return 200, {"ok": True}
+        if route == ("GET", "calls"):
+            with state.lock:
+                calls = list(state.calls)
+            return 200, [c for c in calls if _call_matches(c, query)]
+        if route == ("POST", "calls/reset"):
+            with state.lock:
+                state.calls.clear()
+            return 200, {"ok": True}
+        if route == ("GET", "config"):
+            with state.lock:
+                return 200, state.config()
+        if route == ("POST", "config"):
+            state.update_config(json.loads(body or b"{}"))
+            with state.lock:
+                return 200, state.config()
+        if route == ("POST", "config/reset"):
+            state.reset_config()
+            return 200, state.config()
+        if route == ("POST", "reset"):
+            state.reset_config()
+            with state.lock:
+                state.calls.clear()
+            return 200, state.config()
+        return 404, {"error": f"no control endpoint {route[0]} {CONTROL_PREFIX}{route[1]}"}
+
+
+def _call_matches(call: dict, query: dict[str, list[str]]) -> bool:
+    return all(call.get(key) in values for key, values in query.items() if key in ("service", "operation"))
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "certrenew-devstack-aws-proxy"
+    # set on the subclass built by make_server
+    state: ProxyState
+    forwarder: MotoForwarder
+
+    def log_message(self, fmt: str, *args) -> None:
+        log.debug("%s " + fmt, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _handle(self) -> None:
+        started = time.time()
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        body = self._read_body()
+        if parts.path.startswith(CONTROL_PREFIX):
+            status, payload = ControlApi(self.state).handle(self.command, parts.path, query, body)
+            data = json.dumps(payload, indent=1).encode()
+            self._send(Response(status, [("Content-Type", "application/json")], data))
+            return
+        req = Request(self.command, parts.path, self.path, query, self.headers, body)
+        req.service, req.region = aws_ops.service_and_region(self.headers, query)
+        req.operation = aws_ops.operation_name(req.service, req.method, req.path, query, self.headers, body)
+        try:
+            resp, extra = self._answer(req)
+        except Exception as exc:  # noqa: BLE001 - a proxy bug must show as a clear 500, not a dropped connection
+            log.exception("proxy failure on %s %s", req.method, req.raw_path)
+            resp, extra = Response(500, [("Content-Type", "application/json")],
+                                   json.dumps({"message": f"devstack proxy error: {exc!r}"}).encode()), {}
+        # Recorded before the answer goes out, so a test sees the call as soon as boto3 returns.
+        self.state.record({
+            "service": req.service, "region": req.region, "operation": req.operation, "method": req.method,
+            "path": req.path, "status": resp.status, "time": started,
+            "duration_ms": round((time.time() - started) * 1000, 1), **extra,
+        })
+        self._send(resp, head=req.method == "HEAD")
+
+    def _answer(self, req: Request) -> tuple[Response, dict]:
+        extra: dict = {}
+        is_change = req.service == "route53" and req.operation == "ChangeResourceRecordSets"
+        if is_change:
+            extra = {"zone_id": aws_ops.route53_zone_id(req.path), "changes": aws_ops.parse_change_batch(req.body)}
+        fault = self.state.take_fault(req.service, req.operation)
+        if fault:
+            return error_response(req, fault), {**extra, "fault": fault.code}
+        try:
+            resp = self.forwarder.forward(req)
+        except OSError as exc:
+            log.error("moto unreachable for %s %s: %s", req.method, req.raw_path, exc)
+            body = json.dumps({"message": f"devstack proxy: moto unreachable: {exc}"}).encode()
+            return Response(502, [("Content-Type", "application/json")], body), extra
+        propagation = Route53Propagation(self.state)
+        if is_change:
+            resp, change_id = propagation.after_change(resp)
+            extra["change_id"] = change_id
+        elif req.service == "route53" and req.operation == "GetChange":
+            resp = propagation.after_get_change(req, resp)
+        return resp, extra
+
+    def _send(self, resp: Response, head: bool = False) -> None:
+        self.send_response(resp.status, resp.reason or None)
+        for name, value in resp.headers:
+            lower = name.lower()
+            if lower in HOP_BY_HOP or (lower == "content-length" and not head) or lower in ("server", "date"):
+                continue
+            self.send_header(name, value)
+        if not head:
+            self.send_header("Content-Length", str(len(resp.body)))
+        elif not any(n.lower() == "content-length" for n, _ in resp.headers):
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if not head and resp.body:
+            self.wfile.write(resp.body)
+
+
+def make_server(port: int, moto_url: str, route53_delay: float = 0.0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    state = ProxyState(default_delay=route53_delay, route53_delay=route53_delay)
+    handler = type("BoundProxyHandler", (ProxyHandler,), {"state": state, "forwarder": MotoForwarder(moto_url)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--moto-url", required=True)
+    parser.add_argument("--route53-delay", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = make_server(args.port, args.moto_url, args.route53_delay, args.host)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    log.info("AWS proxy on %s:%d -> %s (route53 delay %.1fs)", args.host, args.port, args.moto_url, args.route53_delay)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""A DNS server (UDP and TCP) that answers from the hosted zones in moto's Route53.
+
+Run as `python -m devstack.dns_bridge --port P --moto-url URL`. Zones and records are read
+fresh from moto for every query, so a record written a moment ago is answered at once.
+Authoritative answers (AA) for the longest-matching zone, CNAME chasing across our zones,
+NXDOMAIN / NODATA with the zone's SOA in the authority section, REFUSED outside our zones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import threading
+from dataclasses import dataclass, field
+
+import boto3
+from botocore.config import Config
+from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+log = logging.getLogger("devstack.dns_bridge")
+
+MAX_CNAME_CHAIN = 8
+_MOTO_SOA_WRAPPED = re.compile(r"^\{'Value': '(.*)'\}$")  # moto 5.2 stores the default SOA like this
+_OCTAL_ESCAPE = re.compile(r"\\(\d{3})")
+
+
+def normalize_name(name: str) -> str:
+    """Lowercase, absolute (trailing dot), Route53 octal escapes decoded (`\\052` -> `*`)."""
+    name = _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), name.strip()).lower()
+    return name if name.endswith(".") else name + "."
+
+
+def is_within(name: str, zone: str) -> bool:
+    return zone == "." or name == zone or name.endswith("." + zone)
+
+
+@dataclass
+class Zone:
+    name: str
+    zone_id: str
+    records: dict[str, list[RR]] = field(default_factory=dict)  # owner name -> RRs (all types)
+
+    def soa(self) -> list[RR]:
+        return [rr for rr in self.records.get(self.name, []) if rr.rtype == QTYPE.SOA] or [_default_soa(self.name)]
+
+    def name_exists(self, name: str) -> bool:
+        """True for owners and for empty non-terminals (names with records below them)."""
+        return name in self.records or any(owner.endswith("." + name) for owner in self.records)
+
+    def lookup(self, name: str) -> list[RR] | None:
+        """Records at `name` (synthesized from a wildcard if needed), or None if the name does not exist."""
+        if name in self.records:
+            return self.records[name]
+        if self.name_exists(name):
+            return []
+        wildcard = self._wildcard_for(name)
+        if wildcard is None:
+            return None
+        return [_renamed(rr, name) for rr in self.records[wildcard]]
+
+    def _wildcard_for(self, name: str) -> str | None:
+        """The `*.<closest encloser>` owner that covers `name` (RFC 4592), if any."""
+        encloser = name
+        while encloser != self.name:
+            encloser = encloser.split(".", 1)[1]
+            if self.name_exists(encloser):
+                break
+        candidate = "*." + encloser
+        return candidate if candidate in self.records else None
+
+
+def _default_soa(zone: str) -> RR:
+    return RR.fromZone(f"{zone} 60 IN SOA ns-2048.awsdns-64.com. hostmaster.{zone} 1 7200 900 1209600 60")[0]
+
+
+def _renamed(rr: RR, name: str) -> RR:
+    return RR(rname=name, rtype=rr.rtype, rclass=rr.rclass, ttl=rr.ttl, rdata=rr.rdata)
+
+
+def _absolute_target(rtype: str, value: str) -> str:
+    """Route53 names in values are absolute even without the trailing dot."""
+    if rtype in ("CNAME", "NS", "PTR") and not value.endswith("."):
+        return value + "."
+    return value
+
+
+def records_from_rrset(rrset: dict) -> list[RR]:
+    """Turn one Route53 ResourceRecordSet into dnslib RRs (unparseable values are skipped)."""
+    rtype, ttl = rrset["Type"], rrset.get("TTL", 300)
+    owner = normalize_name(rrset["Name"])
+    out: list[RR] = []
+    for item in rrset.get("ResourceRecords", []):
+        value = item["Value"]
+        wrapped = _MOTO_SOA_WRAPPED.match(value)
+        value = _absolute_target(rtype, wrapped.group(1) if wrapped else value)
+        try:
+            out.extend(RR.fromZone(f"{owner} {ttl} IN {rtype} {value}"))
+        except Exception as exc:  # noqa: BLE001 - one bad value must not break the zone
+            log.warning("skipping %s %s %r: %s", owner, rtype, value, exc)
+    return out
+
+
+class Route53Source:
+    """Reads hosted zones and their records from moto."""
+
+    def __init__(self, moto_url: str):
+        self._client = boto3.client(
+            "route53",
+            endpoint_url=moto_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5),
+        )
+
+    def zone_names(self) -> list[tuple[str, str]]:
+        """(normalized name, zone id) of every hosted zone."""
+        zones: list[tuple[str, str]] = []
+        for page in self._client.get_paginator("list_hosted_zones").paginate():
+            zones.extend((normalize_name(z["Name"]), z["Id"]) for z in page["HostedZones"])
+        return zones
+
+    def load(self, name: str, zone_id: str) -> Zone:
+        zone = Zone(name, zone_id)
+        for page in self._client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+            for rrset in page["ResourceRecordSets"]:
+                for rr in records_from_rrset(rrset):
+                    zone.records.setdefault(str(rr.rname).lower(), []).append(rr)
+        return zone
+
+
+class QueryView:
+    """The zones as seen by one query: the zone list is read once, each zone's records on first use."""
+
+    def __init__(self, source: Route53Source):
+        self._source = source
+        self._zones = source.zone_names()
+        self._loaded: dict[str, Zone] = {}
+
+    def zone_for(self, name: str) -> Zone | None:
+        matches = [(zname, zid) for zname, zid in self._zones if is_within(name, zname)]
+        if not matches:
+            return None
+        zname, zid = max(matches, key=lambda m: len(m[0]))
+        if zid not in self._loaded:
+            self._loaded[zid] = self._source.load(zname, zid)
+        return self._loaded[zid]
+
+
+@dataclass
+class Answer:
+    rcode: int = RCODE.NOERROR
+    authoritative: bool = True
+    answer: list[RR] = field(default_factory=list)
+    authority: list[RR] = field(default_factory=list)
+
+
+def resolve_name(view: QueryView, name: str, qtype: int) -> Answer:
+    """Answer `qtype` for `name` from our zones, chasing CNAMEs that stay within them."""
+    result = Answer()
+    seen: set[str] = set()
+    first = True
+    while True:
+        zone = view.zone_for(name)
+        if zone is None:
+            if first:
+                result.rcode, result.authoritative = RCODE.REFUSED, False
+            return result  # a CNAME leaving our zones: the client chases it
+        records = zone.lookup(name)
+        if records is None:
+            result.rcode, result.authority = RCODE.NXDOMAIN, zone.soa()
+            return result
+        cname = [rr for rr in records if rr.rtype == QTYPE.CNAME]
+        if cname and qtype not in (QTYPE.CNAME, QTYPE.ANY):
+            result.answer.extend(cname)
+            seen.add(name)
+            name = str(cname[0].rdata.label).lower()
+            first = False
+            if name in seen or len(seen) >= MAX_CNAME_CHAIN:
+                return result
+            continue
+        matching = [rr for rr in records if qtype == QTYPE.ANY or rr.rtype == qtype]
+        result.answer.extend(matching)
+        if not matching:
+            result.authority = zone.soa()
+        return result
+
+
+class Route53Resolver(BaseResolver):
+    """dnslib resolver backed by moto's Route53."""
+
+    def __init__(self, source: Route53Source):
+        self._source = source
+
+    def resolve(self, request: DNSRecord, handler) -> DNSRecord:
+        reply = request.reply()
+        reply.header.aa, reply.header.ra = 0, 0  # authoritative only, no recursion
+        qname = str(request.q.qname).lower()
+        qtype = request.q.qtype
+        try:
+            result = resolve_name(QueryView(self._source), qname, qtype)
+        except Exception:  # noqa: BLE001 - moto unreachable or broken
+            log.exception("lookup of %s %s failed", qname, QTYPE.get(qtype))
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        reply.header.rcode = result.rcode
+        reply.header.aa = int(result.authoritative)
+        for rr in result.answer:
+            reply.add_answer(rr)
+        for rr in result.authority:
+            reply.add_auth(rr)
+        log.info(
+            "%s %s %s -> %s %s",
+            handler.protocol,
+            qname,
+            QTYPE.get(qtype),
+            RCODE.get(result.rcode),
+            [f"{rr.rname} {QTYPE.get(rr.rtype)} {rr.rdata}" for rr in result.answer],
+        )
+        return reply
+
+
+def serve(port: int, moto_url: str, host: str = "127.0.0.1") -> list[DNSServer]:
+    """Start the UDP and TCP servers in background threads and return them."""
+    resolver = Route53Resolver(Route53Source(moto_url))
+    quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,+error,-data", prefix=False)
+    servers = [DNSServer(resolver, port=port, address=host, tcp=tcp, logger=quiet) for tcp in (False, True)]
+    for server in servers:
+        server.start_thread()
+    return servers
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--moto-url", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    servers = serve(args.port, args.moto_url, args.host)
+    log.info("DNS bridge on %s:%d (UDP+TCP), zones from %s", args.host, args.port, args.moto_url)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    for server in servers:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Helpers for tests: read and steer the devstack AWS proxy through its /_devstack/ endpoints."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 only, never a proxy
+
+
+def _request(endpoint: str, path: str, payload: dict | None = None, method: str | None = None):
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(endpoint.rstrip("/") + "/_devstack/" + path, data=data,
+                                     method=method or ("POST" if data is not None else "GET"),
+                                     headers={"Content-Type": "application/json"})
+    with _OPENER.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def calls(endpoint: str, service: str | None = None, operation: str | None = None) -> list[dict]:
+    """Recorded calls, oldest first: service, region, operation, method, path, status, time, duration_ms
+    (+ zone_id, changes, change_id for ChangeResourceRecordSets; fault when a fault rule answered)."""
+    query = urllib.parse.urlencode({k: v for k, v in (("service", service), ("operation", operation)) if v})
+    return _request(endpoint, "calls" + (f"?{query}" if query else ""))
+
+
+def reset_calls(endpoint: str) -> None:
+    _request(endpoint, "calls/reset", method="POST")
+
+
+def reset(endpoint: str) -> dict:
+    """Forget recorded calls, faults and pending changes; route53_delay back to the start-up value."""
+    return _request(endpoint, "reset", method="POST")
+
+
+def get_config(endpoint: str) -> dict:
+    return _request(endpoint, "config")
+
+
+def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None) -> dict:
+    """Change the delay and/or replace the fault rules; returns the new config."""
+    payload: dict = {}
+    if route53_delay is not None:
+        payload["route53_delay"] = route53_delay
+    if faults is not None:
+        payload["faults"] = faults
+    return _request(endpoint, "config", payload)
+
+
+def change_batches(endpoint: str, zone_id: str | None = None) -> list[dict]:
+    """Successful ChangeResourceRecordSets calls (optionally of one zone; "/hostedzone/" prefix allowed)."""
+    wanted = zone_id.rsplit("/", 1)[-1] if zone_id else None
+    return [c for c in calls(endpoint, "route53", "ChangeResourceRecordSets")
+            if c["status"] == 200 and "fault" not in c and (wanted is None or c.get("zone_id") == wanted)]
