@@ -79,6 +79,8 @@ def service_and_region(headers, query: dict[str, list[str]]) -> tuple[str, str]:
     scoped = _QUERY_CREDENTIAL.match(query.get("X-Amz-Credential", [""])[0])
     if scoped:
         return scoped.group(2), scoped.group(1)
+    if "AWSAccessKeyId" in query or headers.get("Authorization", "").startswith("AWS "):
+        return "s3", ""  # SigV2 (S3 presigned URLs): no scope, only S3 still accepts it
     return "unknown", ""
 
 

@@ -31,7 +31,7 @@ _AWS_VARS_TO_DROP = (
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if _HERE in Path(str(item.fspath)).resolve().parents:
+        if _HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.integration)
 
 
