@@ -26,6 +26,7 @@ acme:
   email: ops@example.test
 defaults:
   key: ec-p256
+  profile: default      # Pebble picks a random profile when none is named; this one is 90 days
 certificates:
   - name: example-site
     domains: [example.test, "*.example.test"]

@@ -57,6 +57,7 @@ class Issuer:
     clock: Clock
     check_name_servers: bool = True  # False when fixed resolvers are configured
     workers: int = 8
+    propagation_timeout: float = 300.0  # and never more than half the time left
 
     def issue_all(self, specs: list[CertificateSpec], deadline: Deadline) -> dict[str, Issued | Exception]:
         results: dict[str, Issued | Exception] = {}
@@ -113,7 +114,8 @@ class Issuer:
                     by_zone[record.zone_id] = self.dns.name_servers(record)
                 servers[record.name] = by_zone[record.zone_id]
         try:
-            self.propagation.wait_visible(records, servers, deadline)
+            limit = deadline.within(min(self.propagation_timeout, deadline.remaining() / 2))
+            self.propagation.wait_visible(records, servers, limit)
             log.info("all %d TXT values are visible", len(records))
             return works
         except PropagationTimeout as exc:

@@ -304,6 +304,10 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self._end - self._clock.monotonic())
 
+    def within(self, seconds: float) -> Deadline:
+        """A deadline `seconds` from now, never later than this one."""
+        return Deadline(self._clock, min(seconds, self.remaining()))
+
     def expired(self) -> bool:
         return self.remaining() <= 0
 

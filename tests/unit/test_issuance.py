@@ -159,3 +159,31 @@ def test_map_settled_keeps_exceptions_per_item():
 
     out = map_settled(fn, [1, 2, 3], workers=3)
     assert out[0] == 10 and out[2] == 30 and isinstance(out[1], ValueError)
+
+
+class SlowPropagation:
+    """Never sees one record; records how long it was allowed to wait."""
+
+    def __init__(self, clock):
+        self.clock, self.allowed = clock, None
+
+    def wait_visible(self, records, servers, deadline):
+        from acme_flow.errors import PropagationTimeout
+
+        self.allowed = deadline.remaining()
+        deadline._clock.sleep(deadline.remaining())
+        raise PropagationTimeout({"_acme-challenge.example.org": ["127.0.0.1:53"]})
+
+
+def test_propagation_failure_of_one_zone_leaves_time_for_the_others():
+    clock = FakeClock()
+    dns = FakeDns()
+    slow = SlowPropagation(clock)
+    iss = Issuer(ca=FakeCA(MiniCA()), dns=dns, propagation=slow, clock=clock, propagation_timeout=300)
+    deadline = Deadline(clock, 900)
+    results = iss.issue_all([SITE, OTHER], deadline)
+    assert slow.allowed == 300
+    assert "not confirmed" in str(results["other"])
+    assert not isinstance(results["site"], Exception)
+    assert deadline.remaining() == 600
+    assert dns.removed == dns.presented
