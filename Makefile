@@ -44,8 +44,8 @@ validate: $(SAM)
 test: $(STAMP) $(PEBBLE) $(SAM)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) CERTRENEW_SAM=$(abspath $(SAM)) $(BIN)/pytest $(PYTEST_ARGS)
 
-unit: $(STAMP)
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+unit: $(STAMP) $(SAM)
+	CERTRENEW_SAM=$(abspath $(SAM)) $(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 demo: $(STAMP) $(PEBBLE)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/certrenew demo

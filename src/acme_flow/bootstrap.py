@@ -31,6 +31,8 @@ class Settings:
     ca_bundle: str | None
     dns_resolvers: str | None
     region: str
+    sns_topic_arn: str | None = None
+    export_kms_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, config_ref: str | None = None) -> Settings:
@@ -42,6 +44,8 @@ class Settings:
             ca_bundle=env.get("CERTRENEW_ACME_CA_BUNDLE") or None,
             dns_resolvers=env.get("CERTRENEW_DNS_RESOLVERS") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            sns_topic_arn=env.get("CERTRENEW_SNS_TOPIC_ARN") or None,
+            export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or env.get("CERTRENEW_STATE_KMS_KEY") or None,
         )
 
     def require_bucket(self) -> str:
@@ -140,7 +144,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab)
 
     propagation = DnsPropagation(parse_resolvers(settings.dns_resolvers))
-    topic = config.notify.sns_topic_arn
+    topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     return Renewer(
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
@@ -149,7 +153,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         propagation=propagation,
         importer=AcmImporter(lambda region: clients.get("acm", region)),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
-        exporter=S3Exporter(clients.get("s3"), settings.state_kms_key),
+        exporter=S3Exporter(clients.get("s3"), settings.export_kms_key),
         notifier=SnsNotifier(clients.get("sns", _region_of(topic)), topic) if topic else NoNotifier(),
         clock=clock or SystemClock(),
         check_name_servers=not propagation.uses_fixed_resolvers,
