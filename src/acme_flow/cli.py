@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -102,9 +103,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         raise InputError(f"cannot read the event file {args.event}: {exc}") from None
     from handler.app import lambda_handler  # the real handler, as `sam local invoke` runs it
 
+    _logs_to_stderr()  # like `sam local invoke`: logs on stderr, the result alone on stdout
     result = lambda_handler(event, LocalContext(args.timeout))
     print(json.dumps(result, indent=2))
     return 0 if result.get("ok", True) else 1
+
+
+def _logs_to_stderr() -> None:
+    for handler in logging.getLogger("certrenew").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
 
 
 class LocalContext:
@@ -150,10 +158,14 @@ def cmd_devstack(args: argparse.Namespace) -> int:
 
 
 def _exports(env: dict[str, str]) -> str:
-    return "\n".join(f"export {k}={v}" for k, v in sorted(env.items()))
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from devstack import demo
 
     return demo.run(keep=args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,10 @@
 """Lambda entry point: parse the event, build the renewer, run it, return the report."""
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from acme_flow import bootstrap
 from acme_flow.models import Deadline
@@ -15,9 +13,8 @@ from handler.events import parse_event
 
 CLEANUP_MARGIN_SECONDS = 60  # kept back from the Lambda's remaining time to clean up DNS records
 
+# The core logs to `certrenew.*` loggers: children of this one, so they share its JSON format.
 logger = Logger(service="certrenew")
-logging.getLogger("certrenew")  # the core's loggers are its children: give them Powertools' format
-copy_config_to_registered_loggers(source_logger=logger, include={"certrenew"})
 
 
 @logger.inject_lambda_context(log_event=False)

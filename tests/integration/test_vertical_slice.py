@@ -7,7 +7,7 @@ import pytest
 
 from acme_flow import pki
 from devstack import pebble_client, proxy_client, world
-from helpers import EXPORT_BUCKET, STATE_BUCKET, make_world
+from devstack_world import EXPORT_BUCKET, STATE_BUCKET, make_world
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 - `stack` (session): one devstack for the whole run, always stopped at the end.
 - `aws` (function): moto wiped, proxy calls/config reset, the stack's environment set; returns the stack.
 - `restart_pebble` (function): restart Pebble with other settings; restored to the defaults afterwards.
-Every test in tests/integration is marked `integration`.
+Every test in tests/integration, tests/handler and tests/faults is marked `integration`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 from devstack import proxy_client
 from devstack import stack as devstack
 
-_HERE = Path(__file__).resolve().parent
+_TESTS = Path(__file__).resolve().parent
+_ON_DEVSTACK = [_TESTS / d for d in ("integration", "handler", "faults")]
 
 # Variables that would send boto3 elsewhere or make it read a developer's profile.
 _AWS_VARS_TO_DROP = (
@@ -31,7 +32,8 @@ _AWS_VARS_TO_DROP = (
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if _HERE in Path(item.path).resolve().parents:
+        parents = Path(item.path).resolve().parents
+        if any(d in parents for d in _ON_DEVSTACK):
             item.add_marker(pytest.mark.integration)
 
 
