@@ -25,6 +25,8 @@ def make_cert(subject: str, issuer_name: str, public_key, signing_key, *, ca: bo
                .public_key(public_key).serial_number(x509.random_serial_number())
                .not_valid_before(not_before).not_valid_after(not_before + dt.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
     return builder.sign(signing_key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()

@@ -33,6 +33,7 @@ class Settings:
     region: str
     sns_topic_arn: str | None = None
     export_kms_key: str | None = None
+    check_interval: dt.timedelta = dt.timedelta(days=7)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, config_ref: str | None = None) -> Settings:
@@ -46,6 +47,7 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             sns_topic_arn=env.get("CERTRENEW_SNS_TOPIC_ARN") or None,
             export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or env.get("CERTRENEW_STATE_KMS_KEY") or None,
+            check_interval=parse_interval(env.get("CERTRENEW_CHECK_INTERVAL") or "7d", "CERTRENEW_CHECK_INTERVAL"),
         )
 
     def require_bucket(self) -> str:
@@ -53,6 +55,19 @@ class Settings:
             raise SettingsError("CERTRENEW_STATE_BUCKET is not set: name the S3 bucket that keeps "
                                 "the ACME account and certificates")
         return self.state_bucket
+
+
+def parse_interval(text: str, name: str) -> dt.timedelta:
+    """`7d`, `12h`, `30m` or seconds: how long until the next scheduled check."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    raw = text.strip().lower()
+    try:
+        seconds = float(raw[:-1]) * units[raw[-1]] if raw and raw[-1] in units else float(raw)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise SettingsError(f"{name}={text!r} is not a duration: use e.g. 7d, 12h, 30m or seconds")
+    return dt.timedelta(seconds=seconds)
 
 
 def default_config_path(env: Mapping[str, str]) -> str:
@@ -157,6 +172,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         notifier=SnsNotifier(clients.get("sns", _region_of(topic)), topic) if topic else NoNotifier(),
         clock=clock or SystemClock(),
         check_name_servers=not propagation.uses_fixed_resolvers,
+        check_interval=settings.check_interval,
     )
 
 

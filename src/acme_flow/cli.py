@@ -14,8 +14,8 @@ from typing import Sequence
 from . import bootstrap
 from .errors import CertrenewError, InputError
 from .models import Deadline
-from .renewal import RunOptions
-from .report import render_report
+from .renewal import REVOCATION_REASONS, RunOptions
+from .report import render_report, render_status, status_rows
 
 log = logging.getLogger("certrenew.cli")
 DEFAULT_TIMEOUT = 840.0
@@ -50,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="what is due and why; changes nothing")
     _common(plan)
     plan.set_defaults(func=cmd_plan, force=False, dry_run=True, timeout=DEFAULT_TIMEOUT)
+
+    status = sub.add_parser("status", help="one row per certificate: serial, expiry, next renewal, targets")
+    status.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(func=cmd_status)
+
+    revoke = sub.add_parser("revoke", help="revoke the current certificate of NAME (the next run reissues it)")
+    revoke.add_argument("name")
+    revoke.add_argument("--reason", default="unspecified", choices=sorted(REVOCATION_REASONS))
+    revoke.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
+    revoke.set_defaults(func=cmd_revoke)
 
     invoke = sub.add_parser("invoke", help="run the Lambda handler on an event file, without Docker")
     invoke.add_argument("event", help="event JSON file (see events/)")
@@ -94,6 +105,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     return cmd_run(args)
+
+
+def _renewer(args: argparse.Namespace):
+    settings = bootstrap.Settings.from_env(config_ref=args.config)
+    return bootstrap.build_renewer(bootstrap.load_config(settings), settings)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    renewer = _renewer(args)
+    rows = status_rows(renewer.plan(), renewer.clock.now())
+    print(json.dumps(rows, indent=2) if args.json else render_status(rows))
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    stored = _renewer(args).revoke(args.name, args.reason)
+    print(f"revoked {stored.name} serial {stored.info.serial} ({args.reason}); the next run issues a new one")
+    return 0
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ class Issued:
     material: CertificateMaterial = field(repr=False)
     info: CertificateInfo
     root: str  # issuer name of the chosen chain's root
+    replaced: str | None = None  # the ARI CertID the CA recorded as replaced by this order
 
 
 @dataclass
@@ -42,6 +43,7 @@ class _Work:
     """One certificate's progress through the run."""
 
     spec: CertificateSpec
+    replaces: str | None = None
     key_pem: str = field(default="", repr=False)
     csr_pem: bytes = b""
     order: PendingOrder | None = None
@@ -59,9 +61,12 @@ class Issuer:
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
 
-    def issue_all(self, specs: list[CertificateSpec], deadline: Deadline) -> dict[str, Issued | Exception]:
+    def issue_all(self, specs: list[CertificateSpec], deadline: Deadline,
+                  replaces: dict[str, str] | None = None) -> dict[str, Issued | Exception]:
+        """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it renews."""
         results: dict[str, Issued | Exception] = {}
-        live = self._start_orders([_Work(s) for s in specs], results)
+        works = [_Work(s, (replaces or {}).get(s.name)) for s in specs]
+        live = self._start_orders(works, results)
         live = self._locate_records(live, results)
         published: list[TxtRecord] = []
         try:
@@ -91,9 +96,9 @@ class Issuer:
             key = pki.generate_key(work.spec.key)
             work.key_pem = pki.key_to_pem(key)
             work.csr_pem = pki.make_csr(key, work.spec.domains)
-            work.order = self.ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile)
-            log.info("order %s for %s: %d challenges to answer", work.order.url, work.spec.name,
-                     len(work.order.challenges))
+            work.order = self.ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile, work.replaces)
+            log.info("order %s for %s: %d challenges to answer%s", work.order.url, work.spec.name,
+                     len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
             return work
         return self._each(works, start, results, "ordering")
 
@@ -157,7 +162,9 @@ class Issuer:
         material = CertificateMaterial(cert_pem=certs[0], chain_pem="".join(pki.strip_roots(certs[1:])),
                                        key_pem=work.key_pem)
         info = pki.verify_material(material, work.spec.domains, self.clock.now(), work.spec.key)
-        return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain))
+        assert work.order is not None
+        return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain),
+                      replaced=work.order.replaces)
 
     def _each(self, works: list[_Work], fn: Callable[[_Work], _Work], results: dict,
               step: str) -> list[_Work]:

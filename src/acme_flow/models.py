@@ -179,6 +179,37 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class RenewalWindow:
+    """The CA's ARI suggested window for a certificate, and the time we picked inside it.
+
+    `chosen` is drawn uniformly in [start, end] once and kept while the window stays the same;
+    `next_check` comes from the CA's Retry-After: the window is not asked for again before it.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    chosen: dt.datetime
+    next_check: dt.datetime
+    explanation_url: str | None = None
+
+    def same_window(self, start: dt.datetime, end: dt.datetime) -> bool:
+        return self.start == start and self.end == end
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "chosen": self.chosen.isoformat(),
+                "next_check": self.next_check.isoformat(), "explanation_url": self.explanation_url}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RenewalWindow | None:
+        if not data:
+            return None
+        return cls(start=dt.datetime.fromisoformat(data["start"]), end=dt.datetime.fromisoformat(data["end"]),
+                   chosen=dt.datetime.fromisoformat(data["chosen"]),
+                   next_check=dt.datetime.fromisoformat(data["next_check"]),
+                   explanation_url=data.get("explanation_url"))
+
+
+@dataclass(frozen=True)
 class StoredCertificate:
     """The current certificate of one config entry, as kept in the state bucket."""
 
@@ -192,6 +223,9 @@ class StoredCertificate:
     material: CertificateMaterial = field(repr=False)
     issued_at: dt.datetime
     deployment: Deployment = Deployment()
+    window: RenewalWindow | None = None  # ARI, when the CA offers it
+    replaced: str | None = None  # ARI CertID of the certificate this one replaced (sent as `replaces`)
+    revoked: str | None = None  # revocation reason, once revoked
 
 
 @dataclass(frozen=True)

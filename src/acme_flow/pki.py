@@ -1,6 +1,7 @@
 """Keys, CSRs and certificate checks, with `cryptography` only. Pure: no I/O, no clock."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 
@@ -93,6 +94,22 @@ def describe(cert_pem: str) -> CertificateInfo:
         issuer=common_name(cert.issuer),
         key_type=key_type_of(cert.public_key()),
     )
+
+
+def ari_cert_id(cert_pem: str) -> str:
+    """RFC 9773 CertID: base64url(authority key identifier) "." base64url(serial as DER INTEGER)."""
+    cert = load_certificate(cert_pem)
+    try:
+        aki = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_KEY_IDENTIFIER).value.key_identifier
+    except x509.ExtensionNotFound:
+        raise VerificationError("certificate has no authority key identifier: no ARI CertID") from None
+    serial = cert.serial_number
+    serial_der = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
+    return f"{_b64url(aki)}.{_b64url(serial_der)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 def public_key_matches(cert: x509.Certificate, key) -> bool:

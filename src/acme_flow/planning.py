@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .models import Action, CertificateSpec, RenewalDecision, StoredCertificate
+from .models import Action, CertificateSpec, RenewalDecision, RenewalWindow, StoredCertificate
 
 SHORT_LIFETIME = dt.timedelta(days=10)
 
@@ -17,6 +17,23 @@ def fallback_renewal_time(not_before: dt.datetime, not_after: dt.datetime,
     lifetime = not_after - not_before
     fraction = 1 / 2 if lifetime < SHORT_LIFETIME else 2 / 3
     return not_before + lifetime * fraction
+
+
+def choose_in_window(start: dt.datetime, end: dt.datetime, fraction: float) -> dt.datetime:
+    """The renewal time inside an ARI window: `fraction` in [0, 1] is drawn uniformly by the caller."""
+    return start + (end - start) * min(max(fraction, 0.0), 1.0)
+
+
+def updated_window(previous: RenewalWindow | None, start: dt.datetime, end: dt.datetime,
+                   retry_after: dt.timedelta, now: dt.datetime, fraction: float,
+                   explanation_url: str | None = None) -> RenewalWindow:
+    """Keep the time chosen earlier while the CA's window is unchanged; draw anew when it moved."""
+    if previous is not None and previous.same_window(start, end):
+        chosen = previous.chosen
+    else:
+        chosen = choose_in_window(start, end, fraction)
+    return RenewalWindow(start=start, end=end, chosen=chosen, next_check=now + retry_after,
+                         explanation_url=explanation_url)
 
 
 def wanted_targets(spec: CertificateSpec) -> list[str]:
@@ -55,11 +72,15 @@ def changed_request(spec: CertificateSpec, stored: StoredCertificate, directory:
 
 
 def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.datetime, directory: str,
-           *, force: bool = False, lookahead: dt.timedelta = dt.timedelta(0)) -> RenewalDecision:
+           *, force: bool = False, lookahead: dt.timedelta = dt.timedelta(0),
+           window: RenewalWindow | None = None) -> RenewalDecision:
     """The action for one certificate, with a reason a person can read.
 
-    `lookahead` is the time until the next scheduled check: a renewal time that falls before
-    it is acted on now, so a weekly schedule never sleeps through its window.
+    `window` is the CA's ARI window (with our chosen time), when the CA offers ARI; without
+    it the certificate renews at 2/3 of its lifetime (1/2 under 10 days) or
+    `renew_before_days` before expiry. `lookahead` is the time until the next scheduled
+    check: a renewal time that falls before it is acted on now, so a weekly schedule never
+    sleeps through its window.
     """
     name = spec.name
     if stored is None:
@@ -69,20 +90,37 @@ def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.date
     changed = changed_request(spec, stored, directory)
     if changed:
         return RenewalDecision(name, Action.ISSUE, changed, is_renewal=True)
+    if stored.revoked:
+        return RenewalDecision(name, Action.ISSUE, f"certificate was revoked ({stored.revoked})", is_renewal=True)
     info = stored.info
     if now >= info.not_after:
         return RenewalDecision(name, Action.ISSUE, f"expired {_fmt(info.not_after)}", is_renewal=True)
-    renew_at = fallback_renewal_time(info.not_before, info.not_after, spec.renew_before_days)
-    rule = (f"{spec.renew_before_days} days before expiry" if spec.renew_before_days is not None
-            else "1/2 of lifetime" if info.lifetime < SHORT_LIFETIME else "2/3 of lifetime")
+    renew_at, rule = renewal_time(spec, stored, window)
     if now + lookahead >= renew_at:
         when = "passed" if now >= renew_at else "falls before the next check"
-        return RenewalDecision(name, Action.ISSUE, f"renewal time {_fmt(renew_at)} ({rule}) {when}",
-                               renew_at=renew_at, is_renewal=True)
+        reason = f"renewal time {_fmt(renew_at)} ({rule}) {when}"
+        if lookahead >= info.lifetime:
+            reason += f"; the check interval is longer than the {info.lifetime.days}-day lifetime: schedule more often"
+        return RenewalDecision(name, Action.ISSUE, reason, renew_at=renew_at, is_renewal=True)
     missing = missing_targets(spec, stored)
     if missing:
         return RenewalDecision(name, Action.DEPLOY, "not deployed to " + ", ".join(missing), renew_at=renew_at)
+    if window is not None and now < window.start:
+        return RenewalDecision(name, Action.NONE, f"ARI window opens {_fmt(window.start)}; renews at "
+                                                  f"{_fmt(renew_at)}", renew_at=renew_at)
     return RenewalDecision(name, Action.NONE, f"renews at {_fmt(renew_at)} ({rule})", renew_at=renew_at)
+
+
+def renewal_time(spec: CertificateSpec, stored: StoredCertificate,
+                 window: RenewalWindow | None) -> tuple[dt.datetime, str]:
+    """When to renew, and the rule that says so: ARI when the CA gives a window, else the fallback."""
+    if window is not None:
+        return window.chosen, f"ARI window {_fmt(window.start)} to {_fmt(window.end)}"
+    info = stored.info
+    renew_at = fallback_renewal_time(info.not_before, info.not_after, spec.renew_before_days)
+    rule = (f"{spec.renew_before_days} days before expiry" if spec.renew_before_days is not None
+            else "1/2 of lifetime" if info.lifetime < SHORT_LIFETIME else "2/3 of lifetime")
+    return renew_at, rule
 
 
 def _fmt(when: dt.datetime) -> str:

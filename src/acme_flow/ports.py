@@ -27,6 +27,17 @@ class PendingOrder:
     domains: tuple[str, ...]
     challenges: tuple[Dns01Challenge, ...]  # only for authorizations still pending
     handle: Any = field(default=None, compare=False, repr=False)
+    replaces: str | None = None  # the ARI CertID the CA recorded for this order
+
+
+@dataclass(frozen=True)
+class RenewalInfo:
+    """An ARI answer (RFC 9773): the suggested window and how long to wait before asking again."""
+
+    start: dt.datetime
+    end: dt.datetime
+    retry_after: float  # seconds
+    explanation_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,20 @@ class AcmeCa(Protocol):
     def use_account(self, account: AccountState) -> AccountState:
         """Bind the key, registering it if the CA does not know it; returns the account with its URL."""
 
-    def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None) -> PendingOrder: ...
+    def profiles(self) -> dict[str, str] | None:
+        """The profiles the directory advertises (`meta.profiles`), or None if it lists none."""
+
+    def supports_ari(self) -> bool: ...
+
+    def renewal_info(self, cert_pem: str) -> RenewalInfo | None:
+        """The ARI window of a certificate, or None if the CA has no renewalInfo."""
+
+    def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None,
+                  replaces: str | None = None) -> PendingOrder:
+        """Create an order; `replaces` (an ARI CertID) is dropped when the CA has no ARI or says
+        alreadyReplaced. `PendingOrder.replaces` is what the CA accepted."""
+
+    def revoke(self, cert_pem: str, reason: int) -> None: ...
 
     def answer(self, challenge: Dns01Challenge) -> None: ...
 
@@ -104,7 +128,8 @@ class StateStore(Protocol):
     def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
         """Write a new version, then flip the current pointer to it."""
 
-    def record_deployment(self, stored: StoredCertificate, deployment: Deployment) -> StoredCertificate: ...
+    def update(self, stored: StoredCertificate) -> StoredCertificate:
+        """Rewrite the current pointer's metadata (deployment, ARI window, revocation)."""
 
 
 # ---- deploy, notify, time ---------------------------------------------------------------------
@@ -115,10 +140,15 @@ class CertificateImporter(Protocol):
                            existing_arn: str | None) -> str:
         """Import into ACM (re-import into `existing_arn` when given); returns the ARN."""
 
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
+        """Delete a superseded certificate nothing uses any more; returns what was done."""
+
 
 class CloudFrontAttacher(Protocol):
     def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
         """Point the distribution at the certificate; returns whether anything changed."""
+
+    def distributions_using(self, certificate_arn: str) -> list[str]: ...
 
 
 class Exporter(Protocol):

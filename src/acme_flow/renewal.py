@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, replace
+import random
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from . import planning
-from .errors import CertrenewError, InputError, StateError
-from .issuance import Issued, Issuer
-from .models import (AccountState, Action, CertificateResult, CertificateSpec, Config, Deadline,
-                     Deployment, Outcome, Placement, RenewalDecision, RunReport, StoredCertificate)
+from . import pki, planning
+from .errors import CertrenewError, ConfigError, InputError, Problem, StateError
+from .issuance import Issued, Issuer, map_settled
+from .models import (US_EAST_1, AccountState, Action, CertificateResult, CertificateSpec, Config, Deadline,
+                     Deployment, Outcome, Placement, RenewalDecision, RenewalWindow, RunReport,
+                     StoredCertificate)
 from .ports import (AcmeCa, CertificateImporter, Clock, CloudFrontAttacher, DnsProvider, Exporter,
                     Notifier, PropagationCheck, StateStore)
 
 log = logging.getLogger("certrenew.renewal")
+
+REVOCATION_REASONS = {"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3, "superseded": 4,
+                      "cessationOfOperation": 5}
 
 
 @dataclass(frozen=True)
@@ -26,14 +31,25 @@ class RunOptions:
     only: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
-    lookahead: dt.timedelta = dt.timedelta(0)
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    spec: CertificateSpec
+    decision: RenewalDecision
+    stored: StoredCertificate | None
+    window: RenewalWindow | None = None  # the ARI window as now known (maybe freshly fetched)
+
+    @property
+    def window_changed(self) -> bool:
+        return self.stored is not None and self.window is not None and self.window != self.stored.window
 
 
 @dataclass
 class Renewer:
     config: Config
     state: StateStore
-    ca: Callable[[], AcmeCa]  # built on first use: a run with nothing due never talks to the CA
+    ca: Callable[[], AcmeCa]  # built on first use: a run with nothing stored never talks to the CA
     dns: DnsProvider
     propagation: PropagationCheck
     importer: CertificateImporter
@@ -43,38 +59,56 @@ class Renewer:
     clock: Clock
     check_name_servers: bool = True
     workers: int = 8
+    check_interval: dt.timedelta = dt.timedelta(days=7)  # time to the next scheduled run
+    random_fraction: Callable[[], float] = random.random
+    _ca: AcmeCa | None = field(default=None, init=False, repr=False)
 
     # -- entry points ---------------------------------------------------------------------------
 
-    def plan(self, options: RunOptions = RunOptions()) -> list[tuple[CertificateSpec, RenewalDecision, StoredCertificate | None]]:
-        """What each selected certificate needs, and why. Reads state only."""
+    def plan(self, options: RunOptions = RunOptions()) -> list[PlanRow]:
+        """What each selected certificate needs, and why. Reads state and the CA's ARI only."""
         specs = self.select(options.only)
         self.state.check_ready()
+        self._check_profiles(specs)
         now = self.clock.now()
+        loaded = [(spec, *self._load(spec.name)) for spec in specs]
+        windows = map_settled(lambda item: self._window(item[1], now), loaded, self.workers)
         rows = []
-        for spec in specs:
-            stored, unreadable = self._load(spec.name)
-            decision = planning.decide(spec, stored, now, self.config.acme.directory,
-                                       force=options.force, lookahead=options.lookahead)
+        for (spec, stored, unreadable), window in zip(loaded, windows):
+            if isinstance(window, Exception):
+                log.warning("%s: renewal information unavailable (%s); using the fallback rule", spec.name, window)
+                window = stored.window if stored else None
+            decision = planning.decide(spec, stored, now, self.config.acme.directory, force=options.force,
+                                       lookahead=self.check_interval, window=window)
             if unreadable:
                 decision = replace(decision, reason=f"{unreadable}; reissuing")
-            rows.append((spec, decision, stored))
+            rows.append(PlanRow(spec, decision, stored, window))
         return rows
 
     def run(self, deadline: Deadline, options: RunOptions = RunOptions()) -> RunReport:
         started = self.clock.now()
         rows = self.plan(options)
         if options.dry_run:
-            results = [_planned(spec, decision, stored) for spec, decision, stored in rows]
+            results = [_planned(row) for row in rows]
             return RunReport(tuple(results), started, self.clock.now(), dry_run=True)
-        due = [spec for spec, decision, _ in rows if decision.action is Action.ISSUE]
+        due = [row for row in rows if row.decision.action is Action.ISSUE]
         issued = self._issue(due, deadline) if due else {}
-        results = []
-        for spec, decision, stored in rows:
-            results.append(self._settle(spec, decision, stored, issued.get(spec.name)))
+        results = [self._settle(row, issued.get(row.spec.name)) for row in rows]
         report = RunReport(tuple(results), started, self.clock.now())
         self.notifier.notify(report)
         return report
+
+    def revoke(self, name: str, reason: str = "unspecified") -> StoredCertificate:
+        if reason not in REVOCATION_REASONS:
+            raise InputError(f"unknown revocation reason {reason!r}: use one of {sorted(REVOCATION_REASONS)}")
+        (spec,) = self.select((name,))
+        self.state.check_ready()
+        stored, unreadable = self._load(spec.name)
+        if stored is None:
+            raise InputError(f"{name} has no stored certificate to revoke" + (f" ({unreadable})" if unreadable else ""))
+        self._ready_ca().revoke(stored.material.cert_pem, REVOCATION_REASONS[reason])
+        log.info("revoked %s serial %s (%s)", name, stored.info.serial, reason)
+        return self.state.update(replace(stored, revoked=reason))
 
     def select(self, only: tuple[str, ...]) -> list[CertificateSpec]:
         known = self.config.names()
@@ -83,7 +117,12 @@ class Renewer:
             raise InputError(f"unknown certificate name(s) {unknown}: the config has {known}")
         return [c for c in self.config.certificates if not only or c.name in only]
 
-    # -- steps ----------------------------------------------------------------------------------
+    # -- planning helpers -----------------------------------------------------------------------
+
+    def _client(self) -> AcmeCa:
+        if self._ca is None:
+            self._ca = self.ca()
+        return self._ca
 
     def _load(self, name: str) -> tuple[StoredCertificate | None, str]:
         try:
@@ -92,19 +131,61 @@ class Renewer:
             log.error("stored state of %s is unreadable: %s", name, exc)
             return None, f"stored state unreadable ({exc})"
 
-    def _issue(self, specs: list[CertificateSpec], deadline: Deadline) -> dict[str, Issued | Exception]:
-        log.info("issuing %d certificate(s): %s", len(specs), ", ".join(s.name for s in specs))
+    def _check_profiles(self, specs: list[CertificateSpec]) -> None:
+        """A profile the CA does not advertise is a config error, before any order."""
+        wanted = [(i, s) for i, s in enumerate(self.config.certificates) if s in specs and s.profile]
+        if not wanted:
+            return
+        offered = self._client().profiles() or {}
+        problems = [Problem(f"certificates[{i}].profile",
+                            f"{s.profile!r} is not offered by {self.config.acme.directory}; it offers "
+                            f"{sorted(offered) or 'no profiles'}") for i, s in wanted if s.profile not in offered]
+        if problems:
+            raise ConfigError(problems, self.config.source)
+
+    def _window(self, stored: StoredCertificate | None, now: dt.datetime) -> RenewalWindow | None:
+        """The ARI window of the stored certificate: kept until the CA's Retry-After, then asked again."""
+        if stored is None or stored.directory != self.config.acme.directory or stored.revoked:
+            return stored.window if stored else None
+        if now >= stored.info.not_after:
+            return None  # RFC 9773: never ask about an expired certificate
+        if stored.window is not None and now < stored.window.next_check:
+            return stored.window
+        return self._fetch_window(stored.material.cert_pem, stored.window, now)
+
+    def _fetch_window(self, cert_pem: str, previous: RenewalWindow | None, now: dt.datetime) -> RenewalWindow | None:
+        info = self._client().renewal_info(cert_pem)
+        if info is None:
+            return None
+        return planning.updated_window(previous, info.start, info.end, dt.timedelta(seconds=info.retry_after),
+                                       now, self.random_fraction(), info.explanation_url)
+
+    # -- issuing --------------------------------------------------------------------------------
+
+    def _issue(self, rows: list[PlanRow], deadline: Deadline) -> dict[str, Issued | Exception]:
+        log.info("issuing %d certificate(s): %s", len(rows), ", ".join(r.spec.name for r in rows))
         try:
             ca = self._ready_ca()
         except CertrenewError as exc:
-            return {s.name: exc for s in specs}
+            return {r.spec.name: exc for r in rows}
         issuer = Issuer(ca=ca, dns=self.dns, propagation=self.propagation, clock=self.clock,
                         check_name_servers=self.check_name_servers, workers=self.workers)
-        return issuer.issue_all(specs, deadline)
+        replaces = {r.spec.name: cert_id for r in rows if (cert_id := self._replaces(r))}
+        return issuer.issue_all([r.spec for r in rows], deadline, replaces)
+
+    def _replaces(self, row: PlanRow) -> str | None:
+        """The ARI CertID of the certificate a renewal replaces (same CA only)."""
+        stored = row.stored
+        if stored is None or stored.directory != self.config.acme.directory:
+            return None
+        try:
+            return pki.ari_cert_id(stored.material.cert_pem)
+        except CertrenewError:
+            return None
 
     def _ready_ca(self) -> AcmeCa:
         """The CA client bound to our account: created once per directory, kept in S3."""
-        ca = self.ca()
+        ca = self._client()
         account = self.state.load_account(ca.directory)
         if account is None:
             fresh = ca.new_account_key(ca.directory, self.config.acme.email)
@@ -114,33 +195,44 @@ class Renewer:
             self.state.save_account(bound)
         return ca
 
-    def _settle(self, spec: CertificateSpec, decision: RenewalDecision, stored: StoredCertificate | None,
-                issued: Issued | Exception | None) -> CertificateResult:
+    # -- settling each certificate --------------------------------------------------------------
+
+    def _settle(self, row: PlanRow, issued: Issued | Exception | None) -> CertificateResult:
+        spec, decision, stored = row.spec, row.decision, row.stored
         try:
             if decision.action is Action.NONE:
+                if row.window_changed:
+                    stored = self.state.update(replace(stored, window=row.window))
                 return _result(spec, Outcome.SKIPPED, decision.reason, stored, decision.renew_at)
             if decision.action is Action.DEPLOY:
                 assert stored is not None
-                return self._deploy(spec, stored, Outcome.DEPLOYED, decision.reason)
+                return self._deploy(spec, stored, stored.deployment, Outcome.DEPLOYED, decision.reason)
             if isinstance(issued, Exception) or issued is None:
                 raise issued or CertrenewError("not issued")
             new = self._store(spec, issued, stored)
             outcome = Outcome.RENEWED if stored is not None else Outcome.ISSUED
-            return self._deploy(spec, new, outcome, decision.reason)
+            reason = decision.reason + (f"; replaces {issued.replaced}" if issued.replaced else "")
+            return self._deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
         except CertrenewError as exc:
             log.error("%s failed: %s", spec.name, exc)
             return _result(spec, Outcome.FAILED, str(exc), stored, None)
 
     def _store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
         now = self.clock.now()
+        window = None
+        try:
+            window = self._fetch_window(issued.material.cert_pem, None, now)
+        except CertrenewError as exc:
+            log.warning("%s: no renewal information yet (%s)", spec.name, exc)
         new = StoredCertificate(
             name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
             key_type=spec.key, profile=spec.profile, directory=self.config.acme.directory,
             info=issued.info, material=issued.material, issued_at=now,
-            deployment=previous.deployment if previous else Deployment())
+            deployment=previous.deployment if previous else Deployment(), window=window,
+            replaced=issued.replaced)
         return self.state.save_certificate(new)
 
-    def _deploy(self, spec: CertificateSpec, stored: StoredCertificate, outcome: Outcome,
+    def _deploy(self, spec: CertificateSpec, stored: StoredCertificate, before: Deployment, outcome: Outcome,
                 reason: str) -> CertificateResult:
         """Bring every configured target to the stored serial; record what succeeded."""
         deployment = stored.deployment
@@ -151,9 +243,12 @@ class Renewer:
                 deployment = deployment.with_placement(self._deploy_one(spec, stored, target, deployment))
             except CertrenewError as exc:
                 errors.append(str(exc))
-        stored = self.state.record_deployment(stored, deployment)
+        stored = self.state.update(replace(stored, deployment=deployment))
         if errors:
             return _result(spec, Outcome.FAILED, f"{reason}; deploy failed: " + "; ".join(errors), stored, None)
+        notes = self._retire_superseded(before, deployment)
+        if notes:
+            reason += "; " + "; ".join(notes)
         return _result(spec, outcome, reason, stored, None, deployment.targets(serial))
 
     def _deploy_one(self, spec: CertificateSpec, stored: StoredCertificate, target: str,
@@ -164,25 +259,39 @@ class Renewer:
             arn = self.importer.import_certificate(region, material, spec.name, deployment.acm_arn(region))
             return Placement(target, serial, arn)
         if target.startswith("cloudfront:"):
-            arn = deployment.acm_arn("us-east-1")
-            placement = deployment.get("acm:us-east-1")
-            if arn is None or placement is None or placement.serial != serial:
+            placement = deployment.get(f"acm:{US_EAST_1}")
+            if placement is None or placement.serial != serial or placement.arn is None:
                 raise CertrenewError(f"{target}: the us-east-1 ACM copy was not imported")
-            self.cloudfront.attach(target.removeprefix("cloudfront:"), arn, stored.info.names)
-            return Placement(target, serial, arn)
+            self.cloudfront.attach(target.removeprefix("cloudfront:"), placement.arn, stored.info.names)
+            return Placement(target, serial, placement.arn)
         assert spec.deploy.s3 is not None
         location = self.exporter.export(spec.deploy.s3.bucket, spec.deploy.s3.prefix, material)
         return Placement(location, serial)
+
+    def _retire_superseded(self, before: Deployment, after: Deployment) -> list[str]:
+        """ACM certificates replaced by a new ARN (a key type change) are deleted once unused."""
+        notes = []
+        for old in before.placements:
+            if not old.target.startswith("acm:") or old.arn is None or after.acm_arn(old.target[4:]) == old.arn:
+                continue
+            region = old.target[4:]
+            try:
+                users = self.cloudfront.distributions_using(old.arn) if region == US_EAST_1 else []
+                notes.append(self.importer.delete_if_unused(region, old.arn, users))
+            except CertrenewError as exc:
+                notes.append(f"could not retire {old.arn}: {exc}")
+        return notes
 
 
 def _version(now: dt.datetime, serial: str) -> str:
     return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{serial[:16]}"
 
 
-def _planned(spec: CertificateSpec, decision: RenewalDecision, stored: StoredCertificate | None) -> CertificateResult:
+def _planned(row: PlanRow) -> CertificateResult:
+    decision = row.decision
     outcome = Outcome.SKIPPED if decision.action is Action.NONE else Outcome.PLANNED
     reason = decision.reason if decision.action is Action.NONE else f"would {decision.action.value}: {decision.reason}"
-    return _result(spec, outcome, reason, stored, decision.renew_at)
+    return _result(row.spec, outcome, reason, row.stored, decision.renew_at)
 
 
 def _result(spec: CertificateSpec, outcome: Outcome, reason: str, stored: StoredCertificate | None,
@@ -192,7 +301,6 @@ def _result(spec: CertificateSpec, outcome: Outcome, reason: str, stored: Stored
     if targets is None:
         targets = stored.deployment.targets(stored.info.serial)
     if next_check is None and outcome is not Outcome.FAILED:
-        next_check = planning.fallback_renewal_time(stored.info.not_before, stored.info.not_after,
-                                                    spec.renew_before_days)
+        next_check = planning.renewal_time(spec, stored, stored.window)[0]
     return CertificateResult(spec.name, outcome, reason, serial=stored.info.serial,
                              not_after=stored.info.not_after, next_check=next_check, targets=targets)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .models import RunReport
+from typing import Any
+
+from .models import Action, RunReport
 
 
 def _short(value: str | None, width: int) -> str:
@@ -32,3 +34,39 @@ def render_report(report: RunReport) -> str:
     title = "plan" if report.dry_run else "run"
     status = "ok" if report.ok else "FAILED"
     return f"{render_table(rows, header)}\n\n{title} {status}: {counts}"
+
+
+def status_rows(plan_rows: list, now: dt.datetime) -> list[dict[str, Any]]:
+    """One dict per certificate, from `Renewer.plan()` rows: what `certrenew status` shows."""
+    out = []
+    for row in plan_rows:
+        stored, decision = row.stored, row.decision
+        info = stored.info if stored else None
+        out.append({
+            "name": row.spec.name,
+            "names": list(row.spec.domains),
+            "key": row.spec.key.value,
+            "profile": (stored.profile if stored else None) or row.spec.profile,
+            "serial": info.serial if info else None,
+            "not_after": info.not_after.isoformat() if info else None,
+            "days_left": round((info.not_after - now).total_seconds() / 86400, 1) if info else None,
+            "next_renewal": decision.renew_at.isoformat() if decision.renew_at else None,
+            "due": decision.action is not Action.NONE,
+            "why": decision.reason,
+            "ari_window": ({"start": row.window.start.isoformat(), "end": row.window.end.isoformat()}
+                           if row.window else None),
+            "targets": [p.describe() for p in stored.deployment.placements] if stored else [],
+        })
+    return out
+
+
+def render_status(rows: list[dict[str, Any]]) -> str:
+    header = ["NAME", "NAMES", "KEY", "PROFILE", "SERIAL", "NOT AFTER", "DAYS", "NEXT RENEWAL", "WHY", "TARGETS"]
+    table = []
+    for r in rows:
+        table.append([r["name"], ",".join(r["names"]), r["key"], r["profile"] or "-", _short(r["serial"], 12),
+                      (r["not_after"] or "-")[:16], "-" if r["days_left"] is None else f"{r['days_left']:g}",
+                      (r["next_renewal"] or "-")[:16], r["why"], "\n".join(r["targets"]) or "-"])
+    lines = render_table([row[:-1] for row in table], header[:-1]).splitlines()
+    details = [f"{r['name']}: " + (", ".join(r["targets"]) or "not deployed") for r in rows]
+    return "\n".join(lines + ["", "deployed targets:"] + [f"  {d}" for d in details])

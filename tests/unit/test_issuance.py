@@ -32,7 +32,7 @@ class FakeCA:
         self.ca, self.fail_validation, self.alternate, self.tamper = ca, set(fail_validation), alternate, tamper
         self.answered = []
 
-    def new_order(self, csr_pem, domains, profile):
+    def new_order(self, csr_pem, domains, profile, replaces=None):
         challenges = tuple(Dns01Challenge(d, "_acme-challenge." + d.removeprefix("*."), f"v-{d}") for d in domains)
         return PendingOrder(url=f"https://ca.test/order/{domains[0]}", domains=domains, challenges=challenges)
 

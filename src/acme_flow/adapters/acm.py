@@ -51,6 +51,26 @@ class AcmImporter:
         log.info("imported %s into %s", name, arn)
         return arn
 
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
+        """Delete a certificate certrenew imported once nothing uses it (ACM's InUseBy, which moto
+        never fills, plus the CloudFront distributions the caller found)."""
+        acm = self._client_for(region)
+        try:
+            described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return f"{arn} already gone"
+            raise DeployError(f"acm:{region}", f"cannot describe {arn}: {exc}") from None
+        users = list(described.get("InUseBy") or []) + list(other_users)
+        if users:
+            return f"kept {arn}: still used by {', '.join(users)}"
+        tags = {t["Key"]: t["Value"] for t in acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])}
+        if tags.get(MANAGED_TAG) != "true":
+            return f"kept {arn}: not imported by certrenew"
+        _call(f"acm:{region}", lambda: acm.delete_certificate(CertificateArn=arn))
+        log.info("deleted superseded certificate %s", arn)
+        return f"deleted {arn}"
+
     def _reimportable(self, acm, arn: str, material: CertificateMaterial, target: str) -> bool:
         """True when `arn` exists and holds the same key algorithm (ACM cannot change it on
         re-import, though moto lets it: a key type change gets a new ARN instead)."""

@@ -9,19 +9,23 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import josepy as jose
 import requests
 from acme import challenges, client, errors as acme_errors, messages
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from requests.utils import parse_header_links
 
+from .. import pki
 from ..errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
 from ..models import AccountState, Deadline
-from ..ports import Dns01Challenge, IssuedChains, PendingOrder
+from ..ports import Dns01Challenge, IssuedChains, PendingOrder, RenewalInfo
 
 # The library logs every JWS it posts at DEBUG: keep it quiet whatever the root level is.
 logging.getLogger("acme").setLevel(logging.WARNING)
@@ -30,8 +34,50 @@ log = logging.getLogger("certrenew.acme")
 USER_AGENT = "certrenew/0.1 (+acme-python)"
 TRANSIENT_CODES = {"badNonce", "rateLimited", "serverInternal"}
 ACCOUNT_GONE = "urn:ietf:params:acme:error:accountDoesNotExist"
+ALREADY_REPLACED = "urn:ietf:params:acme:error:alreadyReplaced"
 FIRST_POLL = 0.25
 MAX_POLL = 5.0
+BAD_NONCE_ATTEMPTS = 6
+ARI_DEFAULT_RETRY = 6 * 3600.0
+AUTHZ_FETCH_WORKERS = 8
+
+
+class NewOrder(messages.NewOrder):
+    """RFC 8555 newOrder with RFC 9773's `replaces` (the library's NewOrder lacks the field)."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+class OrderBody(messages.Order):
+    """An order as the CA returns it, keeping `replaces` (RFC 9773)."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+class _Network(client.ClientNetwork):
+    """ClientNetwork that is safe to share between threads and outlasts bursts of badNonce.
+
+    The library keeps a set of nonces and retries a badNonce once; a CA rejecting many nonces
+    (Pebble's PEBBLE_WFE_NONCEREJECT, or a real CA under load) needs more tries.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._nonce_lock = threading.Lock()
+
+    def _get_nonce(self, url: str, new_nonce_url: str) -> str:
+        with self._nonce_lock:
+            return super()._get_nonce(url, new_nonce_url)
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        for attempt in range(1, BAD_NONCE_ATTEMPTS + 1):
+            try:
+                return self._post_once(*args, **kwargs)
+            except messages.Error as error:
+                if error.code != "badNonce" or attempt == BAD_NONCE_ATTEMPTS:
+                    raise
+                log.debug("badNonce (attempt %d), retrying with a fresh nonce", attempt)
+        raise AssertionError("unreachable")
 
 
 class AcmeCaAdapter:
@@ -46,6 +92,39 @@ class AcmeCaAdapter:
         self._timeout = timeout
         self._client: client.ClientV2 | None = None
         self._key: jose.JWK | None = None
+        self._plain: client.ClientNetwork | None = None
+        self._dir: messages.Directory | None = None
+
+    # -- directory (no account needed) ----------------------------------------------------------
+
+    def _directory(self) -> messages.Directory:
+        if self._dir is None:
+            self._plain = _Network(None, verify_ssl=self._verify, user_agent=USER_AGENT, timeout=int(self._timeout))
+            with _translated("reading the directory"):
+                self._dir = client.ClientV2.get_directory(self.directory, self._plain)
+        return self._dir
+
+    def profiles(self) -> dict[str, str] | None:
+        meta = getattr(self._directory(), "meta", None)
+        profiles = getattr(meta, "profiles", None) if meta is not None else None
+        return dict(profiles) if profiles else None
+
+    def supports_ari(self) -> bool:
+        return _has(self._directory(), "renewalInfo")
+
+    def renewal_info(self, cert_pem: str) -> RenewalInfo | None:
+        """GET renewalInfo/<CertID> (unauthenticated); None when the CA has no ARI."""
+        directory = self._directory()
+        if not _has(directory, "renewalInfo"):
+            return None
+        url = directory["renewalInfo"].rstrip("/") + "/" + pki.ari_cert_id(cert_pem)
+        with _translated("fetching renewal information"):
+            response = self._plain.get(url, content_type="application/json")
+            body = messages.RenewalInfo.from_json(response.json())
+        window = body.suggested_window
+        return RenewalInfo(start=_aware(window.start), end=_aware(window.end),
+                           retry_after=retry_after_seconds(response.headers.get("Retry-After"), ARI_DEFAULT_RETRY),
+                           explanation_url=response.json().get("explanationURL"))
 
     # -- account --------------------------------------------------------------------------------
 
@@ -64,10 +143,9 @@ class AcmeCaAdapter:
         key = serialization.load_pem_private_key(account.key_pem.encode("ascii"), password=None)
         self._key = jose.JWKEC(key=key) if isinstance(key, ec.EllipticCurvePrivateKey) else jose.JWKRSA(key=key)
         alg = jose.ES256 if isinstance(key, ec.EllipticCurvePrivateKey) else jose.RS256
-        net = client.ClientNetwork(self._key, alg=alg, verify_ssl=self._verify, user_agent=USER_AGENT,
-                                   timeout=int(self._timeout))
-        with _translated("reading the directory"):
-            self._client = client.ClientV2(client.ClientV2.get_directory(self.directory, net), net)
+        net = _Network(self._key, alg=alg, verify_ssl=self._verify, user_agent=USER_AGENT,
+                       timeout=int(self._timeout))
+        self._client = client.ClientV2(self._directory(), net)
         url = self._existing_account_url(account) if account.url else None
         if url is None:
             url = self._register()
@@ -110,15 +188,49 @@ class AcmeCaAdapter:
 
     # -- orders ---------------------------------------------------------------------------------
 
-    def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None) -> PendingOrder:
+    def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None,
+                  replaces: str | None = None) -> PendingOrder:
+        if replaces and not self.supports_ari():
+            replaces = None  # never send `replaces` to a CA without ARI
+        try:
+            orderr = self._post_new_order(csr_pem, domains, profile, replaces)
+        except AcmeProblem as exc:
+            if not replaces or exc.typ != ALREADY_REPLACED:
+                raise
+            log.warning("the CA says the certificate was already replaced: ordering without `replaces`")
+            replaces = None
+            orderr = self._post_new_order(csr_pem, domains, profile, None)
+        found = [self._dns01(a) for a in orderr.authorizations if a.body.status != messages.STATUS_VALID]
+        return PendingOrder(url=orderr.uri, domains=domains, challenges=tuple(found), handle=orderr,
+                            replaces=orderr.body.replaces)
+
+    def _post_new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None,
+                        replaces: str | None) -> messages.OrderResource:
+        acme = self._acme
+        identifiers = tuple(messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=d) for d in domains)
+        order = NewOrder(identifiers=identifiers, profile=profile or None, replaces=replaces)
         with _translated("creating the order"):
-            orderr = self._acme.new_order(csr_pem, profile=profile)
-        found = []
-        for authzr in orderr.authorizations:
-            if authzr.body.status == messages.STATUS_VALID:
-                continue  # reused authorization: nothing to publish
-            found.append(self._dns01(authzr))
-        return PendingOrder(url=orderr.uri, domains=domains, challenges=tuple(found), handle=orderr)
+            response = acme.net.post(acme.directory["newOrder"], order, new_nonce_url=acme.directory["newNonce"])
+            body = OrderBody.from_json(response.json())
+        authorizations = self._fetch_authorizations(list(body.authorizations))
+        return messages.OrderResource(body=body, uri=response.headers.get("Location"),
+                                      authorizations=authorizations, csr_pem=csr_pem)
+
+    def _fetch_authorizations(self, urls: list[str]) -> list[messages.AuthorizationResource]:
+        """All authorizations of an order, fetched concurrently (the library fetches them one by one)."""
+        def fetch(url: str) -> messages.AuthorizationResource:
+            with _translated("fetching an authorization"):
+                response = self._post_as_get(url)
+                return messages.AuthorizationResource(body=messages.Authorization.from_json(response.json()), uri=url)
+        if len(urls) <= 1:
+            return [fetch(u) for u in urls]
+        with ThreadPoolExecutor(max_workers=min(AUTHZ_FETCH_WORKERS, len(urls))) as pool:
+            return list(pool.map(fetch, urls))
+
+    def revoke(self, cert_pem: str, reason: int) -> None:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+        with _translated("revoking the certificate"):
+            self._acme.revoke(cert, reason)
 
     def _dns01(self, authzr: messages.AuthorizationResource) -> Dns01Challenge:
         body = authzr.body
@@ -188,6 +300,18 @@ class AcmeCaAdapter:
     def _post_as_get(self, url: str) -> requests.Response:
         acme = self._acme
         return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+
+def _has(directory: messages.Directory, name: str) -> bool:
+    try:
+        directory[name]
+    except KeyError:
+        return False
+    return True
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def retry_after_seconds(header: str | None, default: float, now: dt.datetime | None = None) -> float:

@@ -55,6 +55,16 @@ class CloudFrontAttacher:
         return True
 
 
+    def distributions_using(self, certificate_arn: str) -> list[str]:
+        """Every distribution of the account whose viewer certificate is this ARN."""
+        found = []
+        for page in self._cf.get_paginator("list_distributions").paginate():
+            for item in (page.get("DistributionList") or {}).get("Items") or []:
+                if (item.get("ViewerCertificate") or {}).get("ACMCertificateArn") == certificate_arn:
+                    found.append(f"cloudfront:{item['Id']}")
+        return found
+
+
 def viewer_certificate(current: dict[str, Any], arn: str) -> dict[str, Any]:
     """The ViewerCertificate block for our ARN: sni-only, TLS 1.2_2021 or the stricter one kept."""
     minimum = current.get("MinimumProtocolVersion")

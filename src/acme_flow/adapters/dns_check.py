@@ -1,15 +1,25 @@
-"""Propagation check: ask the zone's authoritative servers (or fixed resolvers) for our values."""
+"""Propagation check: ask the zone's authoritative servers (or fixed resolvers) for our values.
+
+After Route53 says INSYNC, every (name, server) pair is queried (concurrently, one query per
+name and server whatever the number of values on the name) until each server serves each of
+our values, bounded by the deadline. The error names every record and the servers that did not
+see it, and why: no answer at all, or an answer without the value.
+"""
 from __future__ import annotations
 
 import logging
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import dns.rdatatype
 
-from ..errors import PropagationTimeout
+from ..errors import DeadlineExceeded, PropagationTimeout
 from ..models import Deadline
 from ..ports import TxtRecord
 
@@ -18,6 +28,11 @@ log = logging.getLogger("certrenew.dns")
 QUERY_TIMEOUT = 2.0
 FIRST_POLL = 0.5
 MAX_POLL = 5.0
+MAX_PARALLEL_QUERIES = 16
+
+Server = tuple[str, int]
+# A query: the TXT strings a server answers for a name, or None when it gave no usable answer.
+Query = Callable[[Server, str, float], "set[str] | None"]
 
 
 def parse_resolvers(text: str | None) -> list[tuple[str, int]]:
@@ -39,8 +54,17 @@ def parse_resolvers(text: str | None) -> list[tuple[str, int]]:
 
 
 class DnsPropagation:
-    def __init__(self, resolvers: list[tuple[str, int]] | None = None) -> None:
+    """The PropagationCheck port. `query` and `addresses` are swappable for tests."""
+
+    def __init__(self, resolvers: list[tuple[str, int]] | None = None, *, query: Query | None = None,
+                 addresses: Callable[[str], list[str]] | None = None,
+                 query_timeout: float = QUERY_TIMEOUT) -> None:
         self.resolvers = list(resolvers or [])
+        self._query = query or query_txt
+        self._addresses = addresses or host_addresses
+        self._query_timeout = query_timeout
+        self._address_cache: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
 
     @property
     def uses_fixed_resolvers(self) -> bool:
@@ -48,54 +72,117 @@ class DnsPropagation:
 
     def wait_visible(self, records: list[TxtRecord], name_servers: dict[str, list[str]],
                      deadline: Deadline) -> None:
-        pending = {(r.name, r.value): self._servers_for(r, name_servers) for r in records}
+        # (name, server) -> the values still to see there, and why the last look failed
+        pending: dict[tuple[str, Server], set[str]] = {}
+        for record in records:
+            for server in self._servers_for(record, name_servers):
+                pending.setdefault((record.name, server), set()).add(record.value)
+        why: dict[tuple[str, Server], str] = {}
         interval = FIRST_POLL
+        rounds = 0
         while True:
-            for key in list(pending):
-                pending[key] = [s for s in pending[key] if not _serves(s, *key)]
-                if not pending[key]:
-                    del pending[key]
+            rounds += 1
+            self._look(pending, why, deadline)
             if not pending:
+                log.info("%d TXT values seen on every server after %d round(s)", len(records), rounds)
                 return
-            if deadline.remaining() <= interval:
-                missing: dict[str, list[str]] = {}
-                for (name, _), servers in pending.items():
-                    missing.setdefault(name, []).extend(f"{h}:{p}" for h, p in servers)
-                raise PropagationTimeout(missing)
-            deadline.sleep(interval, "DNS propagation")
+            if deadline.remaining() <= min(interval, QUERY_TIMEOUT) / 4:
+                raise _timeout(pending, why)
+            try:
+                deadline.sleep(min(interval, max(0.0, deadline.remaining() - 0.05)), "DNS propagation")
+            except DeadlineExceeded:
+                pass  # one last look below
             interval = min(interval * 2, MAX_POLL)
+            if deadline.expired():
+                self._look(pending, why, None)
+                if pending:
+                    raise _timeout(pending, why)
+                return
 
-    def _servers_for(self, record: TxtRecord, name_servers: dict[str, list[str]]) -> list[tuple[str, int]]:
+    def _look(self, pending: dict[tuple[str, Server], set[str]], why: dict[tuple[str, Server], str],
+              deadline: Deadline | None) -> None:
+        """One query per pending (name, server), concurrently; drop what is now fully seen."""
+        timeout = self._query_timeout
+        if deadline is not None:
+            timeout = max(0.2, min(timeout, deadline.remaining()))
+        keys = list(pending)
+
+        def ask(key: tuple[str, Server]) -> set[str] | None:
+            name, server = key
+            try:
+                return self._query(server, name, timeout)
+            except Exception as exc:  # a broken server is one that did not answer
+                log.debug("query %s TXT @%s:%d failed: %s", name, server[0], server[1], exc)
+                return None
+
+        if len(keys) == 1:
+            answers = [ask(keys[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_QUERIES, len(keys))) as pool:
+                answers = list(pool.map(ask, keys))
+        for key, answer in zip(keys, answers):
+            if answer is None:
+                why[key] = "no answer"
+                continue
+            pending[key] -= answer
+            if pending[key]:
+                why[key] = "answered without the value"
+            else:
+                del pending[key]
+                why.pop(key, None)
+
+    def _servers_for(self, record: TxtRecord, name_servers: dict[str, list[str]]) -> list[Server]:
         if self.resolvers:
             return list(self.resolvers)
-        addresses = []
+        addresses: list[Server] = []
         for host in name_servers.get(record.name, []):
-            addresses += [(ip, 53) for ip in _addresses(host)]
+            addresses += [(ip, 53) for ip in self._cached_addresses(host)]
         if not addresses:
             log.warning("no name server address for %s: skipping its propagation check", record.name)
         return addresses
 
+    def _cached_addresses(self, host: str) -> list[str]:
+        with self._lock:
+            if host not in self._address_cache:
+                self._address_cache[host] = self._addresses(host)
+            return self._address_cache[host]
 
-def _addresses(host: str) -> list[str]:
+
+def _timeout(pending: dict[tuple[str, Server], set[str]], why: dict[tuple[str, Server], str]) -> PropagationTimeout:
+    missing: dict[str, list[str]] = {}
+    for (name, (host, port)) in sorted(pending):
+        missing.setdefault(name, []).append(f"{host}:{port} ({why.get((name, (host, port)), 'not asked')})")
+    return PropagationTimeout(missing)
+
+
+def host_addresses(host: str) -> list[str]:
+    """A name server's IPv4 addresses (a Lambda outside a VPC has no IPv6), else its IPv6 ones."""
+    found: dict[int, set[str]] = {socket.AF_INET: set(), socket.AF_INET6: set()}
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, 53, proto=socket.IPPROTO_UDP)})
-    except OSError:
-        return []
+        for family, _, _, _, sockaddr in socket.getaddrinfo(host, 53, proto=socket.IPPROTO_UDP):
+            if family in found:
+                found[family].add(sockaddr[0])
+    except OSError as exc:
+        log.warning("cannot resolve name server %s: %s", host, exc)
+    return sorted(found[socket.AF_INET]) or sorted(found[socket.AF_INET6])
 
 
-def _serves(server: tuple[str, int], name: str, value: str) -> bool:
-    """Whether `server` answers `value` among the TXT strings of `name`."""
+def query_txt(server: Server, name: str, timeout: float) -> set[str] | None:
+    """The TXT strings `server` answers for `name` (empty for NXDOMAIN/NODATA); None if no answer."""
     query = dns.message.make_query(name, dns.rdatatype.TXT)
+    query.flags &= ~dns.flags.RD if server[1] == 53 and False else query.flags  # keep RD: resolvers need it
     host, port = server
     try:
-        response, _ = dns.query.udp_with_fallback(query, host, timeout=QUERY_TIMEOUT, port=port)
+        response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
     except (dns.exception.DNSException, OSError) as exc:
         log.debug("query %s TXT @%s:%d failed: %s", name, host, port, exc)
-        return False
+        return None
+    if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return None
+    values = set()
     for rrset in response.answer:
         if rrset.rdtype != dns.rdatatype.TXT:
             continue
         for rdata in rrset:
-            if b"".join(rdata.strings).decode("ascii", "replace") == value:
-                return True
-    return False
+            values.add(b"".join(rdata.strings).decode("ascii", "replace"))
+    return values

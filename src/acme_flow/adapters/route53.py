@@ -1,27 +1,45 @@
-"""Route53 as the DNS-01 provider: zone discovery, batched TXT changes, INSYNC waits.
+"""Route53 as the DNS-01 provider: zone discovery, CNAME delegation, batched TXT changes, INSYNC waits.
 
-All values of a run go into one change batch per hosted zone (split only at Route53's
-limits). Values already on a name (another client's, or the other half of an apex +
-wildcard pair) are kept: an UPSERT writes the union, cleanup removes only our values.
+- Zones: the longest matching *public* hosted zone (private ones are skipped), from one
+  ListHostedZones pagination per role, cached for the run; or the certificate's
+  `dns.hosted_zone_id`; a `dns.role_arn` reaches a zone in another account.
+- Delegation: when `_acme-challenge.<domain>` is a CNAME (in one of our zones, else in public
+  DNS), the TXT value is written at the CNAME's target, in the zone that holds the target.
+- Changes: all values of a run go into one change batch per hosted zone, split only at
+  Route53's limits (1,000 values and 32,000 characters, an UPSERT counting twice); all zones
+  are then polled together until INSYNC, with a short first interval and backoff to a cap.
+- Hygiene: values already on a name (another client's, or the other half of an apex +
+  wildcard pair) are kept: an UPSERT writes the union, cleanup removes only our values.
+- Throttling: botocore's standard retry mode (set up in bootstrap) already retries Route53's
+  `Throttling` and `PriorRequestNotComplete` with jittered exponential backoff; a cleanup that
+  lost a race with another writer is read again and retried here.
 """
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import DnsError, ZoneNotFound
+from ..errors import DeadlineExceeded, DnsError, ZoneNotFound
 from ..models import CertificateSpec, Deadline
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.route53")
 
 TTL = 30
-MAX_VALUES_PER_BATCH = 1000  # an UPSERT counts twice
-MAX_CHARS_PER_BATCH = 32000
-FIRST_POLL = 1.0
-MAX_POLL = 10.0
+MAX_VALUES_PER_BATCH = 1000  # ResourceRecord elements per request; an UPSERT counts twice
+MAX_CHARS_PER_BATCH = 32000  # characters of all Value elements; an UPSERT counts twice
+FIRST_POLL = 0.5  # GetChange: first wait, then x POLL_FACTOR up to MAX_POLL
+POLL_FACTOR = 1.5
+MAX_POLL = 5.0
+MAX_CNAME_HOPS = 8
+PAGE_SIZE = 300  # the most ListResourceRecordSets returns per call
+LOCATE_LISTING_PAGES = 4  # zones up to 1,200 record sets are read whole once; bigger ones name by name
+REMOVE_ATTEMPTS = 3
+
+CnameLookup = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -29,119 +47,335 @@ class Zone:
     id: str
     name: str  # no trailing dot
     private: bool = False
+    record_count: int | None = None  # ResourceRecordSetCount when Route53 said it
+
+
+@dataclass
+class _RecordSets:
+    """Record sets of one zone by name and type: (values, ttl). `complete` when read whole."""
+
+    by_name: dict[str, dict[str, tuple[list[str], int]]] = field(default_factory=dict)
+    complete: bool = False
 
 
 class Route53Dns:
-    """`client_for(role_arn)` returns a Route53 client (assuming the role when one is given)."""
+    """The DnsProvider port on Route53.
 
-    def __init__(self, client_for: Callable[[str | None], Any]) -> None:
+    `client_for(role_arn)` returns a Route53 client (assuming the role when one is given).
+    `lookup_cname(name)` returns the CNAME target of a name in public DNS, or None; it is only
+    asked about names that no hosted zone of ours holds (default: the system's resolver).
+    """
+
+    def __init__(self, client_for: Callable[[str | None], Any], lookup_cname: CnameLookup | None = None) -> None:
         self._client_for = client_for
+        self._lookup_cname = lookup_cname or dns_cname_lookup()
+        self._lock = threading.RLock()
         self._zones: dict[str | None, list[Zone]] = {}
         self._zone_by_id: dict[str, Zone] = {}
         self._name_servers: dict[str, list[str]] = {}
+        self._record_sets: dict[str, _RecordSets] = {}
+        self._dns_cnames: dict[str, str | None] = {}
 
     # -- zones ----------------------------------------------------------------------------------
 
     def locate(self, record_name: str, value: str, spec: CertificateSpec) -> TxtRecord:
+        """The zone that must hold `record_name`'s TXT value, following CNAME delegation."""
         role = spec.dns.role_arn
-        name = record_name.lower().rstrip(".")
-        if spec.dns.hosted_zone_id:
-            zone = self._zone(spec.dns.hosted_zone_id, role)
-            if not _within(name, zone.name):
-                raise ZoneNotFound(name, f"hosted zone {zone.id} is {zone.name}")
-        else:
-            zone = self._longest_match(name, role)
-        return TxtRecord(name=name, value=value, zone_id=zone.id, role_arn=role)
+        name = _normal(record_name)
+        override = self._zone(spec.dns.hosted_zone_id, role) if spec.dns.hosted_zone_id else None
+        if override is not None and not _within(name, override.name):
+            raise ZoneNotFound(name, f"hosted zone {override.id} is {override.name}")
+        chain = [name]
+        while True:
+            if override is not None and _within(name, override.name):
+                zone: Zone | None = override
+            else:
+                zone = self._longest_match(name, role)
+            target = self._cname_in_zone(zone, name, role) if zone else self._cname_in_dns(name)
+            if target is None:
+                if zone is None:
+                    first = chain[0].removeprefix("_acme-challenge.")
+                    if len(chain) == 1:
+                        raise ZoneNotFound(first)
+                    raise ZoneNotFound(name, f"{_describe_chain(chain)}: the CNAME target is in no hosted zone")
+                if len(chain) > 1:
+                    log.info("%s: writing the TXT value in zone %s (%s)", chain[0], zone.id, _describe_chain(chain))
+                return TxtRecord(name=name, value=value, zone_id=zone.id, role_arn=role)
+            if target in chain or len(chain) > MAX_CNAME_HOPS:
+                raise DnsError(f"CNAME chain from {chain[0]} loops or is too long: {_describe_chain(chain + [target])}")
+            chain.append(target)
+            name = target
 
-    def _longest_match(self, name: str, role: str | None) -> Zone:
-        if role not in self._zones:
-            zones = []
-            for page in self._client_for(role).get_paginator("list_hosted_zones").paginate():
-                for z in page["HostedZones"]:
-                    zones.append(Zone(_zone_id(z["Id"]), z["Name"].rstrip(".").lower(),
-                                      bool(z.get("Config", {}).get("PrivateZone"))))
-            self._zones[role] = zones
-        candidates = [z for z in self._zones[role] if not z.private and _within(name, z.name)]
+    def _longest_match(self, name: str, role: str | None) -> Zone | None:
+        candidates = [z for z in self._zones_for(role) if not z.private and _within(name, z.name)]
         if not candidates:
-            raise ZoneNotFound(name.removeprefix("_acme-challenge."))
-        return max(candidates, key=lambda z: len(z.name))
+            return None
+        longest = max(len(z.name) for z in candidates)
+        best = [z for z in candidates if len(z.name) == longest]
+        if len(best) > 1:
+            ids = ", ".join(sorted(z.id for z in best))
+            raise DnsError(f"{len(best)} public hosted zones are named {best[0].name} ({ids}): "
+                           f"set dns.hosted_zone_id for {name.removeprefix('_acme-challenge.')}")
+        return best[0]
+
+    def _zones_for(self, role: str | None) -> list[Zone]:
+        """Every hosted zone the role sees: one ListHostedZones pagination per role and run."""
+        with self._lock:
+            if role not in self._zones:
+                zones = []
+                try:
+                    for page in self._client_for(role).get_paginator("list_hosted_zones").paginate():
+                        for z in page["HostedZones"]:
+                            zones.append(_zone_from(z))
+                except _client_errors() as exc:
+                    raise DnsError(f"cannot list Route53 hosted zones{_as(role)}: {exc}") from None
+                log.info("%d hosted zones%s (%d public)", len(zones), _as(role), sum(not z.private for z in zones))
+                self._zones[role] = zones
+                for z in zones:
+                    self._zone_by_id.setdefault(z.id, z)
+            return self._zones[role]
 
     def _zone(self, zone_id: str, role: str | None) -> Zone:
-        if zone_id not in self._zone_by_id:
-            try:
-                got = self._client_for(role).get_hosted_zone(Id=zone_id)
-            except self._client_for(role).exceptions.NoSuchHostedZone:
-                raise ZoneNotFound(zone_id, "the configured hosted_zone_id does not exist") from None
-            zone = got["HostedZone"]
-            self._zone_by_id[zone_id] = Zone(_zone_id(zone["Id"]), zone["Name"].rstrip(".").lower())
-            self._name_servers[zone_id] = list(got.get("DelegationSet", {}).get("NameServers", []))
-        return self._zone_by_id[zone_id]
+        zone_id = _zone_id(zone_id)
+        with self._lock:
+            if zone_id not in self._zone_by_id:
+                self._get_hosted_zone(zone_id, role)
+            return self._zone_by_id[zone_id]
+
+    def _get_hosted_zone(self, zone_id: str, role: str | None) -> None:
+        r53 = self._client_for(role)
+        try:
+            got = r53.get_hosted_zone(Id=zone_id)
+        except r53.exceptions.NoSuchHostedZone:
+            raise ZoneNotFound(zone_id, f"the configured hosted_zone_id does not exist{_as(role)}") from None
+        except _client_errors() as exc:
+            raise DnsError(f"cannot read hosted zone {zone_id}{_as(role)}: {exc}") from None
+        self._zone_by_id[zone_id] = _zone_from(got["HostedZone"])
+        self._name_servers[zone_id] = list(got.get("DelegationSet", {}).get("NameServers", []))
 
     def name_servers(self, record: TxtRecord) -> list[str]:
-        if record.zone_id not in self._name_servers:
-            got = self._client_for(record.role_arn).get_hosted_zone(Id=record.zone_id)
-            self._name_servers[record.zone_id] = list(got.get("DelegationSet", {}).get("NameServers", []))
-        return self._name_servers[record.zone_id]
+        with self._lock:
+            if record.zone_id not in self._name_servers:
+                self._get_hosted_zone(record.zone_id, record.role_arn)
+            return self._name_servers[record.zone_id]
+
+    # -- CNAME delegation -----------------------------------------------------------------------
+
+    def _cname_in_zone(self, zone: Zone, name: str, role: str | None) -> str | None:
+        found = self._record_sets_at(zone, name, role).get("CNAME")
+        return _normal(found[0][0]) if found and found[0] else None
+
+    def _cname_in_dns(self, name: str) -> str | None:
+        with self._lock:
+            if name not in self._dns_cnames:
+                target = self._lookup_cname(name)
+                self._dns_cnames[name] = _normal(target) if target else None
+                if target:
+                    log.info("%s is a CNAME to %s in DNS", name, self._dns_cnames[name])
+            return self._dns_cnames[name]
+
+    def _record_sets_at(self, zone: Zone, name: str, role: str | None) -> dict[str, tuple[list[str], int]]:
+        """What the zone holds at `name` (read for the run: the whole zone once if it is small)."""
+        with self._lock:
+            sets = self._record_sets.get(zone.id)
+            if sets is None:
+                sets = self._record_sets[zone.id] = _RecordSets()
+                if _pages(zone.record_count) <= LOCATE_LISTING_PAGES:
+                    listing = _listing(self._client_for(role), zone.id, LOCATE_LISTING_PAGES)
+                    if listing is not None:
+                        sets.by_name, sets.complete = listing, True
+            if sets.complete:
+                return sets.by_name.get(name, {})
+            if name not in sets.by_name:
+                sets.by_name[name] = _read_name(self._client_for(role), zone.id, name)
+            return sets.by_name[name]
 
     # -- changes --------------------------------------------------------------------------------
 
     def present(self, records: list[TxtRecord], deadline: Deadline) -> None:
-        changes = []
+        """UPSERT the union of what is there and our values, one batch per zone; wait for INSYNC."""
+        submitted: list[tuple[Any, str, str]] = []
         for (zone_id, role), zone_records in _by_zone(records).items():
             r53 = self._client_for(role)
             wanted = _values_by_name(zone_records)
-            batch = []
-            for name, ours in wanted.items():
-                current, _ = self._current_values(r53, zone_id, name)
-                batch.append(_change("UPSERT", name, _union(current, ours)))
+            current = _txt_values(r53, zone_id, list(wanted), self._size_of(zone_id))
+            batch = [_change("UPSERT", name, _union(current.get(name, ([], TTL))[0], ours))
+                     for name, ours in wanted.items()]
             for part in _split(batch):
-                change_id = self._submit(r53, zone_id, part, "publishing challenge records")
-                log.info("zone %s: UPSERT of %d TXT names submitted (%s)", zone_id, len(part), change_id)
-                changes.append((r53, change_id))
-        for r53, change_id in changes:
-            self._wait_insync(r53, change_id, deadline)
+                change_id, status = _submit(r53, zone_id, part, "publishing challenge records")
+                log.info("zone %s: UPSERT of %d TXT names submitted (%s, %s)", zone_id, len(part), change_id, status)
+                if status != "INSYNC":
+                    submitted.append((r53, zone_id, change_id))
+        self._wait_insync(submitted, deadline)
 
     def remove(self, records: list[TxtRecord]) -> None:
+        """Delete exactly our values, one batch per zone; other values on the same names stay."""
+        failures = []
         for (zone_id, role), zone_records in _by_zone(records).items():
             r53 = self._client_for(role)
-            batch = []
-            for name, ours in _values_by_name(zone_records).items():
-                current, ttl = self._current_values(r53, zone_id, name)
-                if not current:
-                    continue
-                remaining = [v for v in current if v not in ours]
-                if remaining:
-                    batch.append(_change("UPSERT", name, remaining, ttl))
-                else:
-                    batch.append(_change("DELETE", name, current, ttl))
-            for part in _split(batch):
-                self._submit(r53, zone_id, part, "removing challenge records")
+            ours = _values_by_name(zone_records)
+            for attempt in range(1, REMOVE_ATTEMPTS + 1):
+                try:
+                    self._remove_from_zone(r53, zone_id, ours)
+                    break
+                except _InvalidChangeBatch as exc:
+                    # Another writer changed a name between our read and our change: read again.
+                    if attempt == REMOVE_ATTEMPTS:
+                        failures.append(f"zone {zone_id}: {exc}")
+                    else:
+                        log.warning("zone %s: cleanup raced another change, reading again: %s", zone_id, exc)
+                except DnsError as exc:
+                    failures.append(str(exc))
+                    break
+        if failures:
+            raise DnsError("could not remove every challenge record: " + "; ".join(failures))
 
-    def _current_values(self, r53, zone_id: str, name: str) -> tuple[list[str], int]:
-        got = r53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=name,
-                                            StartRecordType="TXT", MaxItems="1")
-        for rrset in got.get("ResourceRecordSets", []):
-            if _normal(rrset["Name"]) == name and rrset["Type"] == "TXT":
-                return [r["Value"] for r in rrset.get("ResourceRecords", [])], int(rrset.get("TTL", TTL))
-        return [], TTL
+    def _size_of(self, zone_id: str) -> int | None:
+        with self._lock:
+            zone = self._zone_by_id.get(zone_id)
+        return zone.record_count if zone else None
 
-    def _submit(self, r53, zone_id: str, batch: list[dict], what: str) -> str:
-        try:
-            got = r53.change_resource_record_sets(
-                HostedZoneId=zone_id,
-                ChangeBatch={"Comment": f"certrenew: {what}", "Changes": batch})
-        except r53.exceptions.ClientError as exc:
-            raise DnsError(f"Route53 zone {zone_id}: {what} failed: {exc}") from None
-        return got["ChangeInfo"]["Id"]
+    def _remove_from_zone(self, r53, zone_id: str, ours: dict[str, list[str]]) -> None:
+        current = _txt_values(r53, zone_id, list(ours), self._size_of(zone_id))
+        batch = []
+        for name, values in ours.items():
+            there, ttl = current.get(name, ([], TTL))
+            if not any(v in there for v in values):
+                continue
+            remaining = [v for v in there if v not in values]
+            if remaining:
+                batch.append(_change("UPSERT", name, remaining, ttl))
+            else:
+                batch.append(_change("DELETE", name, there, ttl))
+        for part in _split(batch):
+            change_id, _ = _submit(r53, zone_id, part, "removing challenge records")
+            log.info("zone %s: removal of %d TXT names submitted (%s)", zone_id, len(part), change_id)
 
-    def _wait_insync(self, r53, change_id: str, deadline: Deadline) -> None:
+    def _wait_insync(self, changes: list[tuple[Any, str, str]], deadline: Deadline) -> None:
+        """Poll every pending change together until all are INSYNC, bounded by the deadline."""
         interval = FIRST_POLL
-        while True:
-            status = r53.get_change(Id=change_id)["ChangeInfo"]["Status"]
-            if status == "INSYNC":
-                return
-            deadline.sleep(interval, f"Route53 change {change_id} to be INSYNC")
-            interval = min(interval * 1.5, MAX_POLL)
+        pending = list(changes)
+        while pending:
+            what = "Route53 change(s) " + ", ".join(c for _, _, c in pending) + " to be INSYNC"
+            try:
+                deadline.sleep(interval, what)
+            except DeadlineExceeded:
+                pending = [c for c in pending if _change_status(*c) != "INSYNC"]  # one last look
+                if pending:
+                    raise
+                break
+            pending = [c for c in pending if _change_status(*c) != "INSYNC"]
+            interval = min(interval * POLL_FACTOR, MAX_POLL)
+        if changes:
+            log.info("Route53 is INSYNC for %d change(s)", len(changes))
+
+
+# -- Route53 calls ------------------------------------------------------------------------------
+
+
+class _InvalidChangeBatch(DnsError):
+    pass
+
+
+def _client_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+    return (ClientError, BotoCoreError)
+
+
+def _submit(r53, zone_id: str, batch: list[dict], what: str) -> tuple[str, str]:
+    """ChangeResourceRecordSets; returns the change id and its first status."""
+    try:
+        got = r53.change_resource_record_sets(
+            HostedZoneId=zone_id,
+            ChangeBatch={"Comment": f"certrenew: {what}", "Changes": batch})
+    except _client_errors() as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        error = _InvalidChangeBatch if code == "InvalidChangeBatch" else DnsError
+        raise error(f"Route53 zone {zone_id}: {what} failed: {exc}") from None
+    info = got["ChangeInfo"]
+    return _zone_id(info["Id"]), info.get("Status", "PENDING")
+
+
+def _change_status(r53, zone_id: str, change_id: str) -> str:
+    try:
+        return r53.get_change(Id=change_id)["ChangeInfo"]["Status"]
+    except _client_errors() as exc:
+        raise DnsError(f"Route53 zone {zone_id}: cannot read change {change_id}: {exc}") from None
+
+
+def _rrset_entry(rrset: dict) -> tuple[str, str, list[str], int] | None:
+    """(name, type, values, ttl) of a plain record set; None for alias and routing-policy sets."""
+    if "AliasTarget" in rrset or "SetIdentifier" in rrset:
+        return None
+    values = [r["Value"] for r in rrset.get("ResourceRecords", [])]
+    return _normal(rrset["Name"]), rrset["Type"], values, int(rrset.get("TTL", TTL))
+
+
+def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[list[str], int]]] | None:
+    """The whole zone by name and type, or None when it has more than `max_pages` pages."""
+    out: dict[str, dict[str, tuple[list[str], int]]] = defaultdict(dict)
+    kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "MaxItems": str(PAGE_SIZE)}
+    for _ in range(max_pages):
+        page = _list(r53, zone_id, **kwargs)
+        for rrset in page.get("ResourceRecordSets", []):
+            entry = _rrset_entry(rrset)
+            if entry:
+                out[entry[0]][entry[1]] = (entry[2], entry[3])
+        if not page.get("IsTruncated"):
+            return dict(out)
+        kwargs["StartRecordName"] = page["NextRecordName"]
+        kwargs["StartRecordType"] = page["NextRecordType"]
+        kwargs.pop("StartRecordIdentifier", None)
+        if page.get("NextRecordIdentifier"):
+            kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+    return None
+
+
+def _read_name(r53, zone_id: str, name: str) -> dict[str, tuple[list[str], int]]:
+    """Every plain record set at one name (one call: they sort together)."""
+    page = _list(r53, zone_id, StartRecordName=name, MaxItems="10")
+    out = {}
+    for rrset in page.get("ResourceRecordSets", []):
+        entry = _rrset_entry(rrset)
+        if entry and entry[0] == name:
+            out[entry[1]] = (entry[2], entry[3])
+    return out
+
+
+def _txt_values(r53, zone_id: str, names: list[str], record_count: int | None) -> dict[str, tuple[list[str], int]]:
+    """The TXT values (as stored, quoted) and TTL now at each name: read fresh, never cached.
+
+    A listing of the whole zone costs one call per 300 record sets, a lookup one call per
+    name: the zone is listed when it is known to be cheaper than asking name by name."""
+    listing = None
+    if _pages(record_count) < len(names):
+        listing = _listing(r53, zone_id, _pages(record_count) + 1)  # + 1: our own records may add a page
+    if listing is None:
+        listing = {name: _read_name(r53, zone_id, name) for name in names}
+    return {name: listing[name]["TXT"] for name in names if "TXT" in listing.get(name, {})}
+
+
+def _pages(record_count: int | None) -> int:
+    """ListResourceRecordSets calls needed to read a zone whole (unknown size: never cheap)."""
+    if record_count is None:
+        return 1 << 30
+    return max(1, -(-record_count // PAGE_SIZE))
+
+
+def _zone_from(zone: dict) -> Zone:
+    count = zone.get("ResourceRecordSetCount")
+    return Zone(_zone_id(zone["Id"]), _normal(zone["Name"]), bool(zone.get("Config", {}).get("PrivateZone")),
+                int(count) if count is not None else None)
+
+
+def _list(r53, zone_id: str, **kwargs) -> dict:
+    try:
+        return r53.list_resource_record_sets(**kwargs)
+    except _client_errors() as exc:
+        raise DnsError(f"Route53 zone {zone_id}: cannot list record sets: {exc}") from None
+
+
+# -- pure helpers -------------------------------------------------------------------------------
 
 
 def _change(action: str, name: str, values: list[str], ttl: int = TTL) -> dict:
@@ -149,14 +383,19 @@ def _change(action: str, name: str, values: list[str], ttl: int = TTL) -> dict:
         "Name": name, "Type": "TXT", "TTL": ttl, "ResourceRecords": [{"Value": v} for v in values]}}
 
 
+def _weight(change: dict) -> tuple[int, int]:
+    """(values, characters) a change counts for in Route53's per-request limits."""
+    records = change["ResourceRecordSet"]["ResourceRecords"]
+    factor = 2 if change["Action"] == "UPSERT" else 1
+    return len(records) * factor, sum(len(r["Value"]) for r in records) * factor
+
+
 def _split(batch: list[dict]) -> list[list[dict]]:
-    """Cut a change list at Route53's per-request limits (values, with UPSERT twice; characters)."""
+    """Cut a change list only where Route53's per-request limits force it (order kept)."""
     parts: list[list[dict]] = [[]]
     values = chars = 0
     for change in batch:
-        records = change["ResourceRecordSet"]["ResourceRecords"]
-        weight = len(records) * (2 if change["Action"] == "UPSERT" else 1)
-        size = sum(len(r["Value"]) for r in records)
+        weight, size = _weight(change)
         if parts[-1] and (values + weight > MAX_VALUES_PER_BATCH or chars + size > MAX_CHARS_PER_BATCH):
             parts.append([])
             values = chars = 0
@@ -196,3 +435,56 @@ def _normal(name: str) -> str:
 
 def _zone_id(raw: str) -> str:
     return raw.rsplit("/", 1)[-1]
+
+
+def _as(role: str | None) -> str:
+    return f" (as {role})" if role else ""
+
+
+def _describe_chain(chain: list[str]) -> str:
+    return " -> ".join(chain[:1] + [f"CNAME {n}" for n in chain[1:]])
+
+
+# -- CNAMEs in public DNS -----------------------------------------------------------------------
+
+
+def dns_cname_lookup(nameservers: list[tuple[str, int]] | None = None, timeout: float = 3.0) -> CnameLookup:
+    """A `lookup_cname` that asks `nameservers` ((ip, port) pairs), else the system's resolver.
+
+    Any failure (no such name, no answer, no resolver, time-out) reads as "no CNAME"; the
+    caller then reports that no hosted zone holds the name."""
+    state: dict[str, Any] = {}
+
+    def resolver():
+        if "resolver" not in state:
+            import dns.nameserver
+            import dns.resolver
+            try:
+                made = dns.resolver.Resolver(configure=not nameservers)
+            except Exception as exc:  # no /etc/resolv.conf: nothing to ask
+                log.warning("no DNS resolver configured for CNAME lookups: %s", exc)
+                made = None
+            if made is not None:
+                if nameservers:
+                    made.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
+                made.lifetime = timeout
+            state["resolver"] = made
+        return state["resolver"]
+
+    def lookup(name: str) -> str | None:
+        import dns.exception
+        import dns.rdatatype
+        made = resolver()
+        if made is None:
+            return None
+        try:
+            answer = made.resolve(name, dns.rdatatype.CNAME, raise_on_no_answer=False)
+        except dns.exception.DNSException as exc:
+            log.debug("CNAME lookup of %s: %s", name, exc)
+            return None
+        for rrset in answer.response.answer:
+            if rrset.rdtype == dns.rdatatype.CNAME and _normal(rrset.name.to_text()) == _normal(name):
+                return rrset[0].target.to_text()
+        return None
+
+    return lookup

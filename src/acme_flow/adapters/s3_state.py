@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from .. import pki
 from ..errors import StateBucketMissing, StateError
 from ..models import (AccountState, CertificateInfo, CertificateMaterial, Deployment, KeyType,
-                      StoredCertificate)
+                      RenewalWindow, StoredCertificate)
 
 log = logging.getLogger("certrenew.state")
 SCHEMA = 1
@@ -114,10 +114,10 @@ class S3StateStore:
         log.info("stored %s version %s", stored.name, stored.version)
         return stored
 
-    def record_deployment(self, stored: StoredCertificate, deployment: Deployment) -> StoredCertificate:
-        updated = StoredCertificate(**{**stored.__dict__, "deployment": deployment})
-        self._flip_pointer(updated)
-        return updated
+    def update(self, stored: StoredCertificate) -> StoredCertificate:
+        """Rewrite the pointer's metadata (deployment, ARI window, revocation) of the current version."""
+        self._flip_pointer(stored)
+        return stored
 
     def _flip_pointer(self, stored: StoredCertificate) -> None:
         key = f"certificates/{stored.name}/current.json"
@@ -200,6 +200,9 @@ def _meta(stored: StoredCertificate) -> dict[str, Any]:
         "names": list(info.names),
         "issuer": info.issuer,
         "deployment": stored.deployment.to_dict(),
+        "ari": stored.window.to_dict() if stored.window else None,
+        "replaced": stored.replaced,
+        "revoked": stored.revoked,
     }
 
 
@@ -216,4 +219,6 @@ def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial) -> St
         name=meta["name"], version=meta["version"], domains=tuple(meta["domains"]),
         key_type=KeyType(meta["key_type"]), profile=meta.get("profile"), directory=meta["directory"],
         info=info, material=material, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
-        deployment=Deployment.from_dict(meta.get("deployment")))
+        deployment=Deployment.from_dict(meta.get("deployment")),
+        window=RenewalWindow.from_dict(meta.get("ari")), replaced=meta.get("replaced"),
+        revoked=meta.get("revoked"))
