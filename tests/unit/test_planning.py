@@ -4,7 +4,7 @@ import pytest
 
 from acme_flow import planning
 from acme_flow.models import (Action, CertificateInfo, CertificateMaterial, CertificateSpec, DeploySpec,
-                              Deployment, KeyType, Placement, S3Export, StoredCertificate)
+                              Deployment, KeyType, Placement, RenewalWindow, S3Export, StoredCertificate)
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
 DIRECTORY = "https://ca.test/dir"
@@ -18,12 +18,13 @@ def spec(**kw):
 
 
 def stored(*, issued=NOW - 10 * DAY, lifetime=90 * DAY, domains=("example.com", "*.example.com"),
-           key=KeyType.EC_P256, profile=None, directory=DIRECTORY, deployment=Deployment(), serial="0a"):
+           key=KeyType.EC_P256, profile=None, directory=DIRECTORY, deployment=Deployment(), serial="0a",
+           revoked=None):
     info = CertificateInfo(serial=serial, not_before=issued, not_after=issued + lifetime, names=domains,
                            issuer="Test", key_type=key)
     return StoredCertificate(name="site", version="v1", domains=domains, key_type=key, profile=profile,
                              directory=directory, info=info, material=CertificateMaterial("c", "ch", "k"),
-                             issued_at=issued, deployment=deployment)
+                             issued_at=issued, deployment=deployment, revoked=revoked)
 
 
 CASES = [
@@ -90,3 +91,59 @@ def test_fallback_two_thirds_and_half():
 def test_renewal_decision_marks_renewals():
     assert planning.decide(spec(), None, NOW, DIRECTORY).is_renewal is False
     assert planning.decide(spec(), stored(), NOW, DIRECTORY, force=True).is_renewal is True
+
+
+def window(start_days, end_days, chosen_days=None):
+    start, end = NOW + start_days * DAY, NOW + end_days * DAY
+    chosen = NOW + (chosen_days if chosen_days is not None else start_days) * DAY
+    return RenewalWindow(start=start, end=end, chosen=chosen, next_check=NOW + DAY)
+
+
+ARI_CASES = [
+    # (id, window, lookahead days, action, reason fragment)
+    ("window passed", window(-3, -1, -2), 0, Action.ISSUE, "(ARI window 2026-11-19T12:00Z to 2026-11-21T12:00Z) passed"),
+    ("inside window, chosen time passed", window(-1, 2, -0.5), 0, Action.ISSUE, "passed"),
+    ("inside window, chosen time ahead", window(-1, 2, 1), 0, Action.NONE, "renews at 2026-11-23T12:00Z (ARI window"),
+    ("window in the future", window(10, 12, 11), 0, Action.NONE, "ARI window opens 2026-12-02T12:00Z"),
+    ("window opens before the next weekly run", window(3, 4, 3.5), 7, Action.ISSUE, "falls before the next check"),
+    ("window after the next weekly run", window(10, 12, 11), 7, Action.NONE, "ARI window opens"),
+    ("ARI overrides the 2/3 rule", window(30, 32, 31), 0, Action.NONE, "ARI window opens 2026-12-22"),
+]
+
+
+@pytest.mark.parametrize("case", ARI_CASES, ids=[c[0] for c in ARI_CASES])
+def test_decide_with_ari(case):
+    _, win, lookahead_days, action, reason = case
+    current = stored(issued=NOW - 70 * DAY) if "overrides" in case[0] else stored()
+    decision = planning.decide(spec(), current, NOW, DIRECTORY, lookahead=dt.timedelta(days=lookahead_days),
+                               window=win)
+    assert decision.action is action, decision.reason
+    assert reason in decision.reason
+
+
+def test_revoked_certificate_is_reissued():
+    decision = planning.decide(spec(), stored(revoked="keyCompromise"), NOW, DIRECTORY)
+    assert decision.action is Action.ISSUE and "revoked (keyCompromise)" in decision.reason
+
+
+def test_lookahead_longer_than_lifetime_says_to_schedule_more_often():
+    current = stored(issued=NOW - DAY, lifetime=6 * DAY)
+    decision = planning.decide(spec(), current, NOW, DIRECTORY, lookahead=7 * DAY)
+    assert decision.action is Action.ISSUE and "schedule more often" in decision.reason
+
+
+def test_choose_in_window_is_uniform_over_the_window():
+    start, end = NOW, NOW + 2 * DAY
+    assert planning.choose_in_window(start, end, 0.0) == start
+    assert planning.choose_in_window(start, end, 1.0) == end
+    assert planning.choose_in_window(start, end, 0.25) == start + dt.timedelta(hours=12)
+
+
+def test_updated_window_keeps_the_chosen_time_until_the_window_moves():
+    first = planning.updated_window(None, NOW, NOW + DAY, dt.timedelta(hours=6), NOW, 0.5)
+    assert first.chosen == NOW + dt.timedelta(hours=12) and first.next_check == NOW + dt.timedelta(hours=6)
+    later = NOW + dt.timedelta(hours=7)
+    same = planning.updated_window(first, NOW, NOW + DAY, dt.timedelta(hours=6), later, 0.9)
+    assert same.chosen == first.chosen and same.next_check == later + dt.timedelta(hours=6)
+    moved = planning.updated_window(first, NOW - DAY, NOW, dt.timedelta(hours=6), later, 0.9)
+    assert moved.chosen == NOW - DAY + dt.timedelta(hours=21.6)
