@@ -60,6 +60,8 @@ class Issuer:
     check_name_servers: bool = True  # False when fixed resolvers are configured
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
+    on_publish: Callable[[list[TxtRecord]], None] | None = None  # before any TXT value is written
+    on_cleaned: Callable[[], None] | None = None  # once every value is removed again
 
     def issue_all(self, specs: list[CertificateSpec], deadline: Deadline,
                   replaces: dict[str, str] | None = None) -> dict[str, Issued | Exception]:
@@ -73,6 +75,8 @@ class Issuer:
             records = [r for w in live for r in w.records]
             if records:
                 log.info("publishing %d TXT values for %d certificates", len(records), len(live))
+                if self.on_publish:
+                    self.on_publish(records)
                 published = records
                 self.dns.present(records, deadline)
                 live = self._check_propagation(live, records, deadline, results)
@@ -151,6 +155,8 @@ class Issuer:
         try:
             self.dns.remove(records)
             log.info("removed %d TXT values", len(records))
+            if self.on_cleaned:
+                self.on_cleaned()
         except Exception as exc:  # cleanup must never hide the run's own outcome
             log.error("could not remove TXT values (a later run sweeps them): %s", exc)
 

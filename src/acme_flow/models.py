@@ -226,6 +226,7 @@ class StoredCertificate:
     window: RenewalWindow | None = None  # ARI, when the CA offers it
     replaced: str | None = None  # ARI CertID of the certificate this one replaced (sent as `replaces`)
     revoked: str | None = None  # revocation reason, once revoked
+    damaged: str | None = None  # why the stored material cannot be used (it is then reissued, never deployed)
 
 
 @dataclass(frozen=True)

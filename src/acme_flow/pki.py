@@ -163,6 +163,20 @@ def verify_material(material: CertificateMaterial, domains: tuple[str, ...],
     return describe(material.cert_pem)
 
 
+def material_problem(material: CertificateMaterial, serial: str) -> str | None:
+    """Why stored material cannot be used (unreadable, another certificate, key not matching)."""
+    try:
+        leaf = load_certificate(material.cert_pem)
+        key = load_key(material.key_pem)
+    except VerificationError as exc:
+        return str(exc)
+    if format(leaf.serial_number, "x") != serial:
+        return f"the stored certificate is serial {leaf.serial_number:x}, the metadata says {serial}"
+    if not public_key_matches(leaf, key):
+        return "the stored private key does not match the certificate"
+    return None
+
+
 def verify_against_root(fullchain: list[str], root_pem: str) -> None:
     """Check that the last certificate of a chain is signed by the given root."""
     _verify_signatures([load_certificate(p) for p in [*fullchain, root_pem]])

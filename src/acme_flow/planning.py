@@ -90,6 +90,9 @@ def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.date
     changed = changed_request(spec, stored, directory)
     if changed:
         return RenewalDecision(name, Action.ISSUE, changed, is_renewal=True)
+    if stored.damaged:
+        return RenewalDecision(name, Action.ISSUE, f"stored certificate is damaged ({stored.damaged}); reissuing",
+                               is_renewal=True)
     if stored.revoked:
         return RenewalDecision(name, Action.ISSUE, f"certificate was revoked ({stored.revoked})", is_renewal=True)
     info = stored.info

@@ -71,6 +71,9 @@ class AcmeCa(Protocol):
 
     def revoke(self, cert_pem: str, reason: int) -> None: ...
 
+    def check_registration_inputs(self) -> None:
+        """Resolve what registering an account needs (the EAB secret); raise ConfigError if it fails."""
+
     def answer(self, challenge: Dns01Challenge) -> None: ...
 
     def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
@@ -131,6 +134,18 @@ class StateStore(Protocol):
     def update(self, stored: StoredCertificate) -> StoredCertificate:
         """Rewrite the current pointer's metadata (deployment, ARI window, revocation)."""
 
+    def acquire(self, name: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
+        """Take the lease of one certificate; False when another live run holds it."""
+
+    def release(self, name: str, holder: str, now: dt.datetime) -> None: ...
+
+    def record_challenges(self, run_id: str, records: list[dict], until: dt.datetime) -> None: ...
+
+    def forget_challenges(self, run_id: str) -> None: ...
+
+    def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[dict]]]:
+        """(run id, records) of runs that published TXT values and never removed them."""
+
 
 # ---- deploy, notify, time ---------------------------------------------------------------------
 
@@ -139,6 +154,9 @@ class CertificateImporter(Protocol):
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
                            existing_arn: str | None) -> str:
         """Import into ACM (re-import into `existing_arn` when given); returns the ARN."""
+
+    def check_region(self, region: str) -> None:
+        """Raise DeployError when the region does not exist for ACM."""
 
     def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
         """Delete a superseded certificate nothing uses any more; returns what was done."""
@@ -149,6 +167,9 @@ class CloudFrontAttacher(Protocol):
         """Point the distribution at the certificate; returns whether anything changed."""
 
     def distributions_using(self, certificate_arn: str) -> list[str]: ...
+
+    def check(self, distribution_id: str) -> None:
+        """Raise DeployError when the distribution does not exist or cannot be read."""
 
 
 class Exporter(Protocol):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from dataclasses import dataclass, field, replace
+import uuid
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from . import pki, planning
@@ -18,10 +19,11 @@ from .models import (US_EAST_1, AccountState, Action, CertificateResult, Certifi
                      Deployment, Outcome, Placement, RenewalDecision, RenewalWindow, RunReport,
                      StoredCertificate)
 from .ports import (AcmeCa, CertificateImporter, Clock, CloudFrontAttacher, DnsProvider, Exporter,
-                    Notifier, PropagationCheck, StateStore)
+                    Notifier, PropagationCheck, StateStore, TxtRecord)
 
 log = logging.getLogger("certrenew.renewal")
 
+LEASE_MARGIN = dt.timedelta(minutes=5)  # a lease outlives its run's deadline by this much
 REVOCATION_REASONS = {"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3, "superseded": 4,
                       "cessationOfOperation": 5}
 
@@ -86,14 +88,25 @@ class Renewer:
         return rows
 
     def run(self, deadline: Deadline, options: RunOptions = RunOptions()) -> RunReport:
+        """Plan, check every target, take the leases, issue what is due, store, deploy, report."""
         started = self.clock.now()
         rows = self.plan(options)
         if options.dry_run:
             results = [_planned(row) for row in rows]
             return RunReport(tuple(results), started, self.clock.now(), dry_run=True)
-        due = [row for row in rows if row.decision.action is Action.ISSUE]
-        issued = self._issue(due, deadline) if due else {}
-        results = [self._settle(row, issued.get(row.spec.name)) for row in rows]
+        early = self._preflight(rows)  # read-only: bad targets fail before anything is written
+        run_id = uuid.uuid4().hex[:16]
+        held: list[str] = []
+        try:
+            rows, locked = self._take_leases([r for r in rows if r.spec.name not in early], run_id, deadline, held)
+            early.update(locked)
+            due = [row for row in rows if row.decision.action is Action.ISSUE]
+            issued = self._issue(due, deadline, run_id) if due else {}
+            done = {row.spec.name: self._settle(row, issued.get(row.spec.name)) for row in rows}
+        finally:
+            for name in held:
+                self.state.release(name, run_id, self.clock.now())
+        results = [early.get(spec.name) or done[spec.name] for spec in self.select(options.only)]
         report = RunReport(tuple(results), started, self.clock.now())
         self.notifier.notify(report)
         return report
@@ -117,6 +130,64 @@ class Renewer:
             raise InputError(f"unknown certificate name(s) {unknown}: the config has {known}")
         return [c for c in self.config.certificates if not only or c.name in only]
 
+    # -- before anything is written ------------------------------------------------------------
+
+    def _preflight(self, rows: list[PlanRow]) -> dict[str, CertificateResult]:
+        """Check every target of each certificate that will act (zones, regions, distributions)
+        and what registering an account needs, with read-only calls; failures end that
+        certificate with a clear reason before any order, lease or write."""
+        failed: dict[str, CertificateResult] = {}
+        acting = [r for r in rows if r.decision.action is not Action.NONE]
+        if any(r.decision.action is Action.ISSUE for r in acting):
+            if self.state.load_account(self.config.acme.directory) is None:
+                self._client().check_registration_inputs()
+        for row in acting:
+            try:
+                self._check_targets(row)
+            except CertrenewError as exc:
+                log.error("%s: %s", row.spec.name, exc)
+                failed[row.spec.name] = _result(row.spec, Outcome.FAILED, str(exc), row.stored, None)
+        return failed
+
+    def _check_targets(self, row: PlanRow) -> None:
+        spec = row.spec
+        for region in spec.deploy.all_acm_regions:
+            self.importer.check_region(region)
+        for distribution in spec.deploy.cloudfront:
+            self.cloudfront.check(distribution)
+        if row.decision.action is Action.ISSUE:
+            for domain in dict.fromkeys(d.removeprefix("*.") for d in spec.domains):
+                self.dns.locate(f"_acme-challenge.{domain}", "", spec)
+
+    def _take_leases(self, rows: list[PlanRow], run_id: str, deadline: Deadline,
+                     held: list[str]) -> tuple[list[PlanRow], dict[str, CertificateResult]]:
+        """One lease per acting certificate; one another run holds is skipped, never waited for.
+        After taking a lease the state is read again: another run may have just renewed it."""
+        now = self.clock.now()
+        until = now + dt.timedelta(seconds=deadline.remaining()) + LEASE_MARGIN
+        kept, locked = [], {}
+        for row in rows:
+            if row.decision.action is Action.NONE:
+                kept.append(row)
+            elif self.state.acquire(row.spec.name, run_id, until, now):
+                held.append(row.spec.name)
+                kept.append(self._recheck(row, now))
+            else:
+                log.info("%s is being renewed by another run: skipped", row.spec.name)
+                locked[row.spec.name] = _result(row.spec, Outcome.SKIPPED, "locked: another run holds its lease",
+                                                row.stored, None)
+        return kept, locked
+
+    def _recheck(self, row: PlanRow, now: dt.datetime) -> PlanRow:
+        stored, _ = self._load(row.spec.name)
+        if _serial(stored) == _serial(row.stored):
+            return row
+        window = stored.window if stored else None
+        decision = planning.decide(row.spec, stored, now, self.config.acme.directory,
+                                   lookahead=self.check_interval, window=window)
+        log.info("%s changed while waiting for its lease: %s", row.spec.name, decision.reason)
+        return PlanRow(row.spec, decision, stored, window)
+
     # -- planning helpers -----------------------------------------------------------------------
 
     def _client(self) -> AcmeCa:
@@ -125,11 +196,20 @@ class Renewer:
         return self._ca
 
     def _load(self, name: str) -> tuple[StoredCertificate | None, str]:
+        """The stored certificate, checked: damaged material is flagged (and so reissued, never
+        deployed); unreadable metadata counts as no certificate, with the reason."""
         try:
-            return self.state.load_certificate(name), ""
+            stored = self.state.load_certificate(name)
         except StateError as exc:
             log.error("stored state of %s is unreadable: %s", name, exc)
             return None, f"stored state unreadable ({exc})"
+        if stored is not None and not stored.damaged:
+            problem = pki.material_problem(stored.material, stored.info.serial)
+            if problem:
+                stored = replace(stored, damaged=problem)
+        if stored is not None and stored.damaged:
+            log.error("stored certificate of %s is damaged: %s", name, stored.damaged)
+        return stored, ""
 
     def _check_profiles(self, specs: list[CertificateSpec]) -> None:
         """A profile the CA does not advertise is a config error, before any order."""
@@ -162,16 +242,31 @@ class Renewer:
 
     # -- issuing --------------------------------------------------------------------------------
 
-    def _issue(self, rows: list[PlanRow], deadline: Deadline) -> dict[str, Issued | Exception]:
+    def _issue(self, rows: list[PlanRow], deadline: Deadline, run_id: str) -> dict[str, Issued | Exception]:
         log.info("issuing %d certificate(s): %s", len(rows), ", ".join(r.spec.name for r in rows))
+        self._sweep_stale_challenges()
         try:
             ca = self._ready_ca()
         except CertrenewError as exc:
             return {r.spec.name: exc for r in rows}
+        until = self.clock.now() + dt.timedelta(seconds=deadline.remaining()) + LEASE_MARGIN
         issuer = Issuer(ca=ca, dns=self.dns, propagation=self.propagation, clock=self.clock,
-                        check_name_servers=self.check_name_servers, workers=self.workers)
+                        check_name_servers=self.check_name_servers, workers=self.workers,
+                        on_publish=lambda records: self.state.record_challenges(
+                            run_id, [asdict(r) for r in records], until),
+                        on_cleaned=lambda: self.state.forget_challenges(run_id))
         replaces = {r.spec.name: cert_id for r in rows if (cert_id := self._replaces(r))}
         return issuer.issue_all([r.spec for r in rows], deadline, replaces)
+
+    def _sweep_stale_challenges(self) -> None:
+        """Remove TXT values that a crashed earlier run published and never removed."""
+        for run, records in self.state.stale_challenges(self.clock.now()):
+            try:
+                self.dns.remove([TxtRecord(**r) for r in records])
+                self.state.forget_challenges(run)
+                log.info("swept %d TXT values left by run %s", len(records), run)
+            except (CertrenewError, TypeError) as exc:
+                log.warning("could not sweep the TXT values of run %s: %s", run, exc)
 
     def _replaces(self, row: PlanRow) -> str | None:
         """The ARI CertID of the certificate a renewal replaces (same CA only)."""
@@ -281,6 +376,10 @@ class Renewer:
             except CertrenewError as exc:
                 notes.append(f"could not retire {old.arn}: {exc}")
         return notes
+
+
+def _serial(stored: StoredCertificate | None) -> str | None:
+    return stored.info.serial if stored else None
 
 
 def _version(now: dt.datetime, serial: str) -> str:

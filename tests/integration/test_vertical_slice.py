@@ -120,22 +120,20 @@ def test_a_failing_certificate_leaves_no_record_and_does_not_stop_the_others(w, 
     assert w.acme_records() == {}
 
 
-def test_records_are_removed_when_the_value_never_becomes_visible(w, capsys):
-    # A CNAME on the challenge name hides our TXT value from every resolver (and from Pebble).
-    route53 = boto3.client("route53")
-    zone_id = w.zones["example.test"]
-    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
-        "Action": "UPSERT", "ResourceRecordSet": {"Name": "_acme-challenge.broken.example.test", "Type": "CNAME",
-                                                  "TTL": 60, "ResourceRecords": [{"Value": "nowhere.shop.test"}]}}]})
-    config = w.write_config([{"name": "broken", "domains": ["broken.example.test"]}])
-    code, report = w.run_json(config, "--timeout", "10", capsys=capsys)
+def test_records_are_removed_when_the_run_fails_after_publishing(w, capsys):
+    # Route53 accepts the UPSERT, then GetChange fails with an error that is not retried.
+    proxy_client.configure(w.stack.aws_endpoint_url, route53_delay=2, faults=[
+        {"service": "route53", "operation": "GetChange", "status": 400, "code": "InvalidInput",
+         "message": "injected", "count": 1}])
+    config = w.write_config([{"name": "broken", "domains": ["broken.example.test"]}, shop()])
+    code, report = w.run_json(config, capsys=capsys)
     assert code == 1
-    assert report["certificates"][0]["outcome"] == "failed"
-    assert "not confirmed" in report["certificates"][0]["reason"]
-    assert not any(n.startswith("_acme-challenge") and v for n, v in w.acme_records().items()
-                   if n != "_acme-challenge.broken.example.test")
-    txt = world.txt_records(route53, zone_id)
-    assert "_acme-challenge.broken.example.test" not in txt
+    assert {c["outcome"] for c in report["certificates"]} == {"failed"}
+    upserts = [b for b in proxy_client.change_batches(w.stack.aws_endpoint_url)
+               if b["changes"][0]["action"] == "UPSERT"]
+    assert upserts, "the records were published before the failure"
+    assert w.acme_records() == {}
+    assert not [k for k in w.state_keys() if k.startswith("challenges/")], "the ledger is cleared after cleanup"
 
 
 def test_config_error_exits_2_and_writes_nothing(w, capsys):

@@ -6,9 +6,11 @@ is at most 5 KB, and a re-import never changes the key algorithm.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable
 
+import boto3
 from botocore.exceptions import ClientError
 
 from .. import pki
@@ -51,6 +53,10 @@ class AcmImporter:
         log.info("imported %s into %s", name, arn)
         return arn
 
+    def check_region(self, region: str) -> None:
+        if region not in _acm_regions():
+            raise DeployError(f"acm:{region}", f"{region!r} is not an AWS region where ACM exists")
+
     def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
         """Delete a certificate certrenew imported once nothing uses it (ACM's InUseBy, which moto
         never fills, plus the CloudFront distributions the caller found)."""
@@ -87,6 +93,14 @@ class AcmImporter:
                      arn, described.get("KeyAlgorithm"), new_algorithm)
             return False
         return True
+
+
+@functools.lru_cache(maxsize=1)
+def _acm_regions() -> frozenset[str]:
+    """Every region of every partition botocore knows for ACM (read from its bundled data)."""
+    session = boto3.session.Session()
+    return frozenset(r for partition in session.get_available_partitions()
+                     for r in session.get_available_regions("acm", partition_name=partition))
 
 
 def _check_importable(material: CertificateMaterial, target: str) -> None:

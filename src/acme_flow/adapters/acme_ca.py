@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import josepy as jose
 import requests
@@ -40,6 +42,9 @@ MAX_POLL = 5.0
 BAD_NONCE_ATTEMPTS = 6
 ARI_DEFAULT_RETRY = 6 * 3600.0
 AUTHZ_FETCH_WORKERS = 8
+RETRY_DELAYS = (1.0, 2.0, 4.0)  # transient CA errors: three more tries with jittered backoff
+MAX_RETRY_WAIT = 30.0  # a Retry-After longer than this fails the step instead of waiting
+T = TypeVar("T")
 
 
 class NewOrder(messages.NewOrder):
@@ -68,6 +73,22 @@ class _Network(client.ClientNetwork):
     def _get_nonce(self, url: str, new_nonce_url: str) -> str:
         with self._nonce_lock:
             return super()._get_nonce(url, new_nonce_url)
+
+    @classmethod
+    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
+        """Keep the HTTP status and Retry-After on problems; a 5xx without a problem is one too."""
+        try:
+            return super()._check_response(response, content_type=content_type)
+        except messages.Error as error:
+            error.http_status = response.status_code
+            error.retry_after_header = response.headers.get("Retry-After")
+            raise
+        except acme_errors.ClientError:
+            if response.status_code < 500:
+                raise
+            error = messages.Error.with_code("serverInternal", detail=f"HTTP {response.status_code} from the CA")
+            error.http_status = response.status_code
+            raise error from None
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
         for attempt in range(1, BAD_NONCE_ATTEMPTS + 1):
@@ -100,8 +121,7 @@ class AcmeCaAdapter:
     def _directory(self) -> messages.Directory:
         if self._dir is None:
             self._plain = _Network(None, verify_ssl=self._verify, user_agent=USER_AGENT, timeout=int(self._timeout))
-            with _translated("reading the directory"):
-                self._dir = client.ClientV2.get_directory(self.directory, self._plain)
+            self._dir = _call("reading the directory", lambda: client.ClientV2.get_directory(self.directory, self._plain))
         return self._dir
 
     def profiles(self) -> dict[str, str] | None:
@@ -118,9 +138,8 @@ class AcmeCaAdapter:
         if not _has(directory, "renewalInfo"):
             return None
         url = directory["renewalInfo"].rstrip("/") + "/" + pki.ari_cert_id(cert_pem)
-        with _translated("fetching renewal information"):
-            response = self._plain.get(url, content_type="application/json")
-            body = messages.RenewalInfo.from_json(response.json())
+        response = _call("fetching renewal information", lambda: self._plain.get(url, content_type="application/json"))
+        body = _call("reading renewal information", lambda: messages.RenewalInfo.from_json(response.json()))
         window = body.suggested_window
         return RenewalInfo(start=_aware(window.start), end=_aware(window.end),
                            retry_after=retry_after_seconds(response.headers.get("Retry-After"), ARI_DEFAULT_RETRY),
@@ -156,8 +175,7 @@ class AcmeCaAdapter:
     def _existing_account_url(self, account: AccountState) -> str | None:
         regr = messages.RegistrationResource(uri=account.url, body=messages.Registration())
         try:
-            with _translated("looking up the account"):
-                return self._acme.query_registration(regr).uri
+            return _call("looking up the account", lambda: self._acme.query_registration(regr).uri)
         except AcmeProblem as exc:
             if exc.typ == ACCOUNT_GONE:
                 log.warning("the CA no longer knows account %s: registering the same key again", account.url)
@@ -175,8 +193,7 @@ class AcmeCaAdapter:
         registration = messages.NewRegistration.from_data(
             email=self._email, terms_of_service_agreed=True, external_account_binding=eab)
         try:
-            with _translated("registering the account"):
-                return acme.new_account(registration).uri
+            return _call("registering the account", lambda: acme.new_account(registration).uri)
         except acme_errors.ConflictError as exc:  # the key already has an account
             return str(exc.location)
 
@@ -209,9 +226,9 @@ class AcmeCaAdapter:
         acme = self._acme
         identifiers = tuple(messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=d) for d in domains)
         order = NewOrder(identifiers=identifiers, profile=profile or None, replaces=replaces)
-        with _translated("creating the order"):
-            response = acme.net.post(acme.directory["newOrder"], order, new_nonce_url=acme.directory["newNonce"])
-            body = OrderBody.from_json(response.json())
+        response = _call("creating the order", lambda: acme.net.post(
+            acme.directory["newOrder"], order, new_nonce_url=acme.directory["newNonce"]))
+        body = _call("reading the order", lambda: OrderBody.from_json(response.json()))
         authorizations = self._fetch_authorizations(list(body.authorizations))
         return messages.OrderResource(body=body, uri=response.headers.get("Location"),
                                       authorizations=authorizations, csr_pem=csr_pem)
@@ -219,18 +236,21 @@ class AcmeCaAdapter:
     def _fetch_authorizations(self, urls: list[str]) -> list[messages.AuthorizationResource]:
         """All authorizations of an order, fetched concurrently (the library fetches them one by one)."""
         def fetch(url: str) -> messages.AuthorizationResource:
-            with _translated("fetching an authorization"):
-                response = self._post_as_get(url)
-                return messages.AuthorizationResource(body=messages.Authorization.from_json(response.json()), uri=url)
+            response = _call("fetching an authorization", lambda: self._post_as_get(url))
+            return messages.AuthorizationResource(body=messages.Authorization.from_json(response.json()), uri=url)
         if len(urls) <= 1:
             return [fetch(u) for u in urls]
         with ThreadPoolExecutor(max_workers=min(AUTHZ_FETCH_WORKERS, len(urls))) as pool:
             return list(pool.map(fetch, urls))
 
+    def check_registration_inputs(self) -> None:
+        if self._eab is not None:
+            self._eab = (self._eab[0], _once(self._eab[1]))
+            self._eab[1]()
+
     def revoke(self, cert_pem: str, reason: int) -> None:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-        with _translated("revoking the certificate"):
-            self._acme.revoke(cert, reason)
+        _call("revoking the certificate", lambda: self._acme.revoke(cert, reason))
 
     def _dns01(self, authzr: messages.AuthorizationResource) -> Dns01Challenge:
         body = authzr.body
@@ -246,8 +266,8 @@ class AcmeCaAdapter:
 
     def answer(self, challenge: Dns01Challenge) -> None:
         challb = challenge.handle
-        with _translated(f"answering the challenge for {challenge.domain}"):
-            self._acme.answer_challenge(challb, challb.chall.response(self._key))
+        _call(f"answering the challenge for {challenge.domain}",
+              lambda: self._acme.answer_challenge(challb, challb.chall.response(self._key)))
 
     def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
         failures: dict[str, str] = {}
@@ -266,21 +286,21 @@ class AcmeCaAdapter:
         acme = self._acme
         orderr = order.handle
         try:
-            with _translated("finalizing the order"):
-                acme.begin_finalization(orderr)
+            _call("finalizing the order", lambda: acme.begin_finalization(orderr))
         except AcmeProblem as exc:
-            if exc.code != "orderNotReady":
-                raise
+            # orderNotReady: still validating; anything else after retries: the poll below tells
+            # whether the order went through (a lost response) or failed (its error).
+            log.info("finalize answered %s; polling the order", exc.code or exc)
         body = self._poll(orderr.uri, messages.Order, deadline, "certificate issuance",
                           done={messages.STATUS_VALID, messages.STATUS_INVALID})
         if body.status != messages.STATUS_VALID or body.certificate is None:
             detail = body.error.detail if body.error is not None else "no detail given"
             raise AcmeProblem(body.error.typ if body.error is not None else "", f"order invalid: {detail}")
-        with _translated("downloading the certificate"):
-            response = self._post_as_get(body.certificate)
-            alternates = [link["url"] for link in parse_header_links(response.headers.get("Link", ""))
-                          if link.get("rel") == "alternate" and "url" in link]
-            chains = [response.text] + [self._post_as_get(url).text for url in alternates]
+        response = _call("downloading the certificate", lambda: self._post_as_get(body.certificate))
+        alternates = [link["url"] for link in parse_header_links(response.headers.get("Link", ""))
+                      if link.get("rel") == "alternate" and "url" in link]
+        chains = [response.text] + [_call("downloading an alternate chain", lambda u=url: self._post_as_get(u)).text
+                                    for url in alternates]
         return IssuedChains(fullchains=tuple(chains))
 
     # -- polling --------------------------------------------------------------------------------
@@ -289,8 +309,7 @@ class AcmeCaAdapter:
         """POST-as-GET `url` until its status is in `done`; honours Retry-After, else backs off."""
         interval = FIRST_POLL
         while True:
-            with _translated(f"polling the {what}"):
-                response = self._post_as_get(url)
+            response = _call(f"polling the {what}", lambda: self._post_as_get(url))
             body = message_type.from_json(response.json())
             if body.status in done:
                 return body
@@ -300,6 +319,17 @@ class AcmeCaAdapter:
     def _post_as_get(self, url: str) -> requests.Response:
         acme = self._acme
         return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+
+def _once(read: Callable[[], str]) -> Callable[[], str]:
+    """Read a secret once per run, however often it is needed."""
+    value: list[str] = []
+
+    def get() -> str:
+        if not value:
+            value.append(read())
+        return value[0]
+    return get
 
 
 def _has(directory: messages.Directory, name: str) -> bool:
@@ -329,6 +359,23 @@ def retry_after_seconds(header: str | None, default: float, now: dt.datetime | N
     return max(0.0, (when - now).total_seconds())
 
 
+def _call(what: str, fn: Callable[[], T]) -> T:
+    """Run one CA request: errors translated into ours (naming the step), transient ones
+    (badNonce beyond the network's own retries, rateLimited with a short Retry-After, 5xx,
+    connection errors) retried with jittered backoff; permanent ones raised at once."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            with _translated(what):
+                return fn()
+        except AcmeTransientProblem as exc:
+            wait = exc.retry_after if exc.retry_after is not None else (delay or 0) * random.uniform(0.5, 1.5)
+            if delay is None or wait > MAX_RETRY_WAIT:
+                raise
+            log.warning("%s; retrying in %.1fs", exc, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def _translated(what: str) -> Iterator[None]:
     """Turn the library's and requests' exceptions into ours, naming the step."""
@@ -336,8 +383,12 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except messages.Error as exc:
         code = exc.code or ""
-        cls = AcmeTransientProblem if code in TRANSIENT_CODES else AcmeProblem
-        raise cls(exc.typ or "", f"{what}: {exc.detail or exc.title or code}") from None
+        status = getattr(exc, "http_status", None)
+        transient = code in TRANSIENT_CODES or (status is not None and status >= 500)
+        cls = AcmeTransientProblem if transient else AcmeProblem
+        retry_after = getattr(exc, "retry_after_header", None)
+        raise cls(exc.typ or "", f"{what}: {exc.detail or exc.title or code}", status=status,
+                  retry_after=retry_after_seconds(retry_after, 0.0) if retry_after else None) from None
     except acme_errors.ConflictError:
         raise
     except acme_errors.Error as exc:

@@ -31,13 +31,7 @@ class CloudFrontAttacher:
         if not ACM_US_EAST_1_ARN.match(certificate_arn):
             raise DeployError(target, f"{certificate_arn} is not an ACM certificate in us-east-1; "
                                       "CloudFront only uses certificates from us-east-1")
-        try:
-            got = self._cf.get_distribution_config(Id=distribution_id)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "NoSuchDistribution":
-                raise DeployError(target, "no such distribution") from None
-            raise DeployError(target, f"cannot read the distribution: {code or exc}") from None
+        got = self._read(distribution_id)
         config, etag = got["DistributionConfig"], got["ETag"]
         uncovered = [a for a in _aliases(config) if not covers(names, a)]
         if uncovered:
@@ -54,6 +48,19 @@ class CloudFrontAttacher:
         log.info("distribution %s now uses %s", distribution_id, certificate_arn)
         return True
 
+
+    def check(self, distribution_id: str) -> None:
+        self._read(distribution_id)
+
+    def _read(self, distribution_id: str) -> dict[str, Any]:
+        target = f"cloudfront:{distribution_id}"
+        try:
+            return self._cf.get_distribution_config(Id=distribution_id)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchDistribution":
+                raise DeployError(target, "no such distribution") from None
+            raise DeployError(target, f"cannot read the distribution: {code or exc}") from None
 
     def distributions_using(self, certificate_arn: str) -> list[str]:
         """Every distribution of the account whose viewer certificate is this ARN."""

@@ -10,6 +10,8 @@ Key layout (documented in the README):
     certificates/<name>/<version>/fullchain.pem
     certificates/<name>/<version>/privkey.pem  SSE-KMS
     certificates/<name>/<version>/meta.json    metadata of this version
+    locks/<name>.json                          lease of the run renewing <name> (holder, expiry)
+    challenges/<run-id>.json                   TXT values a run published and has not removed yet
 
 New material is written first under its version; only then is `current.json` flipped, with
 a conditional write (If-Match on the ETag read, or If-None-Match for the first one), so a
@@ -33,6 +35,15 @@ from ..models import (AccountState, CertificateInfo, CertificateMaterial, Deploy
 
 log = logging.getLogger("certrenew.state")
 SCHEMA = 1
+CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
+def _lease(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+        return {"holder": data.get("holder"), "until": dt.datetime.fromisoformat(data["until"])}
+    except (ValueError, KeyError, TypeError):
+        return {"holder": None, "until": dt.datetime.min.replace(tzinfo=dt.timezone.utc)}  # unreadable: free
 
 
 class S3StateStore:
@@ -92,15 +103,23 @@ class S3StateStore:
             return None
         try:
             version_prefix = f"certificates/{name}/{pointer['version']}/"
-            fullchain = self._require_text(version_prefix + "fullchain.pem")
-            key_pem = self._require_text(version_prefix + "privkey.pem")
-            certs = pki.split_pem_chain(fullchain)
-            if not certs:
-                raise StateError(version_prefix + "fullchain.pem", "holds no PEM certificate")
-            material = CertificateMaterial(cert_pem=certs[0], chain_pem="".join(certs[1:]), key_pem=key_pem)
-            return _stored_from_meta(pointer, material)
-        except (KeyError, ValueError, TypeError) as exc:
+            material, damaged = self._material(version_prefix)
+            return _stored_from_meta(pointer, material, damaged)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise StateError(pointer_key, f"unreadable metadata ({type(exc).__name__}: {exc})") from None
+
+    def _material(self, prefix: str) -> tuple[CertificateMaterial, str | None]:
+        """The PEM files of a version, and what is wrong with them if anything is."""
+        fullchain = self._get_text(prefix + "fullchain.pem")
+        key_pem = self._get_text(prefix + "privkey.pem")
+        certs = pki.split_pem_chain(fullchain or "")
+        material = CertificateMaterial(cert_pem=certs[0] if certs else "", chain_pem="".join(certs[1:]),
+                                       key_pem=key_pem or "")
+        if fullchain is None or key_pem is None:
+            return material, f"{prefix}{'fullchain.pem' if fullchain is None else 'privkey.pem'} is missing"
+        if not certs:
+            return material, f"{prefix}fullchain.pem holds no readable PEM certificate"
+        return material, None
 
     def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
         prefix = f"certificates/{stored.name}/{stored.version}/"
@@ -130,12 +149,81 @@ class S3StateStore:
                                       ContentType="application/json", **extra)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+            if code in CONFLICT_CODES:
                 raise StateError(key, "changed by another run since it was read; not overwritten") from None
             raise
         self._etags[key] = got["ETag"]
 
+    # -- leases ---------------------------------------------------------------------------------
+
+    def acquire(self, name: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
+        """Take the lease of `name` for `holder` until `until`; False when another run holds it.
+
+        Create-only write (If-None-Match) when there is no lease object; a released or
+        expired lease is taken over with If-Match on the ETag read, so two runs racing for
+        it cannot both win.
+        """
+        key = f"locks/{name}.json"
+        body = json.dumps({"holder": holder, "until": until.isoformat(), "taken": now.isoformat()})
+        if self._conditional_put(key, body, {"IfNoneMatch": "*"}):
+            return True
+        try:
+            got = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return self._conditional_put(key, body, {"IfNoneMatch": "*"})
+            raise
+        lease = _lease(got["Body"].read())
+        if lease.get("holder") not in (None, holder) and lease["until"] > now:
+            return False
+        return self._conditional_put(key, body, {"IfMatch": got["ETag"]})
+
+    def release(self, name: str, holder: str, now: dt.datetime) -> None:
+        """Give the lease back (only if we still hold it); never raises."""
+        key = f"locks/{name}.json"
+        try:
+            got = self._s3.get_object(Bucket=self.bucket, Key=key)
+            if _lease(got["Body"].read()).get("holder") != holder:
+                return
+            body = json.dumps({"holder": None, "until": now.isoformat(), "released": now.isoformat()})
+            self._conditional_put(key, body, {"IfMatch": got["ETag"]})
+        except ClientError as exc:
+            log.warning("could not release the lease of %s: %s", name, exc)
+
+    # -- challenge ledger -----------------------------------------------------------------------
+
+    def record_challenges(self, run_id: str, records: list[dict], until: dt.datetime) -> None:
+        """Note the TXT values a run is about to publish, so a later run can sweep them after a crash."""
+        self._put(f"challenges/{run_id}.json", json.dumps({"run": run_id, "until": until.isoformat(),
+                                                           "records": records}))
+
+    def forget_challenges(self, run_id: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=f"challenges/{run_id}.json")
+
+    def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[dict]]]:
+        """Ledgers of runs that ended without cleaning up (past their deadline)."""
+        stale = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="challenges/"):
+            for obj in page.get("Contents", []):
+                try:
+                    data = self._get_json(obj["Key"]) or {}
+                    if dt.datetime.fromisoformat(data["until"]) < now:
+                        stale.append((data["run"], list(data["records"])))
+                except (StateError, KeyError, ValueError) as exc:
+                    log.warning("ignoring unreadable challenge ledger %s: %s", obj["Key"], exc)
+        return stale
+
     # -- objects --------------------------------------------------------------------------------
+
+    def _conditional_put(self, key: str, body: str, condition: dict[str, str]) -> bool:
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/json",
+                                **condition)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in CONFLICT_CODES:
+                return False
+            raise
 
     def _put(self, key: str, text: str, *, secret: bool = False, create_only: bool = False) -> bool:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": text.encode()}
@@ -163,12 +251,6 @@ class S3StateStore:
         if remember_etag:
             self._etags[key] = got["ETag"]
         return got["Body"].read().decode("utf-8")
-
-    def _require_text(self, key: str) -> str:
-        text = self._get_text(key)
-        if text is None:
-            raise StateError(key, "missing")
-        return text
 
     def _get_json(self, key: str, remember_etag: bool = False) -> dict | None:
         text = self._get_text(key, remember_etag)
@@ -206,7 +288,8 @@ def _meta(stored: StoredCertificate) -> dict[str, Any]:
     }
 
 
-def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial) -> StoredCertificate:
+def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial,
+                      damaged: str | None = None) -> StoredCertificate:
     info = CertificateInfo(
         serial=meta["serial"],
         not_before=dt.datetime.fromisoformat(meta["not_before"]),
@@ -221,4 +304,4 @@ def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial) -> St
         info=info, material=material, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
         deployment=Deployment.from_dict(meta.get("deployment")),
         window=RenewalWindow.from_dict(meta.get("ari")), replaced=meta.get("replaced"),
-        revoked=meta.get("revoked"))
+        revoked=meta.get("revoked"), damaged=damaged)
