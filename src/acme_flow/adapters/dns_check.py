@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import dns.exception
-import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 
 from ..errors import DeadlineExceeded, PropagationTimeout
@@ -29,9 +29,11 @@ QUERY_TIMEOUT = 2.0
 FIRST_POLL = 0.5
 MAX_POLL = 5.0
 MAX_PARALLEL_QUERIES = 16
+FINAL_LOOK = 0.5  # query timeout of the look taken when the deadline has come
 
 Server = tuple[str, int]
-# A query: the TXT strings a server answers for a name, or None when it gave no usable answer.
+# A query: the TXT strings a server answers for a name, None when it did not answer in time;
+# it raises (with the reason as message) when the answer is an error.
 Query = Callable[[Server, str, float], "set[str] | None"]
 
 
@@ -72,57 +74,50 @@ class DnsPropagation:
 
     def wait_visible(self, records: list[TxtRecord], name_servers: dict[str, list[str]],
                      deadline: Deadline) -> None:
-        # (name, server) -> the values still to see there, and why the last look failed
+        # (name, server) -> our values not yet seen there; why: what the last look got instead
         pending: dict[tuple[str, Server], set[str]] = {}
         for record in records:
             for server in self._servers_for(record, name_servers):
                 pending.setdefault((record.name, server), set()).add(record.value)
         why: dict[tuple[str, Server], str] = {}
         interval = FIRST_POLL
-        rounds = 0
-        while True:
-            rounds += 1
-            self._look(pending, why, deadline)
-            if not pending:
-                log.info("%d TXT values seen on every server after %d round(s)", len(records), rounds)
-                return
-            if deadline.remaining() <= min(interval, QUERY_TIMEOUT) / 4:
-                raise _timeout(pending, why)
+        rounds = 1
+        self._look(pending, why, min(self._query_timeout, max(FINAL_LOOK, deadline.remaining())))
+        while pending:
             try:
-                deadline.sleep(min(interval, max(0.0, deadline.remaining() - 0.05)), "DNS propagation")
+                deadline.sleep(interval, "DNS propagation")
             except DeadlineExceeded:
-                pass  # one last look below
-            interval = min(interval * 2, MAX_POLL)
-            if deadline.expired():
-                self._look(pending, why, None)
+                self._look(pending, why, FINAL_LOOK)  # one last look at the deadline
                 if pending:
-                    raise _timeout(pending, why)
-                return
+                    raise _timeout(pending, why) from None
+                break
+            rounds += 1
+            self._look(pending, why, min(self._query_timeout, max(FINAL_LOOK, deadline.remaining())))
+            interval = min(interval * 2, MAX_POLL)
+        log.info("%d TXT values seen on every server (%d round(s) of queries)", len(records), rounds)
 
     def _look(self, pending: dict[tuple[str, Server], set[str]], why: dict[tuple[str, Server], str],
-              deadline: Deadline | None) -> None:
+              timeout: float) -> None:
         """One query per pending (name, server), concurrently; drop what is now fully seen."""
-        timeout = self._query_timeout
-        if deadline is not None:
-            timeout = max(0.2, min(timeout, deadline.remaining()))
         keys = list(pending)
 
-        def ask(key: tuple[str, Server]) -> set[str] | None:
+        def ask(key: tuple[str, Server]) -> set[str] | str:
             name, server = key
             try:
-                return self._query(server, name, timeout)
-            except Exception as exc:  # a broken server is one that did not answer
+                answer = self._query(server, name, timeout)
+            except Exception as exc:  # a broken answer is no answer
                 log.debug("query %s TXT @%s:%d failed: %s", name, server[0], server[1], exc)
-                return None
+                return str(exc) or type(exc).__name__
+            return "no answer" if answer is None else answer
 
-        if len(keys) == 1:
-            answers = [ask(keys[0])]
+        if len(keys) <= 1:
+            answers = [ask(k) for k in keys]
         else:
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_QUERIES, len(keys))) as pool:
                 answers = list(pool.map(ask, keys))
         for key, answer in zip(keys, answers):
-            if answer is None:
-                why[key] = "no answer"
+            if isinstance(answer, str):
+                why[key] = answer
                 continue
             pending[key] -= answer
             if pending[key]:
@@ -155,6 +150,10 @@ def _timeout(pending: dict[tuple[str, Server], set[str]], why: dict[tuple[str, S
     return PropagationTimeout(missing)
 
 
+class DnsAnswerError(Exception):
+    """A server answered, but with an error code (REFUSED, SERVFAIL, ...)."""
+
+
 def host_addresses(host: str) -> list[str]:
     """A name server's IPv4 addresses (a Lambda outside a VPC has no IPv6), else its IPv6 ones."""
     found: dict[int, set[str]] = {socket.AF_INET: set(), socket.AF_INET6: set()}
@@ -169,8 +168,7 @@ def host_addresses(host: str) -> list[str]:
 
 def query_txt(server: Server, name: str, timeout: float) -> set[str] | None:
     """The TXT strings `server` answers for `name` (empty for NXDOMAIN/NODATA); None if no answer."""
-    query = dns.message.make_query(name, dns.rdatatype.TXT)
-    query.flags &= ~dns.flags.RD if server[1] == 53 and False else query.flags  # keep RD: resolvers need it
+    query = dns.message.make_query(name, dns.rdatatype.TXT)  # RD set: fixed resolvers may be recursive
     host, port = server
     try:
         response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
@@ -178,7 +176,7 @@ def query_txt(server: Server, name: str, timeout: float) -> set[str] | None:
         log.debug("query %s TXT @%s:%d failed: %s", name, host, port, exc)
         return None
     if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return None
+        raise DnsAnswerError(f"answered {dns.rcode.to_text(response.rcode())}")
     values = set()
     for rrset in response.answer:
         if rrset.rdtype != dns.rdatatype.TXT:

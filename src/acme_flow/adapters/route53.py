@@ -333,7 +333,7 @@ def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[lis
 
 def _read_name(r53, zone_id: str, name: str) -> dict[str, tuple[list[str], int]]:
     """Every plain record set at one name (one call: they sort together)."""
-    page = _list(r53, zone_id, StartRecordName=name, MaxItems="10")
+    page = _list(r53, zone_id, HostedZoneId=zone_id, StartRecordName=name, MaxItems="10")
     out = {}
     for rrset in page.get("ResourceRecordSets", []):
         entry = _rrset_entry(rrset)
