@@ -1,7 +1,10 @@
 """A DNS server (UDP and TCP) that answers from the hosted zones in moto's Route53.
 
-Run as `python -m devstack.dns_bridge --port P --moto-url URL`. Zones and records are read
-fresh from moto for every query, so a record written a moment ago is answered at once.
+Run as `python -m devstack.dns_bridge --port P --moto-url URL [--accounts ID,...]`. Zones and
+records are read fresh from moto for every query, so a record written a moment ago is answered
+at once. Zones of every account in ACCOUNTS are served (moto keeps Route53 per account: a zone
+created with credentials from STS AssumeRole of `arn:aws:iam::OTHER_ACCOUNT:role/...` lives in
+that account), so cross-account DNS-01 validates like the real thing.
 Authoritative answers (AA) for the longest-matching zone, CNAME chasing across our zones,
 NXDOMAIN / NODATA with the zone's SOA in the authority section, REFUSED outside our zones.
 """
@@ -23,6 +26,9 @@ from dnslib.server import BaseResolver, DNSLogger, DNSServer
 log = logging.getLogger("devstack.dns_bridge")
 
 MAX_CNAME_CHAIN = 8
+DEFAULT_ACCOUNT = "123456789012"  # moto's default account
+OTHER_ACCOUNT = "111111111111"  # a second account for cross-account (role_arn) tests
+ACCOUNTS = (DEFAULT_ACCOUNT, OTHER_ACCOUNT)
 _MOTO_SOA_WRAPPED = re.compile(r"^\{'Value': '(.*)'\}$")  # moto 5.2 stores the default SOA like this
 _OCTAL_ESCAPE = re.compile(r"\\(\d{3})")
 
@@ -104,10 +110,15 @@ def records_from_rrset(rrset: dict) -> list[RR]:
 
 
 class Route53Source:
-    """Reads hosted zones and their records from moto."""
+    """Reads hosted zones and their records from moto, across `accounts`."""
 
-    def __init__(self, moto_url: str):
-        self._client = boto3.client(
+    def __init__(self, moto_url: str, accounts: tuple[str, ...] = ACCOUNTS):
+        self._clients = {account: self._client(moto_url, account) for account in accounts}
+        self._account_of: dict[str, str] = {}  # zone id -> account
+
+    @staticmethod
+    def _client(moto_url: str, account: str):
+        client = boto3.client(
             "route53",
             endpoint_url=moto_url,
             region_name="us-east-1",
@@ -116,16 +127,26 @@ class Route53Source:
             config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5),
         )
 
+        def add_account(request, **_):
+            request.headers["x-moto-account-id"] = account
+
+        client.meta.events.register("before-sign.route53.*", add_account)
+        return client
+
     def zone_names(self) -> list[tuple[str, str]]:
-        """(normalized name, zone id) of every hosted zone."""
+        """(normalized name, zone id) of every hosted zone in every account."""
         zones: list[tuple[str, str]] = []
-        for page in self._client.get_paginator("list_hosted_zones").paginate():
-            zones.extend((normalize_name(z["Name"]), z["Id"]) for z in page["HostedZones"])
+        for account, client in self._clients.items():
+            for page in client.get_paginator("list_hosted_zones").paginate():
+                for z in page["HostedZones"]:
+                    self._account_of[z["Id"]] = account
+                    zones.append((normalize_name(z["Name"]), z["Id"]))
         return zones
 
     def load(self, name: str, zone_id: str) -> Zone:
         zone = Zone(name, zone_id)
-        for page in self._client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+        client = self._clients.get(self._account_of.get(zone_id, DEFAULT_ACCOUNT)) or next(iter(self._clients.values()))
+        for page in client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
             for rrset in page["ResourceRecordSets"]:
                 for rr in records_from_rrset(rrset):
                     zone.records.setdefault(str(rr.rname).lower(), []).append(rr)
@@ -223,9 +244,9 @@ class Route53Resolver(BaseResolver):
         return reply
 
 
-def serve(port: int, moto_url: str, host: str = "127.0.0.1") -> list[DNSServer]:
+def serve(port: int, moto_url: str, host: str = "127.0.0.1", accounts: tuple[str, ...] = ACCOUNTS) -> list[DNSServer]:
     """Start the UDP and TCP servers in background threads and return them."""
-    resolver = Route53Resolver(Route53Source(moto_url))
+    resolver = Route53Resolver(Route53Source(moto_url, accounts))
     quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,+error,-data", prefix=False)
     servers = [DNSServer(resolver, port=port, address=host, tcp=tcp, logger=quiet) for tcp in (False, True)]
     for server in servers:
@@ -238,9 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--moto-url", required=True)
+    parser.add_argument("--accounts", default=",".join(ACCOUNTS),
+                        help="moto account ids whose zones are served (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    servers = serve(args.port, args.moto_url, args.host)
+    accounts = tuple(a.strip() for a in args.accounts.split(",") if a.strip())
+    servers = serve(args.port, args.moto_url, args.host, accounts)
     log.info("DNS bridge on %s:%d (UDP+TCP), zones from %s", args.host, args.port, args.moto_url)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

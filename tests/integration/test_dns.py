@@ -1,0 +1,238 @@
+"""DNS-01 on the devstack's Route53: one change batch per zone and run, CNAME delegation,
+cross-account zones, other clients' values, throttling, and values that never show up."""
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+
+import boto3
+import pytest
+from botocore.retries import standard as botocore_standard
+
+from acme_flow import cli
+from acme_flow.adapters import route53 as route53_adapter
+from acme_flow.adapters.route53 import Route53Dns, dns_cname_lookup
+from acme_flow.models import CertificateSpec
+from devstack import proxy_client, world
+from devstack.dns_bridge import OTHER_ACCOUNT
+from devstack_world import STATE_BUCKET, make_world
+
+ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/certrenew-dns"
+
+
+@pytest.fixture
+def w(aws, tmp_path, monkeypatch):
+    monkeypatch.setenv("CERTRENEW_STATE_BUCKET", STATE_BUCKET)
+    return make_world(aws, tmp_path, zones=("example.test", "shop.test", "delegate.test"))
+
+
+def cert(name, *domains, **dns):
+    entry = {"name": name, "domains": list(domains)}
+    if dns:
+        entry["dns"] = dns
+    return entry
+
+
+def run(w, config, capsys, *extra):
+    """`certrenew run --json`; the exit code and the report (stderr shown if there is none)."""
+    code = cli.main(["run", "--config", str(config), "--json", *extra])
+    captured = capsys.readouterr()
+    assert captured.out, f"exit {code}, no report; stderr:\n{captured.err}"
+    return code, json.loads(captured.out)
+
+
+def outcomes(report):
+    return {c["name"]: (c["outcome"], c["reason"]) for c in report["certificates"]}
+
+
+def batches_by_zone(w):
+    out: dict[str, list[list[dict]]] = {}
+    for call in proxy_client.change_batches(w.stack.aws_endpoint_url):
+        out.setdefault(call["zone_id"], []).append(call["changes"])
+    return out
+
+
+def route53_calls(w, operation):
+    return proxy_client.calls(w.stack.aws_endpoint_url, "route53", operation)
+
+
+def other_account_route53():
+    creds = boto3.client("sts").assume_role(RoleArn=ROLE, RoleSessionName="test")["Credentials"]
+    return boto3.client("route53", aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+def test_a_run_makes_one_upsert_and_one_delete_batch_per_zone(w, capsys):
+    proxy_client.configure(w.stack.aws_endpoint_url, route53_delay=1)  # changes PENDING: the wait is real
+    config = w.write_config([
+        cert("site", "example.test", "*.example.test"),
+        cert("api", "api.example.test", "v1.api.example.test"),
+        cert("blog", "blog.example.test"),
+        cert("shop", "shop.test", "www.shop.test"),
+        cert("pay", "pay.shop.test"),
+    ])
+    code, report = run(w, config, capsys)
+    assert code == 0, report
+    assert {o for o, _ in outcomes(report).values()} == {"issued"}
+
+    by_zone = batches_by_zone(w)
+    example, shop = w.zones["example.test"], w.zones["shop.test"]
+    assert set(by_zone) == {example, shop}
+    for zone_id, names in ((example, {"_acme-challenge.example.test", "_acme-challenge.api.example.test",
+                                      "_acme-challenge.v1.api.example.test", "_acme-challenge.blog.example.test"}),
+                           (shop, {"_acme-challenge.shop.test", "_acme-challenge.www.shop.test",
+                                   "_acme-challenge.pay.shop.test"})):
+        upsert, delete = by_zone[zone_id]
+        assert {c["action"] for c in upsert} == {"UPSERT"} and {c["action"] for c in delete} == {"DELETE"}
+        assert {c["name"].lower() for c in upsert} == names == {c["name"].lower() for c in delete}
+    apex = next(c for c in by_zone[example][0] if c["name"] == "_acme-challenge.example.test")
+    assert len(apex["values"]) == 2, "apex and wildcard values share one record set"
+
+    # the zones are listed once for the run; both changes are polled in the same rounds
+    assert len(route53_calls(w, "ListHostedZones")) == 1
+    polled = Counter(c["path"].rsplit("/", 1)[-1] for c in route53_calls(w, "GetChange"))
+    upsert_ids = [c["change_id"] for c in proxy_client.change_batches(w.stack.aws_endpoint_url)][:2]
+    assert set(polled) == set(upsert_ids) and len(set(polled.values())) == 1, polled
+    assert w.acme_records() == {}
+
+
+def test_a_cname_delegated_challenge_is_written_in_the_target_zone_and_validated(w, capsys):
+    delegate = w.zones["delegate.test"]
+    w.route53.change_resource_record_sets(HostedZoneId=w.zones["example.test"], ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "_acme-challenge.www.example.test", "Type": "CNAME", "TTL": 60,
+            "ResourceRecords": [{"Value": "www-example-test.delegate.test"}]}}]})
+    proxy_client.reset_calls(w.stack.aws_endpoint_url)
+    config = w.write_config([cert("www", "www.example.test")])
+    code, report = run(w, config, capsys)
+    assert code == 0, report
+    assert outcomes(report)["www"][0] == "issued"  # Pebble validated through the CNAME
+
+    by_zone = batches_by_zone(w)
+    assert list(by_zone) == [delegate], "nothing is written in the delegating zone"
+    upsert, delete = by_zone[delegate]
+    assert [(c["action"], c["name"]) for c in upsert] == [("UPSERT", "www-example-test.delegate.test")]
+    assert [c["action"] for c in delete] == ["DELETE"]
+    assert world.txt_records(w.route53, delegate) == {}
+    cname = w.route53.list_resource_record_sets(HostedZoneId=w.zones["example.test"],
+                                                StartRecordName="_acme-challenge.www.example.test",
+                                                StartRecordType="CNAME", MaxItems="1")["ResourceRecordSets"][0]
+    assert cname["Type"] == "CNAME", "the delegation itself is left alone"
+
+
+def test_a_cname_found_in_public_dns_is_followed(w, capsys, monkeypatch):
+    # corp.test is a private zone: discovery skips it, so the CNAME on its challenge name can
+    # only be found through DNS (here the devstack's DNS bridge, which serves every zone).
+    world.create_zone(w.route53, "corp.test", private=True)
+    corp = next(z["Id"] for z in w.route53.list_hosted_zones()["HostedZones"] if z["Name"] == "corp.test.")
+    w.route53.change_resource_record_sets(HostedZoneId=corp, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "_acme-challenge.app.corp.test", "Type": "CNAME", "TTL": 60,
+            "ResourceRecords": [{"Value": "app-corp.delegate.test"}]}}]})
+    bridge = [(w.stack.dns_host, w.stack.dns_port)]
+
+    lookup = dns_cname_lookup(bridge, timeout=2)
+    assert lookup("_acme-challenge.app.corp.test") == "app-corp.delegate.test."
+    assert lookup("_acme-challenge.plain.example.test") is None
+    dns = Route53Dns(lambda role: boto3.client("route53"), lookup_cname=lookup)
+    record = dns.locate("_acme-challenge.app.corp.test", "v", CertificateSpec("app", ("app.corp.test",)))
+    assert (record.name, record.zone_id) == ("app-corp.delegate.test", w.zones["delegate.test"])
+
+    # The whole run, with the CNAME lookups sent to the bridge as they would go to public DNS.
+    monkeypatch.setattr(route53_adapter, "dns_cname_lookup", lambda *a, **k: dns_cname_lookup(bridge, timeout=2))
+    proxy_client.reset_calls(w.stack.aws_endpoint_url)
+    code, report = run(w, w.write_config([cert("app", "app.corp.test")]), capsys=capsys)
+    assert code == 0, report
+    assert list(batches_by_zone(w)) == [w.zones["delegate.test"]]
+
+
+def test_a_zone_in_another_account_is_reached_through_role_arn(w, capsys):
+    other = other_account_route53()
+    partner = world.create_zone(other, "partner.test")
+    visible = {z["Name"] for z in w.route53.list_hosted_zones()["HostedZones"]}
+    assert "partner.test." not in visible, "the zone must live in the other account only"
+    proxy_client.reset_calls(w.stack.aws_endpoint_url)
+
+    config = w.write_config([
+        cert("partner", "partner.test", "*.partner.test", role_arn=ROLE),
+        cert("www-partner", "www.partner.test", role_arn=ROLE),
+        cert("home", "example.test"),
+    ])
+    code, report = run(w, config, capsys)
+    assert code == 0, report
+    assert {o for o, _ in outcomes(report).values()} == {"issued"}
+    by_zone = batches_by_zone(w)
+    assert {z: len(b) for z, b in by_zone.items()} == {partner: 2, w.zones["example.test"]: 2}
+    assert proxy_client.calls(w.stack.aws_endpoint_url, "sts", "AssumeRole"), "the role was assumed"
+    assert world.txt_records(other, partner) == {}
+
+
+def test_a_role_that_sees_no_zone_for_the_name_fails_clearly(w, capsys):
+    config = w.write_config([cert("lost", "example.test", role_arn=ROLE), cert("shop", "shop.test")])
+    code, report = run(w, config, capsys)
+    assert code == 1
+    outcome, reason = outcomes(report)["lost"]
+    assert outcome == "failed" and "no Route53 hosted zone found for example.test" in reason
+    assert outcomes(report)["shop"][0] == "issued"
+
+
+def test_another_clients_value_on_the_same_name_survives_cleanup(w, capsys):
+    zone = w.zones["example.test"]
+    world.upsert_txt(w.route53, zone, "_acme-challenge.example.test", ["another-client-token"])
+    proxy_client.reset_calls(w.stack.aws_endpoint_url)
+    code, report = run(w, w.write_config([cert("site", "example.test", "*.example.test")]), capsys=capsys)
+    assert code == 0, report
+    assert world.txt_records(w.route53, zone) == {"_acme-challenge.example.test": ['"another-client-token"']}
+    upsert, cleanup = batches_by_zone(w)[zone]
+    assert len(upsert[0]["values"]) == 3 and '"another-client-token"' in upsert[0]["values"]
+    assert [(c["action"], c["values"]) for c in cleanup] == [("UPSERT", ['"another-client-token"'])]
+
+
+def test_a_route53_throttling_burst_is_ridden_out(w, capsys, monkeypatch):
+    # botocore's standard retry mode (bootstrap's client config) retries both codes with jittered
+    # exponential backoff. Its delays are shortened here so the test stays quick; the number of
+    # retries and which calls are retried are botocore's own.
+    retried = []
+    real_delay = botocore_standard.ExponentialBackoff.delay_amount
+
+    def short_delay(self, context):
+        retried.append(context.get_error_code())
+        return real_delay(self, context) / 20
+
+    monkeypatch.setattr(botocore_standard.ExponentialBackoff, "delay_amount", short_delay)
+    proxy_client.configure(w.stack.aws_endpoint_url, faults=[
+        {"service": "route53", "operation": "ChangeResourceRecordSets", "status": 400, "code": "Throttling",
+         "message": "Rate exceeded", "count": 3},
+        {"service": "route53", "operation": "ChangeResourceRecordSets", "status": 400,
+         "code": "PriorRequestNotComplete", "message": "still processing a prior request", "count": 2},
+        {"service": "route53", "operation": "ListHostedZones", "status": 400, "code": "Throttling", "count": 2},
+    ])
+    code, report = run(w, w.write_config([cert("shop", "shop.test", "www.shop.test")]), capsys=capsys)
+    assert code == 0, report
+    assert outcomes(report)["shop"][0] == "issued"
+    changes = route53_calls(w, "ChangeResourceRecordSets")
+    assert [c.get("fault") for c in changes] == ["Throttling"] * 3 + ["PriorRequestNotComplete"] * 2 + [None, None]
+    assert Counter(retried) == {"Throttling": 5, "PriorRequestNotComplete": 2}
+    assert w.acme_records() == {}
+
+
+def test_a_value_no_server_confirms_fails_naming_the_server_and_is_cleaned_up(w, capsys, monkeypatch):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes queries, never answers
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        monkeypatch.setenv("CERTRENEW_DNS_RESOLVERS", f"{w.stack.dns_host}:{w.stack.dns_port},127.0.0.1:{port}")
+        config = w.write_config([cert("quiet", "quiet.example.test"), cert("shop", "shop.test")])
+        code, report = run(w, config, capsys, "--timeout", "8")
+    finally:
+        silent.close()
+    assert code == 1
+    for name in ("quiet", "shop"):
+        outcome, reason = outcomes(report)[name]
+        assert outcome == "failed"
+        assert reason.startswith("DNS propagation not confirmed")
+        assert f"127.0.0.1:{port} (no answer)" in reason
+        assert f"{w.stack.dns_host}:{w.stack.dns_port}" not in reason, "the bridge did serve the value"
+    assert "_acme-challenge.quiet.example.test not seen by" in outcomes(report)["quiet"][1]
+    assert w.acme_records() == {}
