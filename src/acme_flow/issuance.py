@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import pki
@@ -36,6 +36,8 @@ class Issued:
     info: CertificateInfo
     root: str  # issuer name of the chosen chain's root
     replaced: str | None = None  # the ARI CertID the CA recorded as replaced by this order
+    seconds: float = 0.0  # the issuance batch this certificate was in: first order to last verification
+    dns_wait: float = 0.0  # publishing the TXT values until the CA could see them (shared by the run)
 
 
 @dataclass
@@ -62,11 +64,13 @@ class Issuer:
     propagation_timeout: float = 300.0  # and never more than half the time left
     on_publish: Callable[[list[TxtRecord]], None] | None = None  # before any TXT value is written
     on_cleaned: Callable[[], None] | None = None  # once every value is removed again
+    _dns_wait: float = field(default=0.0, init=False)
 
     def issue_all(self, specs: list[CertificateSpec], deadline: Deadline,
                   replaces: dict[str, str] | None = None) -> dict[str, Issued | Exception]:
         """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it renews."""
         results: dict[str, Issued | Exception] = {}
+        started = self.clock.monotonic()
         works = [_Work(s, (replaces or {}).get(s.name)) for s in specs]
         live = self._start_orders(works, results)
         live = self._locate_records(live, results)
@@ -78,8 +82,10 @@ class Issuer:
                 if self.on_publish:
                     self.on_publish(records)
                 published = records
+                dns_started = self.clock.monotonic()
                 self.dns.present(records, deadline)
                 live = self._check_propagation(live, records, deadline, results)
+                self._dns_wait = self.clock.monotonic() - dns_started
             live = self._answer_and_wait(live, deadline, results)
             live = self._finalize(live, deadline, results)
         except CertrenewError as exc:
@@ -91,7 +97,9 @@ class Issuer:
                 self._cleanup(published)
         for work in live:
             results[work.spec.name] = _settle(lambda w=work: self._choose_and_verify(w))
-        return results
+        elapsed = self.clock.monotonic() - started
+        return {name: replace(r, seconds=elapsed, dns_wait=self._dns_wait) if isinstance(r, Issued) else r
+                for name, r in results.items()}
 
     # -- steps ----------------------------------------------------------------------------------
 

@@ -275,6 +275,8 @@ class CertificateResult:
     not_after: dt.datetime | None = None
     next_check: dt.datetime | None = None
     targets: tuple[str, ...] = ()
+    issuance_seconds: float | None = None  # order to verified certificate (issued/renewed only)
+    dns_wait_seconds: float | None = None  # TXT publish until visible, shared by the run's orders
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -285,6 +287,8 @@ class CertificateResult:
             "not_after": _iso(self.not_after),
             "next_check": _iso(self.next_check),
             "targets": list(self.targets),
+            "issuance_seconds": _round(self.issuance_seconds),
+            "dns_wait_seconds": _round(self.dns_wait_seconds),
         }
 
 
@@ -318,6 +322,10 @@ class RunReport:
             "counts": self.counts(),
             "certificates": [r.to_dict() for r in self.results],
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -307,7 +307,8 @@ class Renewer:
             new = self._store(spec, issued, stored)
             outcome = Outcome.RENEWED if stored is not None else Outcome.ISSUED
             reason = decision.reason + (f"; replaces {issued.replaced}" if issued.replaced else "")
-            return self._deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
+            result = self._deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
+            return replace(result, issuance_seconds=issued.seconds, dns_wait_seconds=issued.dns_wait)
         except CertrenewError as exc:
             log.error("%s failed: %s", spec.name, exc)
             return _result(spec, Outcome.FAILED, str(exc), stored, None)
