@@ -1,35 +1,71 @@
-"""Lambda entry point: parse the event, build the renewer, run it, return the report."""
+"""Lambda entry point of the renewer: parse the event, build the renewer, run it, return the report.
+
+- Scheduled and manual `renew` events: plan; with a fan-out queue and more certificates due
+  than the threshold, queue them for the worker (fanout.py); else renew inline.
+- `plan` (and `dry_run`): what is due and why, nothing changed.
+- SQS batches go to the worker (worker.py), so `certrenew invoke events/sqs-batch.json` runs it.
+"""
 from __future__ import annotations
 
-from dataclasses import replace
+import time
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from acme_flow import bootstrap
 from acme_flow.models import Deadline
 from acme_flow.renewal import RunOptions
-from handler.events import parse_event
+
+from . import fanout
+from . import metrics as run_metrics
+from .events import Request, is_sqs_batch, parse_event
+from .observability import entry_point, logger, metrics, phase
+from .wiring import build
+from .worker import handle_batch
 
 CLEANUP_MARGIN_SECONDS = 60  # kept back from the Lambda's remaining time to clean up DNS records
 
-# The core logs to `certrenew.*` loggers: children of this one, so they share its JSON format.
-logger = Logger(service="certrenew")
+
+def _dispatch(event: Any, context: Any) -> dict[str, Any]:
+    if is_sqs_batch(event):
+        return handle_batch(event, context)
+    return run_request(parse_event(event), context)
 
 
-@logger.inject_lambda_context(log_event=False)
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    request = parse_event(event)
-    settings = bootstrap.Settings.from_env()
-    config = bootstrap.load_config(settings)
-    clock = bootstrap.SystemClock()
-    renewer = bootstrap.build_renewer(config, settings, clock=clock)
-    options = RunOptions(only=request.certificates, force=request.force, dry_run=request.dry_run)
+def run_request(request: Request, context: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    wired = build()
+    options = RunOptions(only=request.certificates, force=request.force,
+                         dry_run=request.dry_run or request.action == "plan")
     logger.info("run requested", extra={"action": request.action, "source": request.source,
                                         "certificates": list(request.certificates), "force": request.force})
-    if request.action == "plan":
-        options = replace(options, dry_run=True)
+    if not options.dry_run and wired.handler_settings.queue_url:
+        with phase("plan"):
+            rows = wired.renewer.plan(options)
+        due = fanout.due_names(rows)
+        if wired.handler_settings.fans_out(len(due)):
+            answer = fanout.dispatch(wired, rows, force=options.force)
+            run_metrics.add_run_metrics(metrics, time.monotonic() - started)
+            return answer
+        logger.info("renewing inline", extra={"due": len(due),
+                                              "threshold": wired.handler_settings.fanout_threshold})
+        reuse_plan(wired.renewer, options, rows)
     seconds = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
-    report = renewer.run(Deadline(clock, seconds), options)
+    with phase("run"):
+        report = wired.renewer.run(Deadline(wired.clock, seconds), options)
+    run_metrics.emit_report(metrics, report, time.monotonic() - started, wired.timings)
     logger.info("run finished", extra={"ok": report.ok, "counts": report.counts()})
     return report.to_dict()
+
+
+def reuse_plan(renewer: Any, options: RunOptions, rows: list[Any]) -> None:
+    """Let the run that follows use the plan just made instead of planning again (which reads
+    every certificate's state and asks the CA for its ARI window a second time)."""
+    original = renewer.plan
+
+    def plan(again: RunOptions = options) -> list[Any]:
+        renewer.plan = original  # once
+        return rows if again == options else original(again)
+
+    renewer.plan = plan
+
+
+# The renewer function's entry point (template.yaml RenewerFunction; `certrenew invoke` calls it).
+lambda_handler = entry_point(_dispatch)

@@ -1,4 +1,10 @@
-"""Lambda events into run requests. Pure: raises EventError naming the field."""
+"""Lambda events into run requests. Pure: raises EventError naming the field.
+
+Three shapes: the scheduled event (EventBridge Scheduler input or the classic Scheduled Event),
+the manual event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ...}`, and the
+SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
+`{"certificate": "name"}` (`parse_work_item`).
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +13,7 @@ from dataclasses import dataclass
 from acme_flow.errors import EventError, Problem
 
 MAX_EVENT_BYTES = 256 * 1024
+WORK_ITEM_KEYS = {"certificate", "force"}
 MANUAL_KEYS = {"action", "certificates", "force", "dry_run"}
 ACTIONS = ("renew", "plan")
 
@@ -53,3 +60,46 @@ def _manual(event: dict) -> Request:
         raise EventError(problems)
     return Request(action=action, certificates=tuple(names), force=event.get("force", False),
                    dry_run=event.get("dry_run", False), source="manual")
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One fan-out message: renew this certificate (`force`: even if not due)."""
+
+    certificate: str
+    force: bool = False
+
+
+def is_sqs_batch(event: object) -> bool:
+    """An SQS event (`Records` from `aws:sqs`). Raises EventError for other `Records` events
+    (S3, SNS, DynamoDB, ...): the handler takes none of them."""
+    if not isinstance(event, dict) or "Records" not in event:
+        return False
+    records = event["Records"]
+    if not isinstance(records, list) or not records:
+        raise EventError([Problem("Records", "must be a non-empty list of SQS records")])
+    sources = sorted({str(r.get("eventSource")) if isinstance(r, dict) else "?" for r in records})
+    if sources != ["aws:sqs"]:
+        raise EventError([Problem("Records", f"only SQS records (eventSource aws:sqs) are handled, got {sources}")])
+    return True
+
+
+def parse_work_item(body: object) -> WorkItem:
+    """The body of one fan-out message. Raises EventError naming the field."""
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise EventError([Problem("body", f"not JSON: {exc.msg}")]) from None
+    if not isinstance(body, dict):
+        raise EventError([Problem("body", f'must be {{"certificate": "name"}}, got {type(body).__name__}')])
+    problems = [Problem(f"body.{k}", f"unknown key; a message takes {sorted(WORK_ITEM_KEYS)}")
+                for k in sorted(set(body) - WORK_ITEM_KEYS)]
+    name = body.get("certificate")
+    if not isinstance(name, str) or not name:
+        problems.append(Problem("body.certificate", "must be a certificate name"))
+    if not isinstance(body.get("force", False), bool):
+        problems.append(Problem("body.force", f"must be true or false, got {body.get('force')!r}"))
+    if problems:
+        raise EventError(problems)
+    return WorkItem(certificate=name, force=body.get("force", False))

@@ -1,0 +1,93 @@
+"""What the Lambda entry points add to `bootstrap.build_renewer`: the composite notifier (SNS
+report + EventBridge events), DNS wait timing, tracing of the ports, and the fan-out queue.
+
+Everything is built per invocation: the config is read again (a change needs no redeploy), and
+no boto3 client outlives an invocation (assumed-role credentials for cross-account DNS expire).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from acme_flow import bootstrap
+from acme_flow.adapters.notify import CompositeNotifier, EventBridgeNotifier, SnsNotifier
+from acme_flow.adapters.queue import SqsQueue
+from acme_flow.models import Config
+from acme_flow.renewal import Renewer
+
+from .metrics import TimedPort, Timings
+from .observability import TracedPort, tracer
+from .settings import HandlerSettings
+
+# Ports whose calls become X-Ray subsegments (when tracing is on), by Renewer attribute.
+TRACED_PORTS = {
+    "state": ("check_ready", "load_account", "save_account", "load_certificate", "save_certificate",
+              "update", "record_deployment"),
+    "dns": ("present", "remove"),
+    "propagation": ("wait_visible",),
+    "importer": ("import_certificate",),
+    "cloudfront": ("attach",),
+    "exporter": ("export",),
+    "notifier": ("notify",),
+}
+
+
+@dataclass
+class Wired:
+    settings: bootstrap.Settings
+    handler_settings: HandlerSettings
+    config: Config
+    clients: bootstrap.Clients
+    clock: bootstrap.SystemClock
+    renewer: Renewer
+    timings: Timings
+
+    def queue(self) -> SqsQueue | None:
+        url = self.handler_settings.queue_url
+        return SqsQueue(self.clients.get("sqs", _region_of_queue(url)), url) if url else None
+
+
+def build() -> Wired:
+    settings = bootstrap.Settings.from_env()
+    handler_settings = HandlerSettings.from_env()
+    clients = bootstrap.Clients(settings.region)
+    config = bootstrap.load_config(settings, clients)
+    clock = bootstrap.SystemClock()
+    renewer = bootstrap.build_renewer(config, settings, clients=clients, clock=clock)
+    renewer.notifier = notifier(config, settings, handler_settings, clients)
+    timings = Timings()
+    instrument(renewer, timings, traced=not tracer().disabled)
+    return Wired(settings, handler_settings, config, clients, clock, renewer, timings)
+
+
+def notifier(config: Config, settings: bootstrap.Settings, hs: HandlerSettings,
+             clients: bootstrap.Clients) -> CompositeNotifier:
+    parts: list[Any] = []
+    topic = config.notify.sns_topic_arn or settings.sns_topic_arn
+    if topic:
+        parts.append(SnsNotifier(clients.get("sns", _region_of(topic)), topic, hs.expiring_days))
+    if hs.event_bus:
+        parts.append(EventBridgeNotifier(clients.get("events"), config, hs.event_bus, hs.expiring_days))
+    return CompositeNotifier(*parts)
+
+
+def instrument(renewer: Renewer, timings: Timings, traced: bool) -> None:
+    """Time the DNS waits; trace the ports' calls when tracing is on."""
+    if traced:
+        for attribute, methods in TRACED_PORTS.items():
+            if hasattr(renewer, attribute):
+                setattr(renewer, attribute, TracedPort(getattr(renewer, attribute), attribute, methods))
+    renewer.dns = TimedPort(renewer.dns, ("present",), timings)
+    renewer.propagation = TimedPort(renewer.propagation, ("wait_visible",), timings)
+
+
+def _region_of(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
+
+
+def _region_of_queue(url: str) -> str | None:
+    """https://sqs.<region>.amazonaws.com/<account>/<name> -> region (None for other shapes)."""
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "sqs" else None

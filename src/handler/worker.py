@@ -1,0 +1,126 @@
+"""The fan-out worker: renews the certificates of an SQS batch, with partial batch failure reporting.
+
+Each record's body is `{"certificate": "name"}` (optionally `"force": true`). The whole batch is
+renewed in one run (`RunOptions(only=<names>)`), so its certificates share one DNS round; then
+Powertools' `BatchProcessor` maps the run's outcome back to the records: a record whose
+certificate failed (or whose body is malformed) is reported in `batchItemFailures`, so SQS
+delivers it again after the visibility timeout and, after `maxReceiveCount` attempts, moves it to
+the dead-letter queue (which has an alarm). A name the config no longer has is dropped with a
+warning: there is nothing left to renew. The return value is exactly the partial batch response
+Lambda reads; the run report goes to the log, the notifications and the metrics.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from acme_flow.errors import CertrenewError, EventError
+from acme_flow.models import CertificateResult, Deadline, Outcome, RunReport
+from acme_flow.renewal import RunOptions
+
+from . import metrics as run_metrics
+from .events import WorkItem, is_sqs_batch, parse_work_item
+from .observability import entry_point, logger, metrics, phase
+from .wiring import build
+
+CLEANUP_MARGIN_SECONDS = 60  # kept back from the remaining time to clean up DNS records
+
+
+class CertificateFailed(CertrenewError):
+    """A certificate of the batch failed: its record is reported as a batch item failure."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name} failed: {reason}")
+
+
+def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    items: dict[str, WorkItem | EventError] = {}
+    for index, record in enumerate(event["Records"]):
+        message_id = str(record.get("messageId") or f"#{index}")
+        try:
+            items[message_id] = parse_work_item(record.get("body"))
+        except EventError as exc:
+            logger.error("malformed fan-out message", extra={"message_id": message_id, "problem": str(exc)})
+            items[message_id] = exc
+    work = [item for item in items.values() if isinstance(item, WorkItem)]
+
+    started = time.monotonic()
+    wired = build()
+    started_at = wired.clock.now()
+    known = set(wired.config.names())
+    unknown = sorted({w.certificate for w in work if w.certificate not in known})
+    if unknown:
+        logger.warning("certificates no longer in the config: dropped", extra={"certificates": unknown})
+    forced = _unique(w.certificate for w in work if w.force and w.certificate in known)
+    normal = _unique(w.certificate for w in work if not w.force and w.certificate in known
+                     and w.certificate not in forced)
+    logger.info("worker batch", extra={"records": len(items), "certificates": normal + forced,
+                                       "forced": forced, "malformed": len(items) - len(work)})
+
+    remaining = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
+    deadline = Deadline(wired.clock, remaining)
+    outcomes: dict[str, CertificateResult] = {}
+    for force, names in ((False, normal), (True, forced)):
+        if not names:
+            continue
+        with phase("run"):
+            outcomes.update(_run(wired, deadline, tuple(names), force))
+    run_seconds = time.monotonic() - started
+    now = wired.clock.now()
+    run_metrics.emit_results(metrics, outcomes.values(), now, run_seconds)
+    run_metrics.add_run_metrics(metrics, run_seconds, wired.timings)
+
+    def record_handler(record: SQSRecord) -> str:
+        item = items[record.message_id]
+        if isinstance(item, EventError):
+            raise item
+        if item.certificate in unknown:
+            return "dropped"
+        result = outcomes[item.certificate]
+        if result.outcome is Outcome.FAILED:
+            raise CertificateFailed(result.name, result.reason)
+        return result.outcome.value
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(event=_with_ids(event), record_handler=record_handler,
+                                        processor=processor, context=context)
+    report = RunReport(tuple(outcomes.values()), started_at, now)
+    logger.info("worker batch finished", extra={
+        "ok": report.ok, "counts": report.counts(), "failed": [r.name for r in report.results if r.outcome is Outcome.FAILED],
+        "batch_item_failures": len(response.get("batchItemFailures", []))})
+    return response
+
+
+def _run(wired: Any, deadline: Deadline, names: tuple[str, ...], force: bool) -> dict[str, CertificateResult]:
+    """One renewal run for these certificates; a run that cannot start fails each of them."""
+    try:
+        report = wired.renewer.run(deadline, RunOptions(only=names, force=force))
+    except CertrenewError as exc:
+        logger.error("worker run failed", extra={"certificates": list(names), "error": str(exc)})
+        return {n: CertificateResult(n, Outcome.FAILED, str(exc)) for n in names}
+    return {r.name: r for r in report.results}
+
+
+def _unique(names) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _with_ids(event: dict[str, Any]) -> dict[str, Any]:
+    """Records without a messageId (hand-written test events) get the one used above."""
+    records = [r if r.get("messageId") else {**r, "messageId": f"#{i}"} for i, r in enumerate(event["Records"])]
+    return {**event, "Records": records}
+
+
+def _batches_only(event: Any, context: Any) -> dict[str, Any]:
+    if not is_sqs_batch(event):
+        raise EventError("the worker takes SQS batch events only (Records from aws:sqs)")
+    return handle_batch(event, context)
+
+
+# The worker function's entry point (template.yaml WorkerFunction).
+lambda_handler = entry_point(_batches_only)
