@@ -6,7 +6,8 @@ Run as `python -m devstack.aws_proxy --port P --moto-url URL [--route53-delay N]
   returns moto's status, headers and body.
 - Records each call: service, region, operation, method, path, status, time (+ Route53 change batches).
 - Route53: gives every change a unique id and answers PENDING until `route53_delay` seconds after it.
-- Fault injection: `faults` rules answer an AWS-shaped error instead of forwarding.
+- Fault injection: `faults` rules answer an AWS-shaped error instead of forwarding (all, every
+  Nth, or a seeded share of the matching calls), or delay them.
 - Control endpoints under /_devstack/ (never forwarded): see `ControlApi`.
 """
 
@@ -16,6 +17,7 @@ import argparse
 import http.client
 import json
 import logging
+import random
 import re
 import secrets
 import signal
@@ -38,25 +40,75 @@ JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 
 @dataclass
 class Fault:
-    """Answer `count` matching calls (None: all) with an AWS error instead of forwarding them."""
+    """Answer matching calls with an AWS error (or delay them) instead of forwarding them.
 
-    service: str | None = None
-    operation: str | None = None
+    Matching: `service` and `operation` are a name, a list of names, or None / "*" for any.
+    Which matching calls are hit: every one (default), every `every`-th one (the Nth, 2Nth, ...
+    matching call), or each with `probability` (a random draw from a generator seeded with
+    `seed`, so a run of calls in the same order sees the same faults). `count` caps the calls
+    hit (None: no cap). `delay` sleeps that many seconds before answering; with `error: false`
+    the call is then forwarded to moto (a slow call rather than a failed one).
+    """
+
+    service: str | list[str] | None = None
+    operation: str | list[str] | None = None
     status: int = 400
     code: str = "Throttling"
     message: str = "Rate exceeded"
     count: int | None = 1
+    every: int | None = None
+    probability: float | None = None
+    seed: int | None = None
+    delay: float = 0.0
+    error: bool = True
+    after: bool = False  # forward the call first, then answer the error: a response lost after AWS acted
+    matched: int = 0  # matching calls seen so far (for `every`)
+    hits: int = 0  # calls this rule answered or delayed
+    _random: random.Random | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.every is not None and (not isinstance(self.every, int) or self.every < 1):
+            raise ValueError(f"every must be a whole number >= 1, got {self.every!r}")
+        if self.probability is not None and not 0.0 <= float(self.probability) <= 1.0:
+            raise ValueError(f"probability must be between 0 and 1, got {self.probability!r}")
+        if self.every is not None and self.probability is not None:
+            raise ValueError("a fault takes `every` or `probability`, not both")
+        if float(self.delay) < 0:
+            raise ValueError(f"delay must be >= 0, got {self.delay!r}")
+        if self.probability is not None:
+            self._random = random.Random(self.seed)
 
     def matches(self, service: str, operation: str) -> bool:
-        return (self.service in (None, service) and self.operation in (None, operation)
+        return (_name_matches(self.service, service) and _name_matches(self.operation, operation)
                 and (self.count is None or self.count > 0))
+
+    def fires(self) -> bool:
+        """Called once per matching call (under the state lock): is this one hit?"""
+        self.matched += 1
+        if self.every is not None:
+            return self.matched % self.every == 0
+        if self._random is not None:
+            return self._random.random() < float(self.probability)
+        return True
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     @classmethod
     def from_json(cls, data: dict) -> Fault:
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        known = {k for k in cls.__dataclass_fields__ if not k.startswith("_")} - {"matched", "hits"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
         return cls(**data)
+
+
+def _name_matches(wanted: str | list[str] | None, name: str) -> bool:
+    if wanted is None or wanted == "*":
+        return True
+    if isinstance(wanted, (list, tuple)):
+        return "*" in wanted or name in wanted
+    return wanted == name
 
 
 @dataclass
@@ -71,7 +123,7 @@ class ProxyState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def config(self) -> dict:
-        return {"route53_delay": self.route53_delay, "faults": [f.__dict__.copy() for f in self.faults]}
+        return {"route53_delay": self.route53_delay, "faults": [f.to_json() for f in self.faults]}
 
     def update_config(self, data: dict) -> None:
         unknown = set(data) - {"route53_delay", "faults"}
@@ -93,13 +145,16 @@ class ProxyState:
             self.changes.clear()
 
     def take_fault(self, service: str, operation: str) -> Fault | None:
+        """The first rule that hits this call, if any (every matching rule counts the call)."""
+        hit = None
         with self.lock:
             for fault in self.faults:
-                if fault.matches(service, operation):
+                if fault.matches(service, operation) and fault.fires() and hit is None:
                     if fault.count is not None:
                         fault.count -= 1
-                    return deepcopy(fault)
-        return None
+                    fault.hits += 1
+                    hit = deepcopy(fault)
+        return hit
 
     def record(self, call: dict) -> None:
         with self.lock:
@@ -262,6 +317,9 @@ def _call_matches(call: dict, query: dict[str, list[str]]) -> bool:
 class ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "certrenew-devstack-aws-proxy"
+    # Headers and body go out in separate writes: with Nagle's algorithm the body waits for the
+    # client's delayed ACK (~40 ms a response), which made every proxied GET 10x slower than moto.
+    disable_nagle_algorithm = True
     # set on the subclass built by make_server
     state: ProxyState
     forwarder: MotoForwarder
@@ -324,7 +382,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if is_change:
             extra = {"zone_id": aws_ops.route53_zone_id(req.path), "changes": aws_ops.parse_change_batch(req.body)}
         fault = self.state.take_fault(req.service, req.operation)
-        if fault:
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+            extra["delayed"] = fault.delay
+        if fault and fault.error and not fault.after:
             return error_response(req, fault), {**extra, "fault": fault.code}
         try:
             resp = self.forwarder.forward(req)
@@ -338,6 +399,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             extra["change_id"] = change_id
         elif req.service == "route53" and req.operation == "GetChange":
             resp = propagation.after_get_change(req, resp)
+        if fault and fault.error and fault.after:
+            return error_response(req, fault), {**extra, "fault": fault.code, "applied_status": resp.status}
         return resp, extra
 
     def _send(self, resp: Response, head: bool = False) -> None:

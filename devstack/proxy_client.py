@@ -39,7 +39,13 @@ def get_config(endpoint: str) -> dict:
 
 
 def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None) -> dict:
-    """Change the delay and/or replace the fault rules; returns the new config."""
+    """Change the delay and/or replace the fault rules; returns the new config.
+
+    A fault rule: {"service": "s3" | ["s3", "acm"] | "*", "operation": ..., "status": 503,
+    "code": "ServiceUnavailable", "message": ..., "count": None (no cap) | N,
+    "every": N (every Nth matching call) | "probability": 0.3 with "seed": 7,
+    "delay": seconds, "error": False (delay, then forward)}. The config read back shows, per
+    rule, `matched` (matching calls seen) and `hits` (calls it answered or delayed)."""
     payload: dict = {}
     if route53_delay is not None:
         payload["route53_delay"] = route53_delay
@@ -53,3 +59,8 @@ def change_batches(endpoint: str, zone_id: str | None = None) -> list[dict]:
     wanted = zone_id.rsplit("/", 1)[-1] if zone_id else None
     return [c for c in calls(endpoint, "route53", "ChangeResourceRecordSets")
             if c["status"] == 200 and "fault" not in c and (wanted is None or c.get("zone_id") == wanted)]
+
+
+def faulted(endpoint: str) -> list[dict]:
+    """Recorded calls a fault rule answered with an error."""
+    return [c for c in calls(endpoint) if "fault" in c]
