@@ -16,11 +16,13 @@ import logging
 import re
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
 from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
+import dnslib.server
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 log = logging.getLogger("devstack.dns_bridge")
@@ -153,12 +155,52 @@ class Route53Source:
         return zone
 
 
+class FreshReads:
+    """Reads from moto shared by concurrent queries, never older than the query that asks.
+
+    A query arriving at time T takes a read that *started* at or after T (so every write done
+    before the query is seen); queries arriving while such a read runs wait for it instead of
+    reading again. Under a burst (Pebble validating 100 names at once) moto is read a few times,
+    not once per query."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._done: dict[str, tuple[float, object]] = {}  # key -> (started, value)
+        self._running: dict[str, float] = {}  # key -> started
+
+    def get(self, key: str, arrival: float, read):
+        with self._cond:
+            while True:
+                done = self._done.get(key)
+                if done is not None and done[0] >= arrival:
+                    return done[1]
+                if key not in self._running:
+                    started = time.monotonic()
+                    self._running[key] = started
+                    break
+                self._cond.wait()
+        try:
+            value = read()
+        except BaseException:
+            with self._cond:
+                del self._running[key]
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._done[key] = (started, value)
+            del self._running[key]
+            self._cond.notify_all()
+        return value
+
+
 class QueryView:
     """The zones as seen by one query: the zone list is read once, each zone's records on first use."""
 
-    def __init__(self, source: Route53Source):
+    def __init__(self, source: Route53Source, reads: FreshReads | None = None):
         self._source = source
-        self._zones = source.zone_names()
+        self._reads = reads or FreshReads()
+        self._arrival = time.monotonic()
+        self._zones = self._reads.get("\0zones", self._arrival, source.zone_names)
         self._loaded: dict[str, Zone] = {}
 
     def zone_for(self, name: str) -> Zone | None:
@@ -167,7 +209,7 @@ class QueryView:
             return None
         zname, zid = max(matches, key=lambda m: len(m[0]))
         if zid not in self._loaded:
-            self._loaded[zid] = self._source.load(zname, zid)
+            self._loaded[zid] = self._reads.get(zid, self._arrival, lambda: self._source.load(zname, zid))
         return self._loaded[zid]
 
 
@@ -215,6 +257,7 @@ class Route53Resolver(BaseResolver):
 
     def __init__(self, source: Route53Source):
         self._source = source
+        self._reads = FreshReads()
 
     def resolve(self, request: DNSRecord, handler) -> DNSRecord:
         reply = request.reply()
@@ -222,7 +265,7 @@ class Route53Resolver(BaseResolver):
         qname = str(request.q.qname).lower()
         qtype = request.q.qtype
         try:
-            result = resolve_name(QueryView(self._source), qname, qtype)
+            result = resolve_name(QueryView(self._source, self._reads), qname, qtype)
         except Exception:  # noqa: BLE001 - moto unreachable or broken
             log.exception("lookup of %s %s failed", qname, QTYPE.get(qtype))
             reply.header.rcode = RCODE.SERVFAIL
@@ -244,11 +287,19 @@ class Route53Resolver(BaseResolver):
         return reply
 
 
+class BurstTCPServer(dnslib.server.TCPServer):
+    """Pebble validates over TCP, one connection per lookup: 100 certificates validated at once
+    overflow socketserver's listen backlog of 5 and its connects time out."""
+
+    request_queue_size = 512
+
+
 def serve(port: int, moto_url: str, host: str = "127.0.0.1", accounts: tuple[str, ...] = ACCOUNTS) -> list[DNSServer]:
     """Start the UDP and TCP servers in background threads and return them."""
     resolver = Route53Resolver(Route53Source(moto_url, accounts))
     quiet = DNSLogger("-recv,-send,-request,-reply,-truncated,+error,-data", prefix=False)
-    servers = [DNSServer(resolver, port=port, address=host, tcp=tcp, logger=quiet) for tcp in (False, True)]
+    servers = [DNSServer(resolver, port=port, address=host, tcp=tcp, logger=quiet,
+                         server=BurstTCPServer if tcp else None) for tcp in (False, True)]
     for server in servers:
         server.start_thread()
     return servers

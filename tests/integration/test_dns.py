@@ -236,3 +236,32 @@ def test_a_value_no_server_confirms_fails_naming_the_server_and_is_cleaned_up(w,
         assert f"{w.stack.dns_host}:{w.stack.dns_port}" not in reason, "the bridge did serve the value"
     assert "_acme-challenge.quiet.example.test not seen by" in outcomes(report)["quiet"][1]
     assert w.acme_records() == {}
+
+
+def test_the_dns_bridge_answers_a_burst_of_lookups_with_fresh_records(w):
+    # Pebble validates every name of a run at once; the bridge shares moto reads between
+    # concurrent queries but must still answer each with what was written before it was asked.
+    import dns.message
+    import dns.query
+    from concurrent.futures import ThreadPoolExecutor
+
+    zone = w.zones["example.test"]
+    names = [f"_acme-challenge.h{i}.example.test" for i in range(60)]
+    w.route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {"Name": n, "Type": "TXT", "TTL": 30,
+                                                   "ResourceRecords": [{"Value": f'"v-{n}"'}]}} for n in names]})
+
+    def ask(job):
+        name, tcp = job
+        query = dns.message.make_query(name, "TXT")
+        send = dns.query.tcp if tcp else dns.query.udp
+        response = send(query, w.stack.dns_host, port=w.stack.dns_port, timeout=10)
+        return {b"".join(r.strings).decode() for rrset in response.answer for r in rrset}
+
+    jobs = [(n, tcp) for n in names for tcp in (False, True)]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        answers = list(pool.map(ask, jobs))
+    assert answers == [{f"v-{n}"} for n, _ in jobs]
+
+    world.upsert_txt(w.route53, zone, names[0], ["changed"])
+    assert ask((names[0], False)) == {"changed"}, "a write is answered by the next query"
