@@ -12,7 +12,7 @@ SAMVENV := .venv-sam
 SAM    := $(SAMVENV)/bin/sam
 PYTEST_ARGS ?=
 
-.PHONY: all install pebble test unit demo clean sam-tools validate
+.PHONY: all install pebble test unit demo clean sam-tools validate bench
 
 all: test
 
@@ -49,6 +49,10 @@ unit: $(STAMP) $(SAM)
 
 demo: $(STAMP) $(PEBBLE)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/certrenew demo
+
+# certrenew vs certbot + certbot-dns-route53 on the devstack (certbot goes into bench/.venv); not part of test
+bench: $(STAMP) $(PEBBLE)
+	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .devstack .pytest_cache
