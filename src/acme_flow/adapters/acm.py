@@ -44,6 +44,7 @@ class AcmImporter:
         acm = self._client_for(region)
         args = {"Certificate": material.cert_pem.encode(), "PrivateKey": material.key_pem.encode(),
                 "CertificateChain": material.chain_pem.encode()}
+        existing_arn = existing_arn or self._find_ours(acm, name, material)
         if existing_arn and self._reimportable(acm, existing_arn, material, target):
             _call(target, lambda: acm.import_certificate(CertificateArn=existing_arn, **args))
             log.info("re-imported %s into %s", name, existing_arn)
@@ -52,6 +53,26 @@ class AcmImporter:
         arn = _call(target, lambda: acm.import_certificate(Tags=tags, **args))["CertificateArn"]
         log.info("imported %s into %s", name, arn)
         return arn
+
+    def _find_ours(self, acm, name: str, material: CertificateMaterial) -> str | None:
+        """A certificate we imported for `name` whose ARN was never recorded (the run died right
+        after the import): found by its tags, so the import goes into it instead of a new ARN."""
+        wanted = pki.describe(material.cert_pem)
+        key_types = list(ACM_KEY_ALGORITHMS.values())
+        try:
+            for page in acm.get_paginator("list_certificates").paginate(Includes={"keyTypes": key_types}):
+                for summary in page.get("CertificateSummaryList", []):
+                    if summary.get("DomainName") not in wanted.names:
+                        continue
+                    arn = summary["CertificateArn"]
+                    tags = {t["Key"]: t["Value"]
+                            for t in acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])}
+                    if tags.get(MANAGED_TAG) == "true" and tags.get(NAME_TAG) == name:
+                        log.info("found %s's earlier import %s: re-importing into it", name, arn)
+                        return arn
+        except ClientError as exc:
+            log.warning("could not look for an earlier import of %s: %s", name, exc)
+        return None
 
     def check_region(self, region: str) -> None:
         if region not in _acm_regions():

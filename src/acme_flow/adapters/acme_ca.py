@@ -76,8 +76,16 @@ class _Network(client.ClientNetwork):
 
     @classmethod
     def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
-        """Keep the HTTP status and Retry-After on problems; a 5xx without a problem is one too."""
+        """Keep the HTTP status and Retry-After on problems; a 5xx without a problem is one too.
+
+        The library turns every 409 into ConflictError before reading the body, which hides
+        RFC 9773's `alreadyReplaced` problem: a 409 carrying a problem document stays a problem.
+        """
         try:
+            if response.status_code == 409 and _problem(response) is not None:
+                error = messages.Error.from_json(_problem(response))
+                error.http_status = 409
+                raise error
             return super()._check_response(response, content_type=content_type)
         except messages.Error as error:
             error.http_status = response.status_code
@@ -319,6 +327,14 @@ class AcmeCaAdapter:
     def _post_as_get(self, url: str) -> requests.Response:
         acme = self._acme
         return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+
+def _problem(response: requests.Response) -> dict | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and "type" in body else None
 
 
 def _once(read: Callable[[], str]) -> Callable[[], str]:

@@ -149,10 +149,21 @@ class S3StateStore:
                                       ContentType="application/json", **extra)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in CONFLICT_CODES:
+            if code not in CONFLICT_CODES:
+                raise
+            got = self._already_written(key, body)
+            if got is None:
                 raise StateError(key, "changed by another run since it was read; not overwritten") from None
-            raise
         self._etags[key] = got["ETag"]
+
+    def _already_written(self, key: str, body: bytes) -> dict | None:
+        """After a conditional write failed: is the object exactly what we wrote? (A retry of a
+        write whose response was lost fails its own precondition.)"""
+        try:
+            got = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError:
+            return None
+        return got if got["Body"].read() == body else None
 
     # -- leases ---------------------------------------------------------------------------------
 
