@@ -12,7 +12,7 @@ SAMVENV := .venv-sam
 SAM    := $(SAMVENV)/bin/sam
 PYTEST_ARGS ?=
 
-.PHONY: all install pebble test unit demo clean sam-tools validate bench
+.PHONY: all install pebble test unit demo clean sam-tools validate build bench
 
 all: test
 
@@ -40,6 +40,27 @@ sam-tools: $(SAM)
 
 validate: $(SAM)
 	$(SAM) validate --lint --template template.yaml
+
+# `make build`: the deployable artifact in .aws-sam/build (then `sam deploy --guided`). sam build
+# installs the Lambda dependencies with the runtime's Python, so a python3.13 must exist: on
+# PATH, from pyenv or uv, or given as `make build PY313=/path/to/python3.13`. The sources are
+# byte-compiled (unchecked-hash .pyc: /var/task is read-only, so Lambda could never cache them).
+PY313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
+	  $$HOME/.local/share/uv/python/cpython-3.13*/bin/python3.13 /usr/local/bin/python3.13; do \
+	  q=$$(command -v $$p 2>/dev/null) && $$q -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
+	  2>/dev/null && { echo $$q; break; }; done)
+SAM_TEMPLATE ?= template.yaml
+SAM_BUILD_DIR ?= .aws-sam/build
+SAM_BUILD_FLAGS ?=
+
+build: $(SAM)
+	@test -n "$(PY313)" || { echo "make build needs Python 3.13, the functions' runtime:"; \
+	  echo "  Debian 13 / Ubuntu 24.04+ (deadsnakes): apt install python3.13"; \
+	  echo "  anywhere: pyenv install 3.13  or  uv python install 3.13  (then run make build again)"; \
+	  echo "  or name one: make build PY313=/path/to/python3.13; with Docker: $(SAM) build --use-container"; exit 2; }
+	PATH="$(dir $(PY313)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template $(SAM_TEMPLATE) \
+	  --build-dir $(SAM_BUILD_DIR) $(SAM_BUILD_FLAGS)
+	$(PY313) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(SAM_BUILD_DIR)
 
 test: $(STAMP) $(PEBBLE) $(SAM)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) CERTRENEW_SAM=$(abspath $(SAM)) $(BIN)/pytest $(PYTEST_ARGS)

@@ -1,5 +1,10 @@
 """Read template.yaml back: a CloudFormation-aware YAML loader, a small intrinsic evaluator and
-the renewer's IAM policy as data.
+the functions' IAM policies as data.
+
+A function's policy is its inline ``Policies`` plus every ``AWS::IAM::Policy`` resource attached
+to its SAM-generated role (``Roles: [!Ref <Function>Role]``): the renewer and the worker share
+``RenewerPolicy``; the renewer alone may send to the fan-out queue. The SQS poller permissions
+SAM adds to the worker for its event source are not listed here.
 
 Used by tests/unit/test_template.py, and meant for the check that compares the AWS calls the
 code makes with what the policy allows:
@@ -32,6 +37,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 FUNCTION = "RenewerFunction"
+WORKER = "WorkerFunction"
+FUNCTIONS = (FUNCTION, WORKER)
 
 # ---------------------------------------------------------------------------------------------
 # YAML loader for CloudFormation short-form tags
@@ -255,12 +262,24 @@ def _as_tuple(value: Any) -> tuple:
     return tuple(value) if isinstance(value, list) else (value,)
 
 
+def attached_policies(template: Mapping[str, Any], function: str) -> list[str]:
+    """Logical ids of the AWS::IAM::Policy resources attached to the function's role."""
+    role = {"Ref": f"{function}Role"}
+    return [name for name, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::IAM::Policy" and role in resource["Properties"].get("Roles", [])]
+
+
 def _raw_statements(template: Mapping[str, Any], function: str) -> list[tuple[str | None, dict]]:
     props = template["Resources"][function]["Properties"]
-    out: list[tuple[str | None, dict]] = []
+    documents = []
     for policy in props.get("Policies", []):
         if not isinstance(policy, dict) or "Statement" not in policy:
             raise AssertionError(f"{function}: only inline policy documents are expected, got {policy!r}")
+        documents.append(policy)
+    documents += [template["Resources"][name]["Properties"]["PolicyDocument"]
+                  for name in attached_policies(template, function)]
+    out: list[tuple[str | None, dict]] = []
+    for policy in documents:
         for item in policy["Statement"]:
             if set(item) == {"Fn::If"}:
                 name, when_true, when_false = item["Fn::If"]
@@ -273,7 +292,7 @@ def _raw_statements(template: Mapping[str, Any], function: str) -> list[tuple[st
 
 
 def policy_statements(template: Mapping[str, Any] | None = None, function: str = FUNCTION) -> list[Statement]:
-    """Every statement of the function's inline policies, conditional ones included."""
+    """Every statement of the function's policies (inline and attached), conditional ones included."""
     template = template if template is not None else load_template()
     statements = []
     for only_if, raw in _raw_statements(template, function):
@@ -323,24 +342,26 @@ def resolved_statements(
     return out
 
 
-def allowed_actions(parameters: Mapping[str, Any] | None = None) -> set[str]:
-    """IAM actions the role allows. No argument: with every option switched on
+def allowed_actions(parameters: Mapping[str, Any] | None = None, function: str = FUNCTION) -> set[str]:
+    """IAM actions the function's role allows. No parameters: with every option switched on
     (``ALL_OPTIONS_PARAMETERS``); otherwise for exactly these parameter values."""
     if parameters is None:
         parameters = ALL_OPTIONS_PARAMETERS
     return {
         action
-        for statement in resolved_statements(parameters)
+        for statement in resolved_statements(parameters, function=function)
         if statement.effect == "Allow"
         for action in statement.actions
     }
 
 
-def statements_allowing(action: str, parameters: Mapping[str, Any] | None = None) -> list[Statement]:
+def statements_allowing(action: str, parameters: Mapping[str, Any] | None = None,
+                        function: str = FUNCTION) -> list[Statement]:
     """The resolved statements that allow ``action`` (for resource and condition checks)."""
     if parameters is None:
         parameters = ALL_OPTIONS_PARAMETERS
-    return [s for s in resolved_statements(parameters) if s.effect == "Allow" and action in s.actions]
+    return [s for s in resolved_statements(parameters, function=function)
+            if s.effect == "Allow" and action in s.actions]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,6 +409,9 @@ IAM_ACTIONS_BY_CALL: dict[tuple[str, str], tuple[str, ...]] = {
     # notification, outcome events
     ("sns", "Publish"): ("sns:Publish",),
     ("events", "PutEvents"): ("events:PutEvents",),
+    # fan-out (the renewer sends; the worker is fed by its event source, not by its own calls)
+    ("sqs", "SendMessageBatch"): ("sqs:SendMessage",),
+    ("sqs", "SendMessage"): ("sqs:SendMessage",),
     # config document, EAB HMAC key
     ("ssm", "GetParameter"): ("ssm:GetParameter",),
     ("ssm", "GetParameters"): ("ssm:GetParameters",),
@@ -413,10 +437,10 @@ def actions_for_call(service: str, operation: str) -> tuple[str, ...]:
 
 
 def missing_permissions(
-    calls: Iterable[tuple[str, str]], parameters: Mapping[str, Any] | None = None
+    calls: Iterable[tuple[str, str]], parameters: Mapping[str, Any] | None = None, function: str = FUNCTION
 ) -> dict[tuple[str, str], tuple[str, ...]]:
-    """For each call whose actions the policy does not all allow: the missing actions."""
-    allowed = allowed_actions(parameters)
+    """For each call whose actions the function's policy does not all allow: the missing actions."""
+    allowed = allowed_actions(parameters, function)
     missing = {}
     for service, operation in calls:
         lacking = tuple(a for a in actions_for_call(service, operation) if a not in allowed)
@@ -426,6 +450,6 @@ def missing_permissions(
 
 
 if __name__ == "__main__":  # a readable dump: python tests/template_policy.py
-    for st in resolved_statements(ALL_OPTIONS_PARAMETERS):
+    for st in resolved_statements(ALL_OPTIONS_PARAMETERS):  # the renewer's (the worker's lacks FanoutSend)
         print(json.dumps({"Sid": st.sid, "Action": st.actions, "Resource": st.resources,
                           "Condition": st.conditions, "OnlyIf": st.only_if}, indent=1))

@@ -50,7 +50,7 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
     seconds = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
     with phase("run"):
         report = wired.renewer.run(Deadline(wired.clock, seconds), options)
-    run_metrics.emit_report(metrics, report, time.monotonic() - started, wired.timings)
+    run_metrics.emit_report(metrics, report, time.monotonic() - started)
     logger.info("run finished", extra={"ok": report.ok, "counts": report.counts()})
     return report.to_dict()
 

@@ -7,9 +7,9 @@ dimension per certificate would make every certificate a set of billed custom me
 |---|---|---|---|
 | `DaysToExpiry` | None | certificate | days left on the certificate in place after the run |
 | `CertificatesIssued`, `...Renewed`, `...Deployed`, `...Skipped`, `...Failed`, `...Queued` | Count | certificate | 1 |
-| `IssuanceDuration` | Seconds | issued/renewed certificate | wall time of the run that issued it (one DNS round serves the whole run) |
-| `DnsWait` | Seconds | run with orders | Route53 INSYNC wait plus the propagation check |
-| `RunDuration` | Seconds | invocation | the whole renewal run |
+| `IssuanceDuration` | Seconds | issued/renewed certificate | its order to its verified certificate |
+| `DnsWait` | Seconds | issued/renewed certificate | TXT publish (Route53 INSYNC) until visible; one DNS round serves all orders of a run |
+| `RunDuration` | Seconds | invocation | the whole invocation (plan, orders, deploys) |
 | `ColdStart` | Count | cold invocation | Powertools, dimension `function_name` |
 
 All carry the dimension `service` (POWERTOOLS_SERVICE_NAME). The alarms read the Minimum of
@@ -18,9 +18,6 @@ All carry the dimension `service` (POWERTOOLS_SERVICE_NAME). The alarms read the
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,43 +34,6 @@ OUTCOME_METRICS = {
 QUEUED_METRIC = "CertificatesQueued"
 
 
-@dataclass
-class Timings:
-    """Seconds spent in the DNS waits of one invocation (added up across threads)."""
-
-    dns_wait: float = 0.0
-    dns_calls: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add_dns(self, seconds: float) -> None:
-        with self._lock:
-            self.dns_wait += seconds
-            self.dns_calls += 1
-
-
-class TimedPort:
-    """Wraps a port and adds the duration of `methods` calls to `Timings.dns_wait`."""
-
-    def __init__(self, inner: Any, methods: tuple[str, ...], timings: Timings) -> None:
-        self._inner = inner
-        self._methods = frozenset(methods)
-        self._timings = timings
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._inner, name)
-        if name not in self._methods or not callable(attr):
-            return attr
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self._timings.add_dns(time.monotonic() - start)
-
-        return timed
-
-
 def days_left(not_after: dt.datetime | None, now: dt.datetime) -> float | None:
     if not_after is None:
         return None
@@ -81,7 +41,8 @@ def days_left(not_after: dt.datetime | None, now: dt.datetime) -> float | None:
 
 
 def emit_certificate(metrics: Any, name: str, metric: str, not_after: dt.datetime | None, now: dt.datetime,
-                     issuance_seconds: float | None = None, **properties: Any) -> None:
+                     issuance_seconds: float | None = None, dns_wait_seconds: float | None = None,
+                     **properties: Any) -> None:
     """One EMF document for one certificate."""
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     left = days_left(not_after, now)
@@ -89,6 +50,8 @@ def emit_certificate(metrics: Any, name: str, metric: str, not_after: dt.datetim
         metrics.add_metric(name="DaysToExpiry", unit=MetricUnit.NoUnit, value=left)
     if issuance_seconds is not None:
         metrics.add_metric(name="IssuanceDuration", unit=MetricUnit.Seconds, value=round(issuance_seconds, 3))
+    if dns_wait_seconds is not None:
+        metrics.add_metric(name="DnsWait", unit=MetricUnit.Seconds, value=round(dns_wait_seconds, 3))
     metrics.add_metadata(key="certificate", value=name)
     for key, value in properties.items():
         if value is not None:
@@ -96,30 +59,29 @@ def emit_certificate(metrics: Any, name: str, metric: str, not_after: dt.datetim
     metrics.flush_metrics()
 
 
-def emit_results(metrics: Any, results: Iterable[CertificateResult], now: dt.datetime,
-                 run_seconds: float | None = None) -> int:
+def emit_results(metrics: Any, results: Iterable[CertificateResult], now: dt.datetime) -> int:
     """Per-certificate metrics of a (non dry-run) report; returns how many documents were written."""
     count = 0
     for r in results:
         metric = OUTCOME_METRICS.get(r.outcome)
         if metric is None:  # planned: a dry run measures nothing
             continue
-        took = run_seconds if r.outcome in (Outcome.ISSUED, Outcome.RENEWED) else None
-        emit_certificate(metrics, r.name, metric, r.not_after, now, took, outcome=r.outcome.value,
-                         serial=r.serial, reason=r.reason if r.outcome is Outcome.FAILED else None)
+        emit_certificate(metrics, r.name, metric, r.not_after, now,
+                         issuance_seconds=getattr(r, "issuance_seconds", None),
+                         dns_wait_seconds=getattr(r, "dns_wait_seconds", None),
+                         outcome=r.outcome.value, serial=r.serial,
+                         reason=r.reason if r.outcome is Outcome.FAILED else None)
         count += 1
     return count
 
 
-def emit_report(metrics: Any, report: RunReport, run_seconds: float, timings: Timings | None = None) -> None:
-    """Everything a finished run measures; the run-level metrics are left for the final flush
-    (`log_metrics` flushes them with the cold-start metric when the handler returns)."""
+def emit_report(metrics: Any, report: RunReport, run_seconds: float) -> None:
+    """Everything a finished run measures; the run-level metric is left for the final flush
+    (`log_metrics` flushes it with the cold-start metric when the handler returns)."""
     if not report.dry_run:
-        emit_results(metrics, report.results, report.finished, run_seconds)
-    add_run_metrics(metrics, run_seconds, timings)
+        emit_results(metrics, report.results, report.finished)
+    add_run_metrics(metrics, run_seconds)
 
 
-def add_run_metrics(metrics: Any, run_seconds: float, timings: Timings | None = None) -> None:
+def add_run_metrics(metrics: Any, run_seconds: float) -> None:
     metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=round(run_seconds, 3))
-    if timings is not None and timings.dns_calls:
-        metrics.add_metric(name="DnsWait", unit=MetricUnit.Seconds, value=round(timings.dns_wait, 3))

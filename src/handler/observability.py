@@ -32,8 +32,6 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 _log = logging.getLogger("certrenew.handler")
 _TRUE = {"1", "true", "yes", "on"}
-# An invocation refused before it measured anything (a malformed event) has nothing to publish.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 Handler = Callable[[Any, Any], Any]
 
@@ -50,7 +48,9 @@ def entry_point(handle: Handler) -> Handler:
 
     @functools.wraps(handle)
     def lambda_handler(event: Any, context: Any) -> Any:
-        with emf_to_stderr():
+        with emf_to_stderr(), warnings.catch_warnings():
+            # an invocation refused before it measured anything (a malformed event) has nothing to publish
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
             return measured(event, context)
 
     return lambda_handler

@@ -1,5 +1,5 @@
 """What the Lambda entry points add to `bootstrap.build_renewer`: the composite notifier (SNS
-report + EventBridge events), DNS wait timing, tracing of the ports, and the fan-out queue.
+report + EventBridge events), tracing of the ports, and the fan-out queue.
 
 Everything is built per invocation: the config is read again (a change needs no redeploy), and
 no boto3 client outlives an invocation (assumed-role credentials for cross-account DNS expire).
@@ -15,7 +15,6 @@ from acme_flow.adapters.queue import SqsQueue
 from acme_flow.models import Config
 from acme_flow.renewal import Renewer
 
-from .metrics import TimedPort, Timings
 from .observability import TracedPort, tracer
 from .settings import HandlerSettings
 
@@ -40,7 +39,6 @@ class Wired:
     clients: bootstrap.Clients
     clock: bootstrap.SystemClock
     renewer: Renewer
-    timings: Timings
 
     def queue(self) -> SqsQueue | None:
         url = self.handler_settings.queue_url
@@ -55,9 +53,9 @@ def build() -> Wired:
     clock = bootstrap.SystemClock()
     renewer = bootstrap.build_renewer(config, settings, clients=clients, clock=clock)
     renewer.notifier = notifier(config, settings, handler_settings, clients)
-    timings = Timings()
-    instrument(renewer, timings, traced=not tracer().disabled)
-    return Wired(settings, handler_settings, config, clients, clock, renewer, timings)
+    if not tracer().disabled:
+        trace_ports(renewer)
+    return Wired(settings, handler_settings, config, clients, clock, renewer)
 
 
 def notifier(config: Config, settings: bootstrap.Settings, hs: HandlerSettings,
@@ -71,14 +69,11 @@ def notifier(config: Config, settings: bootstrap.Settings, hs: HandlerSettings,
     return CompositeNotifier(*parts)
 
 
-def instrument(renewer: Renewer, timings: Timings, traced: bool) -> None:
-    """Time the DNS waits; trace the ports' calls when tracing is on."""
-    if traced:
-        for attribute, methods in TRACED_PORTS.items():
-            if hasattr(renewer, attribute):
-                setattr(renewer, attribute, TracedPort(getattr(renewer, attribute), attribute, methods))
-    renewer.dns = TimedPort(renewer.dns, ("present",), timings)
-    renewer.propagation = TimedPort(renewer.propagation, ("wait_visible",), timings)
+def trace_ports(renewer: Renewer) -> None:
+    """Every call of the traced ports' methods becomes an X-Ray subsegment."""
+    for attribute, methods in TRACED_PORTS.items():
+        if hasattr(renewer, attribute):
+            setattr(renewer, attribute, TracedPort(getattr(renewer, attribute), attribute, methods))
 
 
 def _region_of(arn: str) -> str | None:

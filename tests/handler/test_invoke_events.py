@@ -55,3 +55,40 @@ def test_a_malformed_event_is_refused(w, tmp_path):
     assert code == 2
     assert "force: must be true or false" in logs
     assert w.writes() == []
+
+
+@pytest.fixture
+def site(aws, tmp_path, monkeypatch):
+    """The certificate events/sqs-batch.json names, in a zone of the devstack."""
+    w = make_world(aws, tmp_path, zones=("example.test",))
+    config = w.write_config([{"name": "example-site", "domains": ["example.test", "*.example.test"],
+                              "deploy": {"acm": {"regions": ["us-east-1"]}}}])
+    monkeypatch.setenv("CERTRENEW_STATE_BUCKET", STATE_BUCKET)
+    monkeypatch.setenv("CERTRENEW_CONFIG", str(config))
+    return w
+
+
+def test_sqs_batch_event_runs_the_worker(site):
+    code, response, logs = invoke(EVENTS / "sqs-batch.json")
+    assert code == 0, logs
+    assert response == {"batchItemFailures": []}, "stdout holds the partial batch response alone"
+    assert site.current("example-site")["serial"]
+    assert '"message":"worker batch finished"' in logs
+    metrics = [json.loads(line) for line in logs.splitlines() if line.startswith("{") and '"_aws"' in line]
+    (issued,) = [m for m in metrics if "CertificatesIssued" in m]
+    assert issued["certificate"] == "example-site"
+    assert any("ColdStart" in m for m in metrics), "a fresh process is a cold start"
+
+
+def test_sqs_batch_with_a_certificate_that_fails_reports_its_record(site, tmp_path):
+    event = json.loads((EVENTS / "sqs-batch.json").read_text())
+    record = event["Records"][0]
+    event["Records"].append({**record, "messageId": "second", "body": json.dumps({"certificate": "nope"})})
+    event["Records"].append({**record, "messageId": "third", "body": "{not json"})
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(event))
+    code, response, logs = invoke(path)
+    assert code == 0, logs
+    # the unknown name is dropped (nothing to renew), the malformed body goes back to the queue
+    assert response == {"batchItemFailures": [{"itemIdentifier": "third"}]}
+    assert "certificates no longer in the config" in logs

@@ -147,8 +147,16 @@ def test_cfn_lint_translated_template(sam_python, offline_env, tmp_path):
     result = _run([sam_python, "-c", TRANSLATE, TEMPLATE, translated], offline_env)
     assert result.returncode == 0, _explain(result)
     resources = json.loads(translated.read_text(encoding="utf-8"))["Resources"]
-    # what the SAM transform generates from the function: its role and the schedule
+    # what the SAM transform generates from the functions: their roles (which the shared
+    # policy names), the schedule and the SQS event source mapping
     assert resources["RenewerFunctionRole"]["Type"] == "AWS::IAM::Role"
-    assert {r["Type"] for r in resources.values()} >= {"AWS::Lambda::Function", "AWS::Scheduler::Schedule"}
+    assert resources["WorkerFunctionRole"]["Type"] == "AWS::IAM::Role"
+    assert resources["RenewerPolicy"]["Properties"]["Roles"] == [{"Ref": "RenewerFunctionRole"},
+                                                                 {"Ref": "WorkerFunctionRole"}]
+    assert {r["Type"] for r in resources.values()} >= {"AWS::Lambda::Function", "AWS::Scheduler::Schedule",
+                                                       "AWS::Lambda::EventSourceMapping"}
+    (mapping,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["FunctionName"] == {"Ref": "WorkerFunction"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     result = _run([_cfn_lint(sam_python), "--", translated], offline_env)
     assert result.returncode == 0, _explain(result)

@@ -29,6 +29,7 @@ EXPECTED_ACTIONS = {
     "acm:AddTagsToCertificate", "acm:DeleteCertificate",
     "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution",
     "sns:Publish", "events:PutEvents", "ssm:GetParameter", "secretsmanager:GetSecretValue",
+    "sqs:SendMessage",
 }
 
 ZONES = "Z0123456789ABC,Z0987654321DEF"
@@ -44,9 +45,26 @@ def resources(template) -> dict:
     return template["Resources"]
 
 
+def effective(template: dict, name: str) -> dict:
+    """A function's properties as SAM applies them: Globals.Function, then its own (maps such
+    as Environment.Variables merged)."""
+    merged = json.loads(json.dumps(template.get("Globals", {}).get("Function", {})))
+    for key, value in template["Resources"][name]["Properties"].items():
+        if key == "Environment":
+            merged.setdefault("Environment", {"Variables": {}})["Variables"].update(value["Variables"])
+        else:
+            merged[key] = value
+    return merged
+
+
 @pytest.fixture(scope="module")
-def function(resources) -> dict:
-    return resources["RenewerFunction"]["Properties"]
+def function(template) -> dict:
+    return effective(template, "RenewerFunction")
+
+
+@pytest.fixture(scope="module")
+def worker(template) -> dict:
+    return effective(template, "WorkerFunction")
 
 
 def param_default(template, name):
@@ -86,32 +104,47 @@ def test_loader_expands_short_form_tags():
 def test_template_is_sam(template):
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
     functions = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
-    assert functions == ["RenewerFunction"]
+    assert functions == ["RenewerFunction", "WorkerFunction"]
 
 
-def test_function_runtime_and_entry_point(function, template):
-    assert function["CodeUri"] == "src/"
-    assert function["Handler"] == "handler.app.lambda_handler"
-    assert function["Runtime"] == "python3.13"
-    assert function["Architectures"] == ["arm64"]
-    assert function["Timeout"] == 900
-    assert function["MemorySize"] == {"Ref": "MemorySize"}
+@pytest.mark.parametrize("name, handler", [("RenewerFunction", "handler.app.lambda_handler"),
+                                           ("WorkerFunction", "handler.worker.lambda_handler")])
+def test_function_runtime_and_entry_point(template, name, handler):
+    props = effective(template, name)
+    assert props["CodeUri"] == "src/"
+    assert props["Handler"] == handler
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["Timeout"] == 900
+    assert props["MemorySize"] == {"Ref": "MemorySize"}
     assert param_default(template, "MemorySize") == 512
 
 
-def test_one_renewer_at_a_time(function, template):
+def test_entry_points_exist():
+    from handler import app, worker
+
+    assert callable(app.lambda_handler) and callable(worker.lambda_handler)
+
+
+def test_one_renewer_at_a_time_and_a_capped_worker(function, worker, template):
     ctx = tp.Context(template, {"HostedZoneIds": ZONES})
     assert ctx.eval(function["ReservedConcurrentExecutions"]) == 1
+    assert ctx.eval(worker["ReservedConcurrentExecutions"]) == 2 == param_default(template, "WorkerConcurrency")
     # the escape hatch for accounts that cannot reserve concurrency drops the property
     ctx = tp.Context(template, {"HostedZoneIds": ZONES, "SingleConcurrentRun": "false"})
     assert ctx.eval(function["ReservedConcurrentExecutions"]) is tp.NO_VALUE
+    assert ctx.eval(worker["ReservedConcurrentExecutions"]) is tp.NO_VALUE
+    # ... while the event source still caps the worker
+    (source,) = worker["Events"].values()
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerConcurrency"}}
 
 
 def test_crashed_run_is_not_retried_by_lambda(function):
     assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
 
 
-def test_environment(function, template):
+def test_environment(function, worker, template):
+    assert worker["Environment"]["Variables"].items() <= function["Environment"]["Variables"].items()
     env = function["Environment"]["Variables"]
     assert env["CERTRENEW_STATE_BUCKET"] == {"Ref": "StateBucket"}
     assert env["CERTRENEW_STATE_KMS_KEY"] == {"Fn::GetAtt": ["StateKey", "Arn"]}
@@ -126,14 +159,41 @@ def test_environment(function, template):
     given = "arn:aws:sns:us-east-1:123456789012:ops"
     ctx = tp.Context(template, {"HostedZoneIds": ZONES, "NotificationTopicArn": given})
     assert ctx.eval(env["CERTRENEW_SNS_TOPIC_ARN"]) == given
+    # what only the handler reads (handler/settings.py)
+    assert env["CERTRENEW_QUEUE_URL"] == {"Ref": "WorkQueue"}
+    assert env["CERTRENEW_FANOUT_THRESHOLD"] == {"Ref": "FanoutThreshold"}
+    assert param_default(template, "FanoutThreshold") == 10
+    assert env["CERTRENEW_EVENT_BUS"] == {"Ref": "EventBusName"}
+    assert param_default(template, "EventBusName") == "default"
+    assert env["CERTRENEW_EXPIRING_DAYS"] == {"Ref": "ExpiryAlarmDays"}
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
 
 
-def test_log_group_with_retention(function, resources, template):
-    group = resources["RenewerLogGroup"]
-    assert group["Type"] == "AWS::Logs::LogGroup"
-    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+def test_settings_the_template_passes_are_read_by_the_handler(function):
+    from handler.settings import HandlerSettings
+
+    env = {"CERTRENEW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+           "CERTRENEW_FANOUT_THRESHOLD": "10", "CERTRENEW_EVENT_BUS": "default", "CERTRENEW_EXPIRING_DAYS": "14"}
+    assert set(env) <= set(function["Environment"]["Variables"])
+    settings = HandlerSettings.from_env(env)
+    assert (settings.queue_url, settings.fanout_threshold, settings.event_bus, settings.expiring_days) == (
+        env["CERTRENEW_QUEUE_URL"], 10, "default", 14.0)
+
+
+def test_tracing_follows_the_parameter(function, template):
+    assert function["Tracing"] == {"Ref": "TracingMode"}
+    assert param_default(template, "TracingMode") == "Active"
+    disabled = function["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"]
+    assert tp.Context(template, {"HostedZoneIds": ZONES}).eval(disabled) == "false"
+    assert tp.Context(template, {"HostedZoneIds": ZONES, "TracingMode": "PassThrough"}).eval(disabled) == "true"
+
+
+@pytest.mark.parametrize("name, group", [("RenewerFunction", "RenewerLogGroup"), ("WorkerFunction", "WorkerLogGroup")])
+def test_log_group_with_retention(resources, template, name, group):
+    assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+    assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert param_default(template, "LogRetentionDays") == 90
-    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "RenewerLogGroup"}
+    assert effective(template, name)["LoggingConfig"]["LogGroup"] == {"Ref": group}
 
 
 def test_weekly_schedule_v2(function, template):
@@ -239,7 +299,8 @@ def _names_used(value, found):
 
 
 def test_every_parameter_is_documented_and_used(template):
-    used = _names_used([template.get("Conditions", {}), template["Resources"], template["Outputs"]], set())
+    used = _names_used([template.get("Conditions", {}), template.get("Globals", {}), template["Resources"],
+                        template["Outputs"]], set())
     for name, spec in template["Parameters"].items():
         assert spec.get("Description", "").strip(), f"{name} has no Description"
         assert name in used, f"parameter {name} is never used"
@@ -263,7 +324,145 @@ def test_outputs(template):
     assert outputs["RenewerFunctionArn"]["Value"] == {"Fn::GetAtt": ["RenewerFunction", "Arn"]}
     assert outputs["StateBucketName"]["Value"] == {"Ref": "StateBucket"}
     assert outputs["StateKeyArn"]["Value"] == {"Fn::GetAtt": ["StateKey", "Arn"]}
-    assert "NotificationTopicArn" in outputs
+    assert outputs["WorkerFunctionName"]["Value"] == {"Ref": "WorkerFunction"}
+    assert outputs["WorkQueueUrl"]["Value"] == {"Ref": "WorkQueue"}
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
+    assert "NotificationTopicArn" in outputs and "DashboardUrl" in outputs
+
+
+def test_every_reference_names_something_declared(template):
+    """A Ref/GetAtt/${} to a name that is neither a parameter, a resource (or a role SAM
+    generates for a function) nor a pseudo parameter fails to deploy."""
+    declared = set(template["Parameters"]) | set(template["Resources"]) | set(tp.PSEUDO_PARAMETERS) | {"AWS::NoValue"}
+    declared |= {f"{n}Role" for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns"}  # Fn::Sub variables
+    used = _names_used([template.get("Globals", {}), template["Resources"], template["Outputs"]], set())
+    assert used - declared - subs == set()
+
+
+# ------------------------------------------------------------------------------ fan-out
+
+
+def test_work_queue_redrives_to_the_dead_letter_queue(resources, worker, template):
+    queue = resources["WorkQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": {"Ref": "WorkerMaxReceiveCount"}}
+    assert param_default(template, "WorkerMaxReceiveCount") == 3
+    # a batch still running must not be delivered again: at least six times the worker's timeout
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert queue["SqsManagedSseEnabled"] is True
+    dlq = resources["DeadLetterQueue"]["Properties"]
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+
+
+def test_worker_reports_partial_batch_failures(worker, template):
+    (source,) = worker["Events"].values()
+    assert source["Type"] == "SQS"
+    props = source["Properties"]
+    assert props["Queue"] == {"Fn::GetAtt": ["WorkQueue", "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BatchSize"] == {"Ref": "WorkerBatchSize"}
+    batch = template["Parameters"]["WorkerBatchSize"]
+    assert batch["Default"] == 10 and batch["MaxValue"] <= 10000
+    # more than ten per batch needs a batching window
+    assert batch["MaxValue"] <= 10 or props["MaximumBatchingWindowInSeconds"] >= 1
+    assert template["Parameters"]["WorkerConcurrency"]["MinValue"] >= 2  # SQS MaximumConcurrency minimum
+
+
+def test_only_the_renewer_may_send_to_the_queue(template):
+    (send,) = tp.statements_allowing("sqs:SendMessage", {"HostedZoneIds": ZONES})
+    assert send.resources == ("{{WorkQueue.Arn}}",)
+    assert send.actions == ("sqs:SendMessage",)
+    assert "sqs:SendMessage" not in tp.allowed_actions(tp.ALL_OPTIONS_PARAMETERS, tp.WORKER)
+    assert tp.missing_permissions([("sqs", "SendMessageBatch")]) == {}
+    assert tp.missing_permissions([("sqs", "SendMessageBatch")], function=tp.WORKER) == {
+        ("sqs", "SendMessageBatch"): ("sqs:SendMessage",)}
+
+
+def test_renewer_and_worker_share_the_renewal_policy(template):
+    assert tp.attached_policies(template, tp.FUNCTION) == tp.attached_policies(template, tp.WORKER) == ["RenewerPolicy"]
+    renewer = tp.allowed_actions(tp.ALL_OPTIONS_PARAMETERS, tp.FUNCTION)
+    worker = tp.allowed_actions(tp.ALL_OPTIONS_PARAMETERS, tp.WORKER)
+    assert renewer - worker == {"sqs:SendMessage"}
+    assert worker <= renewer
+
+
+# ------------------------------------------------------------------------------ monitoring
+
+
+def _alarms(resources):
+    return {n: r["Properties"] for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def test_alarms_read_the_metrics_the_handler_emits(resources, function, template):
+    from handler import metrics as emitted
+
+    alarms = _alarms(resources)
+    assert set(alarms) == {"ExpiringCertificateAlarm", "FailedRenewalAlarm", "DeadLetterAlarm",
+                           "RenewerErrorsAlarm", "WorkerErrorsAlarm"}
+    expiring = alarms["ExpiringCertificateAlarm"]
+    assert expiring["MetricName"] == "DaysToExpiry" and expiring["Statistic"] == "Minimum"
+    assert expiring["Threshold"] == {"Ref": "ExpiryAlarmDays"} and param_default(template, "ExpiryAlarmDays") == 14
+    assert expiring["ComparisonOperator"] == "LessThanThreshold"
+    failed = alarms["FailedRenewalAlarm"]
+    assert failed["MetricName"] == emitted.OUTCOME_METRICS[emitted.Outcome.FAILED]
+    assert failed["Statistic"] == "Sum" and failed["Threshold"] == 1
+    env = function["Environment"]["Variables"]
+    for alarm in (expiring, failed):
+        # the namespace and the one dimension Powertools writes
+        assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    dlq = alarms["DeadLetterAlarm"]
+    assert (dlq["Namespace"], dlq["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    for name, target in (("RenewerErrorsAlarm", "RenewerFunction"), ("WorkerErrorsAlarm", "WorkerFunction")):
+        assert (alarms[name]["Namespace"], alarms[name]["MetricName"]) == ("AWS/Lambda", "Errors")
+        assert alarms[name]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": target}}]
+
+
+def test_alarms_notify_the_topic(resources, template):
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES})
+    for name, alarm in _alarms(resources).items():
+        assert ctx.eval(alarm["AlarmActions"]) == ["{{NotificationTopic}}"], name
+        assert alarm["TreatMissingData"] in ("notBreaching", "ignore"), name
+    given = "arn:aws:sns:us-east-1:123456789012:ops"
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES, "NotificationTopicArn": given})
+    assert all(ctx.eval(a["AlarmActions"]) == [given] for a in _alarms(resources).values())
+
+
+def test_email_subscription_only_when_an_address_is_given(resources, template):
+    sub = resources["NotificationEmailSubscription"]
+    assert sub["Condition"] == "HasNotificationEmail"
+    assert sub["Properties"]["Protocol"] == "email"
+    assert not tp.Context(template, {"HostedZoneIds": ZONES}).condition("HasNotificationEmail")
+    assert tp.Context(template, {"HostedZoneIds": ZONES, "NotificationEmail": "ops@example.com"}).condition(
+        "HasNotificationEmail")
+
+
+def test_dashboard_is_json_and_shows_the_emitted_metrics(resources, template):
+    from handler import metrics as emitted
+
+    ctx = tp.Context(template, {"HostedZoneIds": ZONES})
+    body = json.loads(ctx.eval(resources["Dashboard"]["Properties"]["DashboardBody"]))
+    names = set()
+    for widget in body["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            names |= {item for item in row if isinstance(item, str) and item[:1].isupper() and item != "AWS/Lambda"}
+    known = set(emitted.OUTCOME_METRICS.values()) | {emitted.QUEUED_METRIC, "DaysToExpiry", "IssuanceDuration",
+                                                      "DnsWait", "RunDuration"}
+    ours = names & (known | {n for n in names if n.startswith("Certificates")})
+    assert ours <= known, ours - known
+    assert {"DaysToExpiry", "CertificatesFailed", "IssuanceDuration", "DnsWait"} <= ours
+    log_widget = next(w for w in body["widgets"] if w["type"] == "log")
+    assert "{{RenewerLogGroup}}" in log_widget["properties"]["query"]
+    assert "{{WorkerLogGroup}}" in log_widget["properties"]["query"]
+
+
+def test_outcome_events_only_with_a_bus(template):
+    (events,) = tp.statements_allowing("events:PutEvents", {"HostedZoneIds": ZONES, "EventBusName": "certs"})
+    assert events.resources == ("arn:aws:events:us-east-1:123456789012:event-bus/certs",)
+    assert "events:PutEvents" not in tp.allowed_actions({"HostedZoneIds": ZONES, "EventBusName": ""})
 
 
 # ------------------------------------------------------------------------------ the policy
@@ -428,7 +627,7 @@ def test_calls_map_to_granted_actions():
         ("route53", "ListHostedZones"), ("route53", "ChangeResourceRecordSets"), ("route53", "GetChange"),
         ("acm", "ImportCertificate"), ("acm", "DescribeCertificate"), ("acm", "ListCertificates"),
         ("cloudfront", "GetDistributionConfig"), ("cloudfront", "UpdateDistribution"),
-        ("sns", "Publish"), ("events", "PutEvents"), ("ssm", "GetParameter"),
+        ("sns", "Publish"), ("events", "PutEvents"), ("ssm", "GetParameter"), ("sqs", "SendMessageBatch"),
         ("secretsmanager", "GetSecretValue"), ("sts", "AssumeRole"),
     ]
     assert tp.missing_permissions(calls) == {}
@@ -439,7 +638,8 @@ def test_calls_map_to_granted_actions():
 
 def test_every_mapped_action_names_a_real_service_prefix():
     prefixes = {a.split(":")[0] for actions in tp.IAM_ACTIONS_BY_CALL.values() for a in actions}
-    assert prefixes <= {"s3", "kms", "route53", "sts", "acm", "cloudfront", "sns", "events", "ssm", "secretsmanager"}
+    assert prefixes <= {"s3", "kms", "route53", "sts", "acm", "cloudfront", "sns", "events", "ssm", "secretsmanager",
+                        "sqs"}
 
 
 # ------------------------------------------------------------------------------ samconfig.toml

@@ -1,0 +1,192 @@
+"""Run notifications: the SNS report, EventBridge outcome events, and their composition."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from acme_flow.adapters.notify import (EXPIRING, CompositeNotifier, EventBridgeNotifier, NoNotifier, SnsNotifier,
+                                       expiring)
+from acme_flow.models import (AcmeSettings, CertificateResult, CertificateSpec, Config, DeploySpec, Outcome,
+                              RunReport, S3Export)
+
+NOW = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.timezone.utc)
+ARN = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+PEM_MARKERS = ("BEGIN", "PRIVATE KEY")
+
+
+def result(name, outcome, days=None, **extra):
+    not_after = NOW + dt.timedelta(days=days) if days is not None else None
+    return CertificateResult(name, outcome, extra.pop("reason", f"{outcome.value} because"), serial=extra.pop("serial", None),
+                             not_after=not_after, **extra)
+
+
+def report(*results, finished=NOW):
+    return RunReport(tuple(results), NOW - dt.timedelta(minutes=2), finished)
+
+
+CONFIG = Config(
+    acme=AcmeSettings(directory="https://acme.example/dir"),
+    certificates=(
+        CertificateSpec("site", ("example.com", "*.example.com"),
+                        deploy=DeploySpec(acm_regions=("us-east-1",), s3=S3Export("my-certs", "example.com/"))),
+        CertificateSpec("shop", ("shop.example",)),
+        CertificateSpec("old", ("old.example",)),
+    ),
+)
+
+
+class FakeSns:
+    def __init__(self, fail=False):
+        self.published = []
+        self.fail = fail
+
+    def publish(self, **kwargs):
+        if self.fail:
+            raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "no"}}, "Publish")
+        self.published.append(kwargs)
+        return {"MessageId": "1"}
+
+
+class FakeEvents:
+    def __init__(self, reject=()):
+        self.calls = []
+        self.reject = set(reject)
+
+    def put_events(self, Entries):
+        assert 1 <= len(Entries) <= 10, "PutEvents takes at most ten entries"
+        self.calls.append(Entries)
+        answers = [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+                   if json.loads(e["Detail"])["name"] in self.reject else {"EventId": "e"} for e in Entries]
+        return {"FailedEntryCount": sum("ErrorCode" in a for a in answers), "Entries": answers}
+
+
+# ---- SNS -----------------------------------------------------------------------------------------
+
+
+def test_quiet_run_sends_nothing():
+    sns = FakeSns()
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(result("site", Outcome.SKIPPED, 60)))
+    assert sns.published == []
+
+
+def test_one_message_per_run_with_every_outcome():
+    sns = FakeSns()
+    run = report(result("site", Outcome.RENEWED, 90, serial="0a1b", targets=(f"acm:{ARN}",)),
+                 result("shop", Outcome.FAILED, 20, reason="CA error rateLimited: too many"),
+                 result("old", Outcome.SKIPPED, 50))
+    SnsNotifier(sns, "arn:aws:sns:eu-west-1:123456789012:t").notify(run)
+    (message,) = sns.published
+    assert message["TopicArn"] == "arn:aws:sns:eu-west-1:123456789012:t"
+    assert message["Subject"].startswith("certrenew FAILED: ") and len(message["Subject"]) <= 100
+    assert message["MessageStructure"] == "json"
+    body = json.loads(message["Message"])
+    data = json.loads(body["default"])  # SQS, Lambda, HTTP subscribers: the run report as JSON
+    assert data == json.loads(json.dumps(run.to_dict()))
+    text = body["email"]  # e-mail subscribers: a readable summary, failures first
+    assert text.index("shop: FAILED") < text.index("site: RENEWED")
+    assert "CA error rateLimited: too many" in text and "serial 0a1b" in text and f"-> acm:{ARN}" in text
+    assert "1 other certificate(s) were not due." in text
+    assert not any(marker in message["Message"] for marker in PEM_MARKERS)
+
+
+def test_a_skipped_certificate_close_to_expiry_is_reported():
+    sns = FakeSns()
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t", expiring_days=14).notify(
+        report(result("site", Outcome.SKIPPED, 9.5), result("shop", Outcome.SKIPPED, 60)))
+    (message,) = sns.published
+    assert message["Subject"].startswith("certrenew EXPIRING")
+    text = json.loads(message["Message"])["email"]
+    assert "site: SKIPPED" in text and "fewer than 14 days: site" in text and "shop" not in text.split("\n\n")[1]
+
+
+def test_a_huge_report_is_trimmed_to_what_needs_attention():
+    sns = FakeSns()
+    rows = [result(f"c{i:04d}", Outcome.SKIPPED, 60, reason="x" * 200) for i in range(2000)]
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(result("bad", Outcome.FAILED), *rows))
+    (message,) = sns.published
+    assert len(message["Message"].encode()) <= 256 * 1024
+    data = json.loads(json.loads(message["Message"])["default"])
+    assert [c["name"] for c in data["certificates"]] == ["bad"] and data["truncated"] == 2000
+
+
+def test_publish_errors_are_logged_not_raised(caplog):
+    SnsNotifier(FakeSns(fail=True), "arn:aws:sns:us-east-1:123456789012:t").notify(report(result("s", Outcome.ISSUED, 90)))
+    assert "could not publish the run report" in caplog.text
+
+
+# ---- EventBridge -----------------------------------------------------------------------------------
+
+
+def test_one_event_per_outcome_with_where_to_pull_the_files():
+    events = FakeEvents()
+    run = report(result("site", Outcome.RENEWED, 90, serial="0a1b", targets=(f"acm:{ARN}", "s3://my-certs/example.com/")),
+                 result("shop", Outcome.FAILED, 5, reason="no zone"),
+                 result("old", Outcome.SKIPPED, 50),
+                 result("new", Outcome.ISSUED, 90))
+    EventBridgeNotifier(events, CONFIG, bus="certs", expiring_days=14).notify(run)
+    (entries,) = events.calls
+    kinds = [(e["DetailType"], json.loads(e["Detail"])["name"]) for e in entries]
+    assert kinds == [("certrenew.certificate.renewed", "site"), ("certrenew.certificate.failed", "shop"),
+                     (EXPIRING, "shop"), ("certrenew.certificate.renewed", "new")]
+    assert {e["Source"] for e in entries} == {"certrenew"} and {e["EventBusName"] for e in entries} == {"certs"}
+    site = json.loads(entries[0]["Detail"])
+    assert entries[0]["Resources"] == [ARN]
+    assert site["serial"] == "0a1b" and site["outcome"] == "renewed" and site["days_left"] == 90
+    assert site["not_after"] == "2027-02-20T06:00:00Z"
+    assert site["domains"] == ["example.com", "*.example.com"]
+    assert site["export"] == {"bucket": "my-certs", "prefix": "example.com/", "location": "s3://my-certs/example.com/",
+                              "files": {f: f"example.com/{f}" for f in ("cert.pem", "chain.pem", "fullchain.pem",
+                                                                         "privkey.pem")}}
+    assert json.loads(entries[1]["Detail"])["export"] is None
+    assert json.loads(entries[1]["Detail"])["reason"] == "no zone"
+
+
+def test_events_go_ten_per_call_and_rejections_are_logged(caplog):
+    events = FakeEvents(reject={"c07"})
+    run = report(*[result(f"c{i:02d}", Outcome.ISSUED, 90) for i in range(23)])
+    EventBridgeNotifier(events, CONFIG).notify(run)
+    assert [len(c) for c in events.calls] == [10, 10, 3]
+    assert "event certrenew.certificate.renewed for c07 not accepted: InternalFailure" in caplog.text
+
+
+def test_planned_rows_make_no_events():
+    entries = EventBridgeNotifier(FakeEvents(), CONFIG).entries(
+        RunReport((result("site", Outcome.PLANNED, 3),), NOW, NOW, dry_run=True))
+    assert entries == []
+
+
+def test_expiring_counts_from_the_end_of_the_run():
+    run = report(result("a", Outcome.SKIPPED, 13.9), result("b", Outcome.SKIPPED, 14.1), result("c", Outcome.FAILED))
+    assert [r.name for r in expiring(run, 14)] == ["a"]
+
+
+# ---- composition -----------------------------------------------------------------------------------
+
+
+class Boom:
+    def notify(self, report):
+        raise RuntimeError("boom")
+
+
+class Recorder:
+    def __init__(self):
+        self.reports = []
+
+    def notify(self, report):
+        self.reports.append(report)
+
+
+def test_one_failing_notifier_never_stops_the_others_or_the_run(caplog):
+    recorder = Recorder()
+    run = report(result("s", Outcome.ISSUED, 90))
+    CompositeNotifier(Boom(), None, recorder, NoNotifier()).notify(run)
+    assert recorder.reports == [run]
+    assert "Boom failed: boom" in caplog.text
+
+
+@pytest.mark.parametrize("notifier", [CompositeNotifier(), NoNotifier()])
+def test_nothing_configured_is_a_quiet_notifier(notifier):
+    assert notifier.notify(report(result("s", Outcome.FAILED))) is None
