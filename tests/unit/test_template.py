@@ -159,6 +159,8 @@ def test_environment(function, worker, template):
     given = "arn:aws:sns:us-east-1:123456789012:ops"
     ctx = tp.Context(template, {"HostedZoneIds": ZONES, "NotificationTopicArn": given})
     assert ctx.eval(env["CERTRENEW_SNS_TOPIC_ARN"]) == given
+    assert env["CERTRENEW_CHECK_INTERVAL"] == {"Ref": "CheckInterval"}
+    assert param_default(template, "CheckInterval") == "7d"
     # what only the handler reads (handler/settings.py)
     assert env["CERTRENEW_QUEUE_URL"] == {"Ref": "WorkQueue"}
     assert env["CERTRENEW_FANOUT_THRESHOLD"] == {"Ref": "FanoutThreshold"}
@@ -178,6 +180,20 @@ def test_settings_the_template_passes_are_read_by_the_handler(function):
     settings = HandlerSettings.from_env(env)
     assert (settings.queue_url, settings.fanout_threshold, settings.event_bus, settings.expiring_days) == (
         env["CERTRENEW_QUEUE_URL"], 10, "default", 14.0)
+
+
+@pytest.mark.parametrize("value, ok", [("7d", True), ("1d", True), ("12h", True), ("1.5d", True), ("3600", True),
+                                       ("7 days", False), ("", False), ("-1d", False)])
+def test_check_interval_values_the_core_accepts(template, value, ok):
+    from acme_flow.bootstrap import parse_interval
+    from acme_flow.errors import SettingsError
+
+    assert bool(re.fullmatch(template["Parameters"]["CheckInterval"]["AllowedPattern"], value)) is ok
+    if ok:
+        assert parse_interval(value, "CERTRENEW_CHECK_INTERVAL").total_seconds() > 0
+    else:
+        with pytest.raises(SettingsError):
+            parse_interval(value or "x", "CERTRENEW_CHECK_INTERVAL")
 
 
 def test_tracing_follows_the_parameter(function, template):
@@ -328,6 +344,9 @@ def test_outputs(template):
     assert outputs["WorkQueueUrl"]["Value"] == {"Ref": "WorkQueue"}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
     assert "NotificationTopicArn" in outputs and "DashboardUrl" in outputs
+    # for the trust policy of a cross-account DNS role
+    assert outputs["RenewerRoleArn"]["Value"] == {"Fn::GetAtt": ["RenewerFunctionRole", "Arn"]}
+    assert outputs["WorkerRoleArn"]["Value"] == {"Fn::GetAtt": ["WorkerFunctionRole", "Arn"]}
 
 
 def test_every_reference_names_something_declared(template):
