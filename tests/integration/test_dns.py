@@ -102,7 +102,7 @@ def test_a_cname_delegated_challenge_is_written_in_the_target_zone_and_validated
     w.route53.change_resource_record_sets(HostedZoneId=w.zones["example.test"], ChangeBatch={"Changes": [{
         "Action": "UPSERT", "ResourceRecordSet": {
             "Name": "_acme-challenge.www.example.test", "Type": "CNAME", "TTL": 60,
-            "ResourceRecords": [{"Value": "www-example-test.delegate.test"}]}}]})
+            "ResourceRecords": [{"Value": "_acme-challenge.www-example-test.delegate.test"}]}}]})
     proxy_client.reset_calls(w.stack.aws_endpoint_url)
     config = w.write_config([cert("www", "www.example.test")])
     code, report = run(w, config, capsys)
@@ -112,7 +112,8 @@ def test_a_cname_delegated_challenge_is_written_in_the_target_zone_and_validated
     by_zone = batches_by_zone(w)
     assert list(by_zone) == [delegate], "nothing is written in the delegating zone"
     upsert, delete = by_zone[delegate]
-    assert [(c["action"], c["name"]) for c in upsert] == [("UPSERT", "www-example-test.delegate.test")]
+    target = "_acme-challenge.www-example-test.delegate.test"
+    assert [(c["action"], c["name"]) for c in upsert] == [("UPSERT", target)]
     assert [c["action"] for c in delete] == ["DELETE"]
     assert world.txt_records(w.route53, delegate) == {}
     cname = w.route53.list_resource_record_sets(HostedZoneId=w.zones["example.test"],
@@ -129,15 +130,15 @@ def test_a_cname_found_in_public_dns_is_followed(w, capsys, monkeypatch):
     w.route53.change_resource_record_sets(HostedZoneId=corp, ChangeBatch={"Changes": [{
         "Action": "UPSERT", "ResourceRecordSet": {
             "Name": "_acme-challenge.app.corp.test", "Type": "CNAME", "TTL": 60,
-            "ResourceRecords": [{"Value": "app-corp.delegate.test"}]}}]})
+            "ResourceRecords": [{"Value": "_acme-challenge.app-corp.delegate.test"}]}}]})
     bridge = [(w.stack.dns_host, w.stack.dns_port)]
 
     lookup = dns_cname_lookup(bridge, timeout=2)
-    assert lookup("_acme-challenge.app.corp.test") == "app-corp.delegate.test."
+    assert lookup("_acme-challenge.app.corp.test") == "_acme-challenge.app-corp.delegate.test."
     assert lookup("_acme-challenge.plain.example.test") is None
     dns = Route53Dns(lambda role: boto3.client("route53"), lookup_cname=lookup)
     record = dns.locate("_acme-challenge.app.corp.test", "v", CertificateSpec("app", ("app.corp.test",)))
-    assert (record.name, record.zone_id) == ("app-corp.delegate.test", w.zones["delegate.test"])
+    assert (record.name, record.zone_id) == ("_acme-challenge.app-corp.delegate.test", w.zones["delegate.test"])
 
     # The whole run, with the CNAME lookups sent to the bridge as they would go to public DNS.
     monkeypatch.setattr(route53_adapter, "dns_cname_lookup", lambda *a, **k: dns_cname_lookup(bridge, timeout=2))
