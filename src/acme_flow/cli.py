@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("--force", action="store_true", help="reissue even if not due")
     run.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
-    run.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds the run may take")
+    run.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, help="seconds the run may take")
     run.set_defaults(func=cmd_run)
 
     plan = sub.add_parser("plan", help="what is due and why; changes nothing")
@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     invoke = sub.add_parser("invoke", help="run the Lambda handler on an event file, without Docker")
     invoke.add_argument("event", help="event JSON file (see events/)")
-    invoke.add_argument("--timeout", type=float, default=900.0, help="the Lambda's timeout in seconds")
+    invoke.add_argument("--timeout", type=_seconds, default=900.0, help="the Lambda's timeout in seconds")
     invoke.set_defaults(func=cmd_invoke)
 
     dev = sub.add_parser("devstack", help="the local stack: Pebble, moto server, DNS bridge")
@@ -77,6 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="leave the devstack running afterwards")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 86400 seconds")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -710,6 +710,14 @@ def _label_problem(label: str, shown: str) -> str | None:
         return f"{shown}: label {_show(label)} may contain only a-z, 0-9 and '-'"
     if label.startswith("-") or label.endswith("-"):
         return f"{shown}: label {_show(label)} must not start or end with '-'"
+    if label[2:4] == "--":
+        if not label.startswith("xn--"):
+            return (f"{shown}: label {_show(label)} has '--' in positions 3-4, which is reserved for "
+                    "IDN labels (xn--); CAs refuse it")
+        try:
+            label.encode("ascii").decode("idna")
+        except UnicodeError:
+            return f"{shown}: label {_show(label)} is not valid punycode"
     return None
 
 
