@@ -136,6 +136,12 @@ def test_a_cname_found_in_public_dns_is_followed(w, capsys, monkeypatch):
     lookup = dns_cname_lookup(bridge, timeout=2)
     assert lookup("_acme-challenge.app.corp.test") == "_acme-challenge.app-corp.delegate.test."
     assert lookup("_acme-challenge.plain.example.test") is None
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:  # a resolver that never answers reads as "no CNAME", within the lookup's time limit
+        assert dns_cname_lookup([silent.getsockname()], timeout=0.5)("_acme-challenge.app.corp.test") is None
+    finally:
+        silent.close()
     dns = Route53Dns(lambda role: boto3.client("route53"), lookup_cname=lookup)
     record = dns.locate("_acme-challenge.app.corp.test", "v", CertificateSpec("app", ("app.corp.test",)))
     assert (record.name, record.zone_id) == ("_acme-challenge.app-corp.delegate.test", w.zones["delegate.test"])
