@@ -1,17 +1,19 @@
 """The deployable package: `make build` (sam build for python3.13, arm64, byte-compiled) makes an
 artifact with the handler, the core, the pinned dependencies and the packaged config, and the
 artifact's handler imports and answers an event in a fresh python3.13 that sees nothing else.
+The builds run the Makefile's `build` target, with the build and cache dirs moved aside.
 
 The artifact for arm64 cannot run on an x86_64 machine (cryptography is compiled), so the
 import and the run use the same build for this machine's architecture (the template with only
-`Architectures` changed). Both builds keep SAM's dependency cache under .aws-sam/, so only the
-first run on a machine downloads the wheels (about a minute); later runs copy and compile.
+`Architectures` changed). Both builds keep SAM's caches under .aws-sam/package-tests/, so only
+the first run on a machine downloads the wheels (about a minute); later runs copy and compile.
 
 Needs the SAM CLI (`make sam-tools`) and a python3.13 (see `make build`); without them these
 tests fail with what to install, they never skip.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -57,23 +59,36 @@ def py313() -> str:
     return _python313()
 
 
-def _make_build(py313: str, build_dir: Path, template: Path | None = None, flags: str = "") -> Path:
-    if not (REPO / ".venv-sam" / "bin" / "sam").exists():
+def _make_build(py313: str, name: str, template: Path, build_dir: Path) -> Path:
+    """`make build` for `template` into `build_dir`, run from a private, persistent work dir.
+
+    sam build keeps reusable dependencies in `.aws-sam/deps` under its working directory and
+    deletes the ones of any other template there; a work dir per build (with a lock, for two
+    test runs at once) keeps them apart from each other and from the developer's own
+    `make build`, and lets a rebuild copy the dependencies instead of downloading them."""
+    sam = REPO / ".venv-sam" / "bin" / "sam"
+    if not sam.exists():
         pytest.fail("SAM CLI not found in .venv-sam: run `make sam-tools`", pytrace=False)
-    args = ["make", "-s", "-C", str(REPO), "build", f"PY313={py313}", f"SAM_BUILD_DIR={build_dir}"]
-    if template is not None:
-        args += [f"SAM_TEMPLATE={template}", f"SAM_BUILD_FLAGS=--base-dir {REPO} {flags}"]
+    work = REPO / ".aws-sam" / "package-tests" / name
+    work.mkdir(parents=True, exist_ok=True)
+    flags = f"--cached --parallel --cache-dir {work / 'cache'}"
+    if template.parent != REPO:
+        flags += f" --base-dir {REPO}"
+    args = ["make", "-s", "-f", str(REPO / "Makefile"), "build", f"SAM={sam}", f"PY313={py313}",
+            f"SAM_TEMPLATE={template}", f"SAM_BUILD_DIR={build_dir}", f"SAM_BUILD_FLAGS={flags}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAM_"))}
     env.update(AWS_DEFAULT_REGION="us-east-1", SAM_CLI_TELEMETRY="0")
-    done = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env)
+    with open(work / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=900, env=env, cwd=work)
     assert done.returncode == 0, f"make build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return build_dir
 
 
 @pytest.fixture(scope="module")
 def artifact(py313, tmp_path_factory) -> Path:
-    """`make build` exactly as a user runs it (the template's arm64), into a temporary dir."""
-    return _make_build(py313, tmp_path_factory.mktemp("sam") / "build")
+    """`make build` of the template as it is (arm64), into a temporary dir."""
+    return _make_build(py313, "arm64", REPO / "template.yaml", tmp_path_factory.mktemp("sam") / "build")
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +102,7 @@ def native(py313, artifact, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("sam-native")
     template = work / "template.yaml"
     template.write_text(text.replace("Architectures: [arm64]", f"Architectures: [{arch}]"))
-    cache = REPO / ".aws-sam" / f"test-cache-{arch}"
-    return _make_build(py313, work / "build", template, f"--cached --parallel --cache-dir {cache}")
+    return _make_build(py313, arch, template, work / "build")
 
 
 def _elf_machine(path: Path) -> int:
