@@ -21,6 +21,8 @@ from .renewal import Renewer
 
 PACKAGED_CONFIG = "certificates.yaml"
 BOTO_RETRIES = {"mode": "standard", "max_attempts": 8}
+WORKERS = 16  # certificates handled at once (orders, validation, store and deploy)
+MAX_POOL = 2 * WORKERS
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ class Clients:
     def __init__(self, region: str) -> None:
         self.region = region
         self._session = boto3.session.Session()
-        self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30)
+        self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30,
+                                       max_pool_connections=MAX_POOL)
 
     @functools.lru_cache(maxsize=None)
     def get(self, service: str, region: str | None = None) -> Any:
@@ -147,7 +150,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     from .adapters.cloudfront import CloudFrontAttacher
     from .adapters.dns_check import DnsPropagation, parse_resolvers
     from .adapters.notify import NoNotifier, SnsNotifier
-    from .adapters.route53 import Route53Dns
+    from .adapters.route53 import Route53Dns, dns_cname_lookup
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
 
@@ -158,13 +161,14 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     def make_ca() -> AcmeCaAdapter:
         return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab)
 
-    propagation = DnsPropagation(parse_resolvers(settings.dns_resolvers))
+    resolvers = parse_resolvers(settings.dns_resolvers)
+    propagation = DnsPropagation(resolvers)
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     return Renewer(
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
         ca=make_ca,
-        dns=Route53Dns(clients.route53_for),
+        dns=Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None)),
         propagation=propagation,
         importer=AcmImporter(lambda region: clients.get("acm", region)),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
@@ -173,6 +177,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         clock=clock or SystemClock(),
         check_name_servers=not propagation.uses_fixed_resolvers,
         check_interval=settings.check_interval,
+        workers=WORKERS,
     )
 
 

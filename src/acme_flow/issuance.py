@@ -142,14 +142,22 @@ class Issuer:
             return [w for w in works if w not in failed]
 
     def _answer_and_wait(self, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
+        """Answer every challenge of the run first, then poll: the CA validates them all in
+        parallel, and most authorizations are valid by the time they are first polled."""
         def answer(work: _Work) -> _Work:
             assert work.order is not None
             for challenge in work.order.challenges:
                 self.ca.answer(challenge)
+            return work
+
+        def wait(work: _Work) -> _Work:
+            assert work.order is not None
             self.ca.wait_valid(work.order, deadline)
             log.info("authorizations valid for %s", work.spec.name)
             return work
-        return self._each(works, answer, results, "validation")
+        answered = self._each(works, answer, results, "answering")
+        log.info("answered the challenges of %d certificates", len(answered))
+        return self._each(answered, wait, results, "validation")
 
     def _finalize(self, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
         def finalize(work: _Work) -> _Work:

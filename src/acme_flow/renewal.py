@@ -73,7 +73,8 @@ class Renewer:
         self.state.check_ready()
         self._check_profiles(specs)
         now = self.clock.now()
-        loaded = [(spec, *self._load(spec.name)) for spec in specs]
+        loaded = [(spec, *_raise_unexpected(pair)) for spec, pair in zip(specs, map_settled(
+            lambda spec: self._load(spec.name), specs, self.workers))]
         windows = map_settled(lambda item: self._window(item[1], now), loaded, self.workers)
         rows = []
         for (spec, stored, unreadable), window in zip(loaded, windows):
@@ -102,7 +103,8 @@ class Renewer:
             early.update(locked)
             due = [row for row in rows if row.decision.action is Action.ISSUE]
             issued = self._issue(due, deadline, run_id) if due else {}
-            done = {row.spec.name: self._settle(row, issued.get(row.spec.name)) for row in rows}
+            settled = map_settled(lambda row: self._settle(row, issued.get(row.spec.name)), rows, self.workers)
+            done = {row.spec.name: _raise_unexpected(result) for row, result in zip(rows, settled)}
         finally:
             for name in held:
                 self.state.release(name, run_id, self.clock.now())
@@ -165,13 +167,19 @@ class Renewer:
         After taking a lease the state is read again: another run may have just renewed it."""
         now = self.clock.now()
         until = now + dt.timedelta(seconds=deadline.remaining()) + LEASE_MARGIN
-        kept, locked = [], {}
-        for row in rows:
+
+        def take(row: PlanRow) -> PlanRow | None:
             if row.decision.action is Action.NONE:
-                kept.append(row)
-            elif self.state.acquire(row.spec.name, run_id, until, now):
-                held.append(row.spec.name)
-                kept.append(self._recheck(row, now))
+                return row
+            if not self.state.acquire(row.spec.name, run_id, until, now):
+                return None
+            held.append(row.spec.name)
+            return self._recheck(row, now)
+        kept, locked = [], {}
+        for row, taken in zip(rows, map_settled(take, rows, self.workers)):
+            taken = _raise_unexpected(taken)
+            if taken is not None:
+                kept.append(taken)
             else:
                 log.info("%s is being renewed by another run: skipped", row.spec.name)
                 locked[row.spec.name] = _result(row.spec, Outcome.SKIPPED, "locked: another run holds its lease",
@@ -377,6 +385,13 @@ class Renewer:
             except CertrenewError as exc:
                 notes.append(f"could not retire {old.arn}: {exc}")
         return notes
+
+
+def _raise_unexpected(value):
+    """map_settled hands back exceptions; the steps catch their own, so any other is a bug: raise it."""
+    if isinstance(value, BaseException):
+        raise value
+    return value
 
 
 def _serial(stored: StoredCertificate | None) -> str | None:
