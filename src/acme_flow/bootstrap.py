@@ -36,6 +36,8 @@ class Settings:
     sns_topic_arn: str | None = None
     export_kms_key: str | None = None
     check_interval: dt.timedelta = dt.timedelta(days=7)
+    event_bus: str | None = None
+    expiring_days: float = 14.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, config_ref: str | None = None) -> Settings:
@@ -50,6 +52,8 @@ class Settings:
             sns_topic_arn=env.get("CERTRENEW_SNS_TOPIC_ARN") or None,
             export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or env.get("CERTRENEW_STATE_KMS_KEY") or None,
             check_interval=parse_interval(env.get("CERTRENEW_CHECK_INTERVAL") or "7d", "CERTRENEW_CHECK_INTERVAL"),
+            event_bus=env.get("CERTRENEW_EVENT_BUS") or None,
+            expiring_days=env_number(env, "CERTRENEW_EXPIRING_DAYS", 14.0, float),
         )
 
     def require_bucket(self) -> str:
@@ -57,6 +61,20 @@ class Settings:
             raise SettingsError("CERTRENEW_STATE_BUCKET is not set: name the S3 bucket that keeps "
                                 "the ACME account and certificates")
         return self.state_bucket
+
+
+def env_number(env: Mapping[str, str], name: str, default, kind):
+    """A non-negative number from the environment, or `default` when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 def parse_interval(text: str, name: str) -> dt.timedelta:
@@ -149,7 +167,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     from .adapters.acme_ca import AcmeCaAdapter
     from .adapters.cloudfront import CloudFrontAttacher
     from .adapters.dns_check import DnsPropagation, parse_resolvers
-    from .adapters.notify import NoNotifier, SnsNotifier
+    from .adapters.notify import CompositeNotifier, EventBridgeNotifier, SnsNotifier
     from .adapters.route53 import Route53Dns, dns_cname_lookup
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
@@ -164,6 +182,10 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     resolvers = parse_resolvers(settings.dns_resolvers)
     propagation = DnsPropagation(resolvers)
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
+    notifier = CompositeNotifier(
+        SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
+        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days)
+        if settings.event_bus else None)
     return Renewer(
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
@@ -173,7 +195,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         importer=AcmImporter(lambda region: clients.get("acm", region)),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
         exporter=S3Exporter(clients.get("s3"), settings.export_kms_key),
-        notifier=SnsNotifier(clients.get("sns", _region_of(topic)), topic) if topic else NoNotifier(),
+        notifier=notifier,
         clock=clock or SystemClock(),
         check_name_servers=not propagation.uses_fixed_resolvers,
         check_interval=settings.check_interval,

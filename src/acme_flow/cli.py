@@ -145,7 +145,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     _logs_to_stderr()  # like `sam local invoke`: logs on stderr, the result alone on stdout
     result = lambda_handler(event, LocalContext(args.timeout))
     print(json.dumps(result, indent=2))
-    return 0 if result.get("ok", True) else 1
+    failed = result.get("ok") is False or bool(result.get("batchItemFailures"))  # SQS worker answers
+    return 1 if failed else 0
 
 
 def _logs_to_stderr() -> None:

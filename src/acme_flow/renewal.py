@@ -88,10 +88,12 @@ class Renewer:
             rows.append(PlanRow(spec, decision, stored, window))
         return rows
 
-    def run(self, deadline: Deadline, options: RunOptions = RunOptions()) -> RunReport:
-        """Plan, check every target, take the leases, issue what is due, store, deploy, report."""
+    def run(self, deadline: Deadline, options: RunOptions = RunOptions(),
+            plan: list[PlanRow] | None = None) -> RunReport:
+        """Plan (or use the plan just made for these options), check every target, take the
+        leases, issue what is due, store, deploy, report."""
         started = self.clock.now()
-        rows = self.plan(options)
+        rows = plan if plan is not None else self.plan(options)
         if options.dry_run:
             results = [_planned(row) for row in rows]
             return RunReport(tuple(results), started, self.clock.now(), dry_run=True)

@@ -36,6 +36,7 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
                          dry_run=request.dry_run or request.action == "plan")
     logger.info("run requested", extra={"action": request.action, "source": request.source,
                                         "certificates": list(request.certificates), "force": request.force})
+    plan = None
     if not options.dry_run and wired.handler_settings.queue_url:
         with phase("plan"):
             rows = wired.renewer.plan(options)
@@ -46,25 +47,13 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
             return answer
         logger.info("renewing inline", extra={"due": len(due),
                                               "threshold": wired.handler_settings.fanout_threshold})
-        reuse_plan(wired.renewer, options, rows)
+        plan = rows
     seconds = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
     with phase("run"):
-        report = wired.renewer.run(Deadline(wired.clock, seconds), options)
+        report = wired.renewer.run(Deadline(wired.clock, seconds), options, plan)
     run_metrics.emit_report(metrics, report, time.monotonic() - started)
     logger.info("run finished", extra={"ok": report.ok, "counts": report.counts()})
     return report.to_dict()
-
-
-def reuse_plan(renewer: Any, options: RunOptions, rows: list[Any]) -> None:
-    """Let the run that follows use the plan just made instead of planning again (which reads
-    every certificate's state and asks the CA for its ARI window a second time)."""
-    original = renewer.plan
-
-    def plan(again: RunOptions = options) -> list[Any]:
-        renewer.plan = original  # once
-        return rows if again == options else original(again)
-
-    renewer.plan = plan
 
 
 # The renewer function's entry point (template.yaml RenewerFunction; `certrenew invoke` calls it).

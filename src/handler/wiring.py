@@ -1,5 +1,5 @@
-"""What the Lambda entry points add to `bootstrap.build_renewer`: the composite notifier (SNS
-report + EventBridge events), tracing of the ports, and the fan-out queue.
+"""What the Lambda entry points add to `bootstrap.build_renewer`: tracing of the ports and the
+fan-out queue.
 
 Everything is built per invocation: the config is read again (a change needs no redeploy), and
 no boto3 client outlives an invocation (assumed-role credentials for cross-account DNS expire).
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from acme_flow import bootstrap
-from acme_flow.adapters.notify import CompositeNotifier, EventBridgeNotifier, SnsNotifier
 from acme_flow.adapters.queue import SqsQueue
 from acme_flow.models import Config
 from acme_flow.renewal import Renewer
@@ -52,21 +51,9 @@ def build() -> Wired:
     config = bootstrap.load_config(settings, clients)
     clock = bootstrap.SystemClock()
     renewer = bootstrap.build_renewer(config, settings, clients=clients, clock=clock)
-    renewer.notifier = notifier(config, settings, handler_settings, clients)
     if not tracer().disabled:
         trace_ports(renewer)
     return Wired(settings, handler_settings, config, clients, clock, renewer)
-
-
-def notifier(config: Config, settings: bootstrap.Settings, hs: HandlerSettings,
-             clients: bootstrap.Clients) -> CompositeNotifier:
-    parts: list[Any] = []
-    topic = config.notify.sns_topic_arn or settings.sns_topic_arn
-    if topic:
-        parts.append(SnsNotifier(clients.get("sns", _region_of(topic)), topic, hs.expiring_days))
-    if hs.event_bus:
-        parts.append(EventBridgeNotifier(clients.get("events"), config, hs.event_bus, hs.expiring_days))
-    return CompositeNotifier(*parts)
 
 
 def trace_ports(renewer: Renewer) -> None:
@@ -74,11 +61,6 @@ def trace_ports(renewer: Renewer) -> None:
     for attribute, methods in TRACED_PORTS.items():
         if hasattr(renewer, attribute):
             setattr(renewer, attribute, TracedPort(getattr(renewer, attribute), attribute, methods))
-
-
-def _region_of(arn: str) -> str | None:
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 3 and parts[3] else None
 
 
 def _region_of_queue(url: str) -> str | None:

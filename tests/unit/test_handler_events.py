@@ -72,7 +72,7 @@ def test_bad_work_items_name_the_field(body, path, fragment):
 
 def test_settings_defaults():
     s = HandlerSettings.from_env({})
-    assert (s.queue_url, s.fanout_threshold, s.event_bus, s.expiring_days) == (None, 10, None, 14.0)
+    assert (s.queue_url, s.fanout_threshold) == (None, 10)
 
 
 @pytest.mark.parametrize("queue, threshold, due, fans_out", [
@@ -90,7 +90,6 @@ def test_fan_out_rule(queue, threshold, due, fans_out):
     ("CERTRENEW_FANOUT_THRESHOLD", "ten", "is not a number"),
     ("CERTRENEW_FANOUT_THRESHOLD", "-1", "must not be negative"),
     ("CERTRENEW_FANOUT_THRESHOLD", "2.5", "is not a number"),
-    ("CERTRENEW_EXPIRING_DAYS", "soon", "is not a number"),
 ])
 def test_bad_settings_name_the_variable(name, value, fragment):
     with pytest.raises(SettingsError) as err:

@@ -74,8 +74,8 @@ class FakeRenewer:
                 rows.append(Row(spec, RenewalDecision(spec.name, Action.NONE, "renews at 2027-01-01", NOW), stored()))
         return rows
 
-    def run(self, deadline, options):
-        rows = self.plan(options)  # as the real Renewer does
+    def run(self, deadline, options, plan=None):
+        rows = plan if plan is not None else self.plan(options)  # as the real Renewer does
         self.runs.append((options.only, options.force, options.dry_run))
         if self.error:
             raise self.error

@@ -172,13 +172,15 @@ def test_environment(function, worker, template):
 
 
 def test_settings_the_template_passes_are_read_by_the_handler(function):
+    from acme_flow.bootstrap import Settings
     from handler.settings import HandlerSettings
 
     env = {"CERTRENEW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
            "CERTRENEW_FANOUT_THRESHOLD": "10", "CERTRENEW_EVENT_BUS": "default", "CERTRENEW_EXPIRING_DAYS": "14"}
     assert set(env) <= set(function["Environment"]["Variables"])
     settings = HandlerSettings.from_env(env)
-    assert (settings.queue_url, settings.fanout_threshold, settings.event_bus, settings.expiring_days) == (
+    core = Settings.from_env(env)
+    assert (settings.queue_url, settings.fanout_threshold, core.event_bus, core.expiring_days) == (
         env["CERTRENEW_QUEUE_URL"], 10, "default", 14.0)
 
 
