@@ -172,6 +172,7 @@ CLI_CASES = [
     Case("cli-unknown-flag", "cli", ["run", "--config", "{config}", "--bogus"], ("--bogus",)),
     Case("cli-timeout-not-a-number", "cli", ["run", "--config", "{config}", "--timeout", "soon"], ("--timeout",)),
     Case("cli-timeout-negative", "cli", ["run", "--config", "{config}", "--timeout", "-5"], ("--timeout",)),
+    Case("cli-timeout-zero", "cli", ["run", "--config", "{config}", "--timeout", "0"], ("--timeout",)),
     Case("cli-no-command", "cli", [], ("COMMAND",)),
     Case("cli-unknown-command", "cli", ["frobnicate"], ("frobnicate",)),
     Case("cli-revoke-without-name", "cli", ["revoke", "--config", "{config}"], ("name",)),
@@ -199,17 +200,6 @@ CLI_CASES = [
 
 CASES = CONFIG_CASES + EVENT_CASES + CLI_CASES
 RESULTS: dict[str, int] = {}  # case id -> number of write calls it made (must be 0)
-
-# Names the config accepts although no CA will: "xn--a" is not valid punycode (it does not
-# decode), and a label with "--" in its 3rd and 4th characters is reserved for A-labels
-# (IDNA2008, "R-LDH"); Let's Encrypt refuses both with rejectedIdentifier, after the run has
-# taken its lease, registered, ordered and published TXT values. Pebble issues them. Reported
-# to the config's owner with a fix; the test requires exactly these to still get through, so it
-# fails (and this set must shrink) once they are refused.
-# Likewise `--timeout -5`: argparse takes any number, and the run orders, publishes TXT values
-# and only then fails on its deadline (exit 1).
-KNOWN_ACCEPTED: set[str] = set()  # every case is refused now
-
 
 @pytest.fixture
 def w(aws, tmp_path, monkeypatch):
@@ -278,10 +268,6 @@ def test_bad_input_is_refused_naming_the_problem_and_writes_nothing(w, case, cap
     calls = proxy_client.calls(w.stack.aws_endpoint_url)
     writes = [f"{c['service']}.{c['operation']}" for c in calls if not c["operation"].startswith(READ_PREFIXES)]
     RESULTS[case.id] = len(writes)
-    if case.id in KNOWN_ACCEPTED:
-        assert code != 2 and writes, (
-            f"{case.id} is refused now (exit {code}): remove it from KNOWN_ACCEPTED\n{text[-2000:]}")
-        return
     assert code == case.code, f"exit status {code}, wanted {case.code}:\n{text[-3000:]}"
     for needle in _fill(list(case.names), values):
         assert needle in text, f"{needle!r} is not named in:\n{text[-3000:]}"
@@ -296,11 +282,10 @@ def test_bad_input_is_refused_naming_the_problem_and_writes_nothing(w, case, cap
         "bad input reached the CA"
 
 
-def test_the_table_has_at_least_40_cases_and_only_the_known_gaps_wrote_anything():
-    assert len(CASES) - len(KNOWN_ACCEPTED) >= 40
+def test_the_table_has_at_least_40_cases_and_none_wrote_anything():
+    assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
-    assert KNOWN_ACCEPTED <= {c.id for c in CASES}
     if RESULTS:  # when the table ran in this session (it does in `make test`)
-        wrote = {k for k, v in RESULTS.items() if v}
-        assert wrote <= KNOWN_ACCEPTED, sorted(wrote - KNOWN_ACCEPTED)
-        print(f"\nhostile input: {len(RESULTS)} cases, {len(wrote)} wrote anything ({sorted(wrote)})")
+        wrote = sorted(k for k, v in RESULTS.items() if v)
+        assert wrote == [], wrote
+        print(f"\nhostile input: {len(RESULTS)} cases, {len(wrote)} wrote anything")
