@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from .models import Config
 from .renewal import Renewer
 
 PACKAGED_CONFIG = "certificates.yaml"
+# Their DEBUG lines carry request and response bodies (private keys sent to ACM, SSM secrets):
+# held at WARNING whatever the root level, so no key material is logged at any level.
+CHATTY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")
 BOTO_RETRIES = {"mode": "standard", "max_attempts": 8}
 WORKERS = 16  # certificates handled at once (orders, validation, store and deploy)
 MAX_POOL = 2 * WORKERS
@@ -102,6 +106,7 @@ class Clients:
     """boto3 clients, made once each, with retries sized for real throttling."""
 
     def __init__(self, region: str) -> None:
+        quiet_libraries()
         self.region = region
         self._session = boto3.session.Session()
         self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30,
@@ -160,6 +165,11 @@ class SystemClock:
         time.sleep(max(0.0, seconds))
 
 
+def quiet_libraries() -> None:
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def build_renewer(config: Config, settings: Settings, clients: Clients | None = None,
                   clock: SystemClock | None = None) -> Renewer:
     # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
@@ -172,6 +182,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
 
+    quiet_libraries()
     clients = clients or Clients(settings.region)
     acme = config.acme
     eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None

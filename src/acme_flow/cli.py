@@ -98,8 +98,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    bootstrap.quiet_libraries()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -322,6 +322,9 @@ class Renewer:
         except CertrenewError as exc:
             log.error("%s failed: %s", spec.name, exc)
             return _result(spec, Outcome.FAILED, str(exc), stored, None)
+        except Exception as exc:  # a bug or an untranslated library error: this certificate only
+            log.exception("%s failed unexpectedly", spec.name)
+            return _result(spec, Outcome.FAILED, f"unexpected error: {type(exc).__name__}: {exc}", stored, None)
 
     def _store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
         now = self.clock.now()

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import template_policy as tp  # noqa: E402
 
 # Actions that support no resource-level permission: the only ones allowed on "*".
-NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates"}
+NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloudfront:ListDistributions"}
 
 # The full policy with every option on. Growing it is a decision: update this list knowingly.
 EXPECTED_ACTIONS = {
@@ -26,8 +26,8 @@ EXPECTED_ACTIONS = {
     "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets",
     "sts:AssumeRole",
     "acm:ListCertificates", "acm:ImportCertificate", "acm:DescribeCertificate",
-    "acm:AddTagsToCertificate", "acm:DeleteCertificate",
-    "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution",
+    "acm:AddTagsToCertificate", "acm:DeleteCertificate", "acm:ListTagsForCertificate",
+    "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "cloudfront:ListDistributions",
     "sns:Publish", "events:PutEvents", "ssm:GetParameter", "secretsmanager:GetSecretValue",
     "sqs:SendMessage",
 }
@@ -566,7 +566,8 @@ def test_single_zone(template):
 def test_acm_permissions(template):
     st = by_sid(tp.resolved_statements({}, template))
     cert_arns = ("arn:aws:acm:*:123456789012:certificate/*",)
-    assert set(st["AcmImport"].actions) == {"acm:ImportCertificate", "acm:DescribeCertificate"}
+    assert set(st["AcmImport"].actions) == {"acm:ImportCertificate", "acm:DescribeCertificate",
+                                            "acm:ListTagsForCertificate"}
     assert st["AcmImport"].resources == cert_arns
     # a re-import carries no tags: no request-tag condition may guard ImportCertificate
     assert not st["AcmImport"].conditions

@@ -65,10 +65,15 @@ class CloudFrontAttacher:
     def distributions_using(self, certificate_arn: str) -> list[str]:
         """Every distribution of the account whose viewer certificate is this ARN."""
         found = []
-        for page in self._cf.get_paginator("list_distributions").paginate():
-            for item in (page.get("DistributionList") or {}).get("Items") or []:
-                if (item.get("ViewerCertificate") or {}).get("ACMCertificateArn") == certificate_arn:
-                    found.append(f"cloudfront:{item['Id']}")
+        try:
+            for page in self._cf.get_paginator("list_distributions").paginate():
+                for item in (page.get("DistributionList") or {}).get("Items") or []:
+                    if (item.get("ViewerCertificate") or {}).get("ACMCertificateArn") == certificate_arn:
+                        found.append(f"cloudfront:{item['Id']}")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise DeployError("cloudfront", f"cannot list distributions to see what uses {certificate_arn} "
+                                            f"({code or exc}); keeping it") from None
         return found
 
 

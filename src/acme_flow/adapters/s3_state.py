@@ -176,7 +176,7 @@ class S3StateStore:
         """
         key = f"locks/{name}.json"
         body = json.dumps({"holder": holder, "until": until.isoformat(), "taken": now.isoformat()})
-        if self._conditional_put(key, body, {"IfNoneMatch": "*"}):
+        if self._conditional_put(key, body, {"IfNoneMatch": "*"}) or self._already_written(key, body.encode()):
             return True
         try:
             got = self._s3.get_object(Bucket=self.bucket, Key=key)
@@ -187,7 +187,11 @@ class S3StateStore:
         lease = _lease(got["Body"].read())
         if lease.get("holder") not in (None, holder) and lease["until"] > now:
             return False
-        return self._conditional_put(key, body, {"IfMatch": got["ETag"]})
+        if self._conditional_put(key, body, {"IfMatch": got["ETag"]}):
+            return True
+        # Lost the race, or our write went through and only its response was lost (the retry
+        # then fails its own If-Match): the lease is ours if it now names us.
+        return self._already_written(key, body.encode()) is not None
 
     def release(self, name: str, holder: str, now: dt.datetime) -> None:
         """Give the lease back (only if we still hold it); never raises."""
