@@ -117,6 +117,12 @@ class Clients:
         return self._session.client(service, region_name=region or self.region, config=self._boto_config)
 
     @functools.lru_cache(maxsize=None)
+    def single_try(self, service: str, region: str | None = None) -> Any:
+        """A client that sends each request once: for calls that must not repeat blindly."""
+        config = self._boto_config.merge(BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))
+        return self._session.client(service, region_name=region or self.region, config=config)
+
+    @functools.lru_cache(maxsize=None)
     def route53_for(self, role_arn: str | None) -> Any:
         if not role_arn:
             return self.get("route53")
@@ -203,7 +209,8 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         ca=make_ca,
         dns=Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None)),
         propagation=propagation,
-        importer=AcmImporter(lambda region: clients.get("acm", region)),
+        importer=AcmImporter(lambda region: clients.get("acm", region),
+                             lambda region: clients.single_try("acm", region)),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
         exporter=S3Exporter(clients.get("s3"), settings.export_kms_key),
         notifier=notifier,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
+import time
 from typing import Any, Callable
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import pki
 from ..errors import DeployError
@@ -27,15 +29,20 @@ ACM_KEY_ALGORITHMS = {
     KeyType.RSA_3072: "RSA_3072",
     KeyType.RSA_4096: "RSA_4096",
 }
+RETRYABLE_CODES = {"ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequestsException",
+                   "InternalFailure", "ServiceUnavailable"}
+FIRST_IMPORT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 MANAGED_TAG = "certrenew:managed"
 NAME_TAG = "certrenew:name"
 
 
 class AcmImporter:
-    """`client_for(region)` returns an ACM client for that region."""
+    """`client_for(region)` returns an ACM client for that region; `single_try_for(region)` one
+    that never retries on its own (a first import is not idempotent: see `_first_import`)."""
 
-    def __init__(self, client_for: Callable[[str], Any]) -> None:
+    def __init__(self, client_for: Callable[[str], Any], single_try_for: Callable[[str], Any] | None = None) -> None:
         self._client_for = client_for
+        self._single_try_for = single_try_for or client_for
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
                            existing_arn: str | None) -> str:
@@ -49,10 +56,36 @@ class AcmImporter:
             _call(target, lambda: acm.import_certificate(CertificateArn=existing_arn, **args))
             log.info("re-imported %s into %s", name, existing_arn)
             return existing_arn
-        tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": NAME_TAG, "Value": name}]
-        arn = _call(target, lambda: acm.import_certificate(Tags=tags, **args))["CertificateArn"]
+        arn = self._first_import(region, name, material, args)
         log.info("imported %s into %s", name, arn)
         return arn
+
+    def _first_import(self, region: str, name: str, material: CertificateMaterial, args: dict) -> str:
+        """Import under a new ARN. ACM has no idempotency token: a retry after a lost response
+        would create a second certificate. So each try is a single request, and before trying
+        again we look for the one the lost response may have created (by its tags)."""
+        tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": NAME_TAG, "Value": name}]
+        acm_once = self._single_try_for(region)
+        for delay in (*FIRST_IMPORT_RETRY_DELAYS, None):
+            try:
+                return acm_once.import_certificate(Tags=tags, **args)["CertificateArn"]
+            except (ClientError, BotoCoreError) as exc:
+                if delay is None or not _retryable(exc):
+                    raise _deploy_error(f"acm:{region}", exc) from None
+                log.warning("importing %s into ACM %s failed (%s); checking before retrying", name, region, exc)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            found = self._find_ours(self._client_for(region), name, material)
+            if found and self._holds(region, found, material):
+                return found
+        raise AssertionError("unreachable")
+
+    def _holds(self, region: str, arn: str, material: CertificateMaterial) -> bool:
+        """Whether the certificate at `arn` is this very one (same serial)."""
+        try:
+            serial = self._client_for(region).describe_certificate(CertificateArn=arn)["Certificate"].get("Serial")
+        except ClientError:
+            return False
+        return _serial_number(serial) == int(pki.describe(material.cert_pem).serial, 16)
 
     def _find_ours(self, acm, name: str, material: CertificateMaterial) -> str | None:
         """A certificate we imported for `name` whose ARN was never recorded (the run died right
@@ -138,5 +171,29 @@ def _call(target: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except ClientError as exc:
+        raise _deploy_error(target, exc) from None
+
+
+def _deploy_error(target: str, exc: Exception) -> DeployError:
+    if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        raise DeployError(target, f"{err.get('Code', 'error')}: {err.get('Message', exc)}") from None
+        return DeployError(target, f"{err.get('Code', 'error')}: {err.get('Message', exc)}")
+    return DeployError(target, str(exc))
+
+
+def _serial_number(text: str | None) -> int | None:
+    """ACM's Serial: colon-separated hex ("0a:1b:..."); moto gives it in decimal."""
+    if not text:
+        return None
+    try:
+        return int(text.replace(":", ""), 16) if ":" in text else int(text)
+    except ValueError:
+        return None
+
+
+def _retryable(exc: Exception) -> bool:
+    if not isinstance(exc, ClientError):
+        return True  # connection trouble: the request may or may not have arrived
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status >= 500 or err.get("Code") in RETRYABLE_CODES
