@@ -11,19 +11,8 @@ from acme_flow.adapters.dns_check import DnsAnswerError, DnsPropagation, host_ad
 from acme_flow.errors import PropagationTimeout
 from acme_flow.models import Deadline
 from acme_flow.ports import TxtRecord
+from fakes import FakeClock
 
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return self.t
-
-    def sleep(self, s):
-        self.sleeps.append(round(s, 3))
-        self.t += s
 
 
 class Servers:

@@ -9,20 +9,8 @@ from acme_flow.issuance import Issuer, choose_chain, map_settled
 from acme_flow.models import CertificateSpec, Deadline
 from acme_flow.ports import Dns01Challenge, IssuedChains, PendingOrder, TxtRecord
 from certfactory import NOW, MiniCA, make_cert
+from fakes import FakeClock
 
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return NOW
-
-    def monotonic(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += s
 
 
 class FakeCA:

@@ -12,19 +12,8 @@ from acme_flow.adapters.route53 import Route53Dns, _change, _split
 from acme_flow.errors import DeadlineExceeded, DnsError, ZoneNotFound
 from acme_flow.models import CertificateSpec, Deadline, DnsSpec
 from acme_flow.ports import TxtRecord
+from fakes import FakeClock
 
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return self.t
-
-    def sleep(self, s):
-        self.sleeps.append(round(s, 3))
-        self.t += s
 
 
 def _order(name: str, rtype: str) -> tuple:
