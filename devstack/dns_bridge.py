@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
-from dnslib import QTYPE, RCODE, RR, DNSLabel, DNSRecord
+from dnslib import QTYPE, RCODE, RR, DNSRecord
 import dnslib.server
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 

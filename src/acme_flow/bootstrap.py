@@ -9,13 +9,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import LETSENCRYPT, parse_config
+from .config import parse_config
 from .errors import ConfigError, Problem, SettingsError
 from .models import Config
 from .renewal import Renewer

@@ -7,7 +7,6 @@ import logging
 import os
 import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 

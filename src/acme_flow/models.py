@@ -254,7 +254,6 @@ class RenewalDecision:
     action: Action
     reason: str
     renew_at: dt.datetime | None = None
-    is_renewal: bool = False  # a stored certificate exists and will be replaced
 
 
 class Outcome(str, Enum):
@@ -353,10 +352,6 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
-
-    def check(self, what: str) -> None:
-        if self.expired():
-            raise DeadlineExceeded(what)
 
     def sleep(self, seconds: float, what: str) -> None:
         """Sleep `seconds`, or raise DeadlineExceeded if the deadline comes first."""

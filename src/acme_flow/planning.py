@@ -86,25 +86,25 @@ def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.date
     if stored is None:
         return RenewalDecision(name, Action.ISSUE, "no certificate yet")
     if force:
-        return RenewalDecision(name, Action.ISSUE, "forced", is_renewal=True)
+        return RenewalDecision(name, Action.ISSUE, "forced")
     changed = changed_request(spec, stored, directory)
     if changed:
-        return RenewalDecision(name, Action.ISSUE, changed, is_renewal=True)
+        return RenewalDecision(name, Action.ISSUE, changed)
     if stored.damaged:
         return RenewalDecision(name, Action.ISSUE, f"stored certificate is damaged ({stored.damaged}); reissuing",
                                is_renewal=True)
     if stored.revoked:
-        return RenewalDecision(name, Action.ISSUE, f"certificate was revoked ({stored.revoked})", is_renewal=True)
+        return RenewalDecision(name, Action.ISSUE, f"certificate was revoked ({stored.revoked})")
     info = stored.info
     if now >= info.not_after:
-        return RenewalDecision(name, Action.ISSUE, f"expired {_fmt(info.not_after)}", is_renewal=True)
+        return RenewalDecision(name, Action.ISSUE, f"expired {_fmt(info.not_after)}")
     renew_at, rule = renewal_time(spec, stored, window)
     if now + lookahead >= renew_at:
         when = "passed" if now >= renew_at else "falls before the next check"
         reason = f"renewal time {_fmt(renew_at)} ({rule}) {when}"
         if lookahead >= info.lifetime:
             reason += f"; the check interval is longer than the {info.lifetime.days}-day lifetime: schedule more often"
-        return RenewalDecision(name, Action.ISSUE, reason, renew_at=renew_at, is_renewal=True)
+        return RenewalDecision(name, Action.ISSUE, reason, renew_at=renew_at)
     missing = missing_targets(spec, stored)
     if missing:
         return RenewalDecision(name, Action.DEPLOY, "not deployed to " + ", ".join(missing), renew_at=renew_at)

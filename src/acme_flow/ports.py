@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline, Deployment,
+from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline,
                      RunReport, StoredCertificate)
 
 # ---- ACME -------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ no boto3 client outlives an invocation (assumed-role credentials for cross-accou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from acme_flow import bootstrap
 from acme_flow.adapters.queue import SqsQueue

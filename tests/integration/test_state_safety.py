@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from acme_flow import cli, pki
+from acme_flow import pki
 from devstack import world
 from devstack_world import STATE_BUCKET, make_world
 

@@ -1,5 +1,4 @@
 """The issuance flow against fakes of the CA and DNS ports."""
-import datetime as dt
 
 import pytest
 
@@ -8,7 +7,7 @@ from acme_flow.errors import ValidationFailed, VerificationError, ZoneNotFound
 from acme_flow.issuance import Issuer, choose_chain, map_settled
 from acme_flow.models import CertificateSpec, Deadline
 from acme_flow.ports import Dns01Challenge, IssuedChains, PendingOrder, TxtRecord
-from certfactory import NOW, MiniCA, make_cert
+from certfactory import MiniCA, make_cert
 from fakes import FakeClock
 
 

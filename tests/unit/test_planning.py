@@ -88,11 +88,6 @@ def test_fallback_two_thirds_and_half():
     assert planning.fallback_renewal_time(start, start + 90 * DAY, renew_before_days=14) == start + 76 * DAY
 
 
-def test_renewal_decision_marks_renewals():
-    assert planning.decide(spec(), None, NOW, DIRECTORY).is_renewal is False
-    assert planning.decide(spec(), stored(), NOW, DIRECTORY, force=True).is_renewal is True
-
-
 def window(start_days, end_days, chosen_days=None):
     start, end = NOW + start_days * DAY, NOW + end_days * DAY
     chosen = NOW + (chosen_days if chosen_days is not None else start_days) * DAY

@@ -197,8 +197,3 @@ class CompositeNotifier:
                 notifier.notify(report)
             except Exception as exc:  # noqa: BLE001 - a notification never fails a run
                 log.error("%s failed: %s", type(notifier).__name__, exc)
-
-
-class NoNotifier:
-    def notify(self, report: RunReport) -> None:
-        return None
