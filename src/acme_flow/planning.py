@@ -91,8 +91,7 @@ def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.date
     if changed:
         return RenewalDecision(name, Action.ISSUE, changed)
     if stored.damaged:
-        return RenewalDecision(name, Action.ISSUE, f"stored certificate is damaged ({stored.damaged}); reissuing",
-                               is_renewal=True)
+        return RenewalDecision(name, Action.ISSUE, f"stored certificate is damaged ({stored.damaged}); reissuing")
     if stored.revoked:
         return RenewalDecision(name, Action.ISSUE, f"certificate was revoked ({stored.revoked})")
     info = stored.info
