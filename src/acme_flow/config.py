@@ -761,24 +761,24 @@ def _zone_id(v: _Validator, value: Any, path: str) -> str:
 def _deploy(v: _Validator, deploy: dict[str, Any] | None, path: str, name: Any) -> DeploySpec:
     if deploy is None:
         return _BAD
-    regions: tuple[str, ...] = ()
-    distributions: tuple[str, ...] = ()
-    if deploy.get("acm") is not None:
-        acm = v.mapping(deploy["acm"], f"{path}.acm", ("regions",), required=("regions",))
-        if acm is not None and acm.get("regions") is not None:
-            regions = v.unique_list(acm["regions"], f"{path}.acm.regions", "AWS regions",
-                                    lambda raw, p: v.matching(raw, p, REGION_RE,
-                                                              "an AWS region (like us-east-1)"))
-    if deploy.get("cloudfront") is not None:
-        cf = v.mapping(deploy["cloudfront"], f"{path}.cloudfront", ("distributions",),
-                       required=("distributions",))
-        if cf is not None and cf.get("distributions") is not None:
-            distributions = v.unique_list(
-                cf["distributions"], f"{path}.cloudfront.distributions", "distribution ids",
-                lambda raw, p: v.matching(raw, p, DISTRIBUTION_RE,
-                                          "a CloudFront distribution id (like E2ABCDEF123456)"))
+    regions = _target_list(v, deploy, path, "acm", "regions", "AWS regions", REGION_RE,
+                           "an AWS region (like us-east-1)")
+    distributions = _target_list(v, deploy, path, "cloudfront", "distributions", "distribution ids",
+                                 DISTRIBUTION_RE, "a CloudFront distribution id (like E2ABCDEF123456)")
     s3 = _s3_export(v, deploy.get("s3"), f"{path}.s3", name)
     return DeploySpec(acm_regions=regions, cloudfront=distributions, s3=s3)
+
+
+def _target_list(v: _Validator, deploy: dict[str, Any], path: str, target: str, key: str, plural: str,
+                 pattern: re.Pattern, what: str) -> tuple[str, ...]:
+    """`deploy.<target>: {<key>: [...]}`: a unique list of ids matching `pattern`."""
+    if deploy.get(target) is None:
+        return ()
+    section = v.mapping(deploy[target], f"{path}.{target}", (key,), required=(key,))
+    if section is None or section.get(key) is None:
+        return ()
+    return v.unique_list(section[key], f"{path}.{target}.{key}", plural,
+                         lambda raw, p: v.matching(raw, p, pattern, what))
 
 
 def _s3_export(v: _Validator, value: Any, path: str, name: Any) -> S3Export | None:
