@@ -78,3 +78,75 @@ def test_replaces_is_never_sent_to_a_ca_without_ari():
     adapter = ScriptedAdapter(["ok"], ari=False)
     order = adapter.new_order(b"csr", ("example.com",), None, replaces="a.b")
     assert adapter.sent == [None] and order.replaces is None
+
+
+# ---- retries with intent ------------------------------------------------------------------
+
+
+def response(status, body=None, headers=None):
+    import json as _json
+
+    import requests
+
+    r = requests.Response()
+    r.status_code = status
+    r._content = _json.dumps(body).encode() if body is not None else b"<html>busy</html>"
+    r.headers.update({"Content-Type": "application/problem+json" if body is not None else "text/html",
+                      **(headers or {})})
+    return r
+
+
+def problem(code, detail="d"):
+    return {"type": f"urn:ietf:params:acme:error:{code}", "detail": detail}
+
+
+def raising(*responses):
+    """A call that checks each scripted response in turn, as the network does."""
+    script = list(responses)
+
+    def call():
+        return acme_ca._Network._check_response(script.pop(0))
+    call.left = script
+    return call
+
+
+@pytest.fixture
+def sleeps(monkeypatch):
+    slept = []
+    monkeypatch.setattr(acme_ca.time, "sleep", slept.append)
+    return slept
+
+
+def test_rate_limited_with_a_short_retry_after_waits_that_long_and_retries(sleeps):
+    ok = response(200, {"status": "valid"})
+    call = raising(response(429, problem("rateLimited"), {"Retry-After": "3"}), ok)
+    assert acme_ca._call("creating the order", call) is ok
+    assert sleeps == [3.0]
+
+
+def test_rate_limited_for_longer_than_the_run_can_wait_fails_at_once_with_the_ca_text(sleeps):
+    call = raising(response(429, problem("rateLimited", "too many certificates"), {"Retry-After": "3600"}))
+    with pytest.raises(acme_ca.AcmeTransientProblem, match="too many certificates"):
+        acme_ca._call("creating the order", call)
+    assert sleeps == []
+
+
+def test_a_5xx_without_a_problem_document_is_retried_with_backoff(sleeps):
+    ok = response(200, {"status": "valid"})
+    call = raising(response(503), response(502), ok)
+    assert acme_ca._call("polling", call) is ok
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.5 and 1.0 <= sleeps[1] <= 3.0
+
+
+def test_permanent_problems_fail_at_once(sleeps):
+    call = raising(response(403, problem("unauthorized", "no such authorization")), response(200, {}))
+    with pytest.raises(AcmeProblem, match="no such authorization") as err:
+        acme_ca._call("answering", call)
+    assert not isinstance(err.value, acme_ca.AcmeTransientProblem)
+    assert sleeps == [] and len(call.left) == 1
+
+
+def test_a_409_with_a_problem_document_stays_a_problem():
+    with pytest.raises(AcmeProblem) as err:
+        acme_ca._call("creating the order", raising(response(409, problem("alreadyReplaced"))))
+    assert err.value.typ == acme_ca.ALREADY_REPLACED
