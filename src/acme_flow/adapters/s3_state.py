@@ -140,30 +140,22 @@ class S3StateStore:
 
     def _flip_pointer(self, stored: StoredCertificate) -> None:
         key = f"certificates/{stored.name}/current.json"
-        body = json.dumps(_meta(stored), indent=2).encode()
-        extra: dict[str, Any] = {}
+        body = json.dumps(_meta(stored), indent=2)
         etag = self._etags.get(key)
-        extra = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-        try:
-            got = self._s3.put_object(Bucket=self.bucket, Key=key, Body=body,
-                                      ContentType="application/json", **extra)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code not in CONFLICT_CODES:
-                raise
-            got = self._already_written(key, body)
-            if got is None:
-                raise StateError(key, "changed by another run since it was read; not overwritten") from None
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        got = self._conditional_put(key, body, condition) or self._already_written(key, body)
+        if got is None:
+            raise StateError(key, "changed by another run since it was read; not overwritten")
         self._etags[key] = got["ETag"]
 
-    def _already_written(self, key: str, body: bytes) -> dict | None:
+    def _already_written(self, key: str, body: str) -> dict | None:
         """After a conditional write failed: is the object exactly what we wrote? (A retry of a
         write whose response was lost fails its own precondition.)"""
         try:
             got = self._s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError:
             return None
-        return got if got["Body"].read() == body else None
+        return got if got["Body"].read() == body.encode() else None
 
     # -- leases ---------------------------------------------------------------------------------
 
@@ -176,13 +168,13 @@ class S3StateStore:
         """
         key = f"locks/{name}.json"
         body = json.dumps({"holder": holder, "until": until.isoformat(), "taken": now.isoformat()})
-        if self._conditional_put(key, body, {"IfNoneMatch": "*"}) or self._already_written(key, body.encode()):
+        if self._conditional_put(key, body, {"IfNoneMatch": "*"}) or self._already_written(key, body):
             return True
         try:
             got = self._s3.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return self._conditional_put(key, body, {"IfNoneMatch": "*"})
+                return self._conditional_put(key, body, {"IfNoneMatch": "*"}) is not None
             raise
         lease = _lease(got["Body"].read())
         if lease.get("holder") not in (None, holder) and lease["until"] > now:
@@ -191,7 +183,7 @@ class S3StateStore:
             return True
         # Lost the race, or our write went through and only its response was lost (the retry
         # then fails its own If-Match): the lease is ours if it now names us.
-        return self._already_written(key, body.encode()) is not None
+        return self._already_written(key, body) is not None
 
     def release(self, name: str, holder: str, now: dt.datetime) -> None:
         """Give the lease back (only if we still hold it); never raises."""
@@ -230,14 +222,14 @@ class S3StateStore:
 
     # -- objects --------------------------------------------------------------------------------
 
-    def _conditional_put(self, key: str, body: str, condition: dict[str, str]) -> bool:
+    def _conditional_put(self, key: str, body: str, condition: dict[str, str]) -> dict | None:
+        """PutObject under a condition: the response, or None when the condition failed."""
         try:
-            self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), ContentType="application/json",
-                                **condition)
-            return True
+            return self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(),
+                                       ContentType="application/json", **condition)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in CONFLICT_CODES:
-                return False
+                return None
             raise
 
     def _put(self, key: str, text: str, *, secret: bool = False, create_only: bool = False) -> bool:
