@@ -8,6 +8,8 @@ Run as `python -m devstack.aws_proxy --port P --moto-url URL [--route53-delay N]
 - Route53: gives every change a unique id and answers PENDING until `route53_delay` seconds after it.
 - Fault injection: `faults` rules answer an AWS-shaped error instead of forwarding (all, every
   Nth, or a seeded share of the matching calls), or delay them.
+- Strict mode (on unless `--lenient`): the rules of devstack/strict answer as AWS would where
+  moto is lenient (a refused call is recorded with `strict: <code>`).
 - Control endpoints under /_devstack/ (never forwarded): see `ControlApi`.
 """
 
@@ -29,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from devstack import aws_ops
+from devstack.strict import AwsError, Call, Rules
 
 log = logging.getLogger("devstack.aws_proxy")
 
@@ -117,32 +120,41 @@ class ProxyState:
 
     default_delay: float = 0.0
     route53_delay: float = 0.0
+    default_strict: bool = True
+    strict: bool = True
     faults: list[Fault] = field(default_factory=list)
     calls: list[dict] = field(default_factory=list)
     changes: dict[str, float] = field(default_factory=dict)  # change id -> monotonic time it turns INSYNC
     lock: threading.Lock = field(default_factory=threading.Lock)
+    rules: Rules = field(default_factory=Rules)  # strict mode's rules and what they remember
 
     def config(self) -> dict:
-        return {"route53_delay": self.route53_delay, "faults": [f.to_json() for f in self.faults]}
+        return {"route53_delay": self.route53_delay, "faults": [f.to_json() for f in self.faults],
+                "strict": self.strict}
 
     def update_config(self, data: dict) -> None:
-        unknown = set(data) - {"route53_delay", "faults"}
+        unknown = set(data) - {"route53_delay", "faults", "strict"}
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         faults = [Fault.from_json(f) for f in data["faults"]] if "faults" in data else None
         delay = float(data["route53_delay"]) if "route53_delay" in data else None
         if delay is not None and delay < 0:
             raise ValueError("route53_delay must be >= 0")
+        if "strict" in data and not isinstance(data["strict"], bool):
+            raise ValueError(f"strict must be true or false, got {data['strict']!r}")
         with self.lock:
             if delay is not None:
                 self.route53_delay = delay
             if faults is not None:
                 self.faults = faults
+            if "strict" in data:
+                self.strict = data["strict"]
 
     def reset_config(self) -> None:
         with self.lock:
-            self.route53_delay, self.faults = self.default_delay, []
+            self.route53_delay, self.faults, self.strict = self.default_delay, [], self.default_strict
             self.changes.clear()
+        self.rules.reset()
 
     def take_fault(self, service: str, operation: str) -> Fault | None:
         """The first rule that hits this call, if any (every matching rule counts the call)."""
@@ -323,6 +335,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     # set on the subclass built by make_server
     state: ProxyState
     forwarder: MotoForwarder
+    moto: MotoClients
 
     def log_message(self, fmt: str, *args) -> None:
         log.debug("%s " + fmt, self.address_string(), *args)
@@ -387,6 +400,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
             extra["delayed"] = fault.delay
         if fault and fault.error and not fault.after:
             return error_response(req, fault), {**extra, "fault": fault.code}
+        call = self._strict_call(req)
+        if call is not None:
+            extra["principal"] = call.principal
+            try:
+                self.state.rules.before(call)
+            except AwsError as refused:
+                log.info("strict: %s %s refused: %s", req.service, req.operation, refused)
+                answer = Fault(status=refused.status, code=refused.code, message=refused.message)
+                return error_response(req, answer), {**extra, "strict": refused.code}
         try:
             resp = self.forwarder.forward(req)
         except OSError as exc:
@@ -399,9 +421,21 @@ class ProxyHandler(BaseHTTPRequestHandler):
             extra["change_id"] = change_id
         elif req.service == "route53" and req.operation == "GetChange":
             resp = propagation.after_get_change(req, resp)
+        if call is not None:
+            resp = self.state.rules.after(call, resp)
         if fault and fault.error and fault.after:
             return error_response(req, fault), {**extra, "fault": fault.code, "applied_status": resp.status}
         return resp, extra
+
+    def _strict_call(self, req: Request) -> Call | None:
+        """The request as strict rules see it; None when strict mode is off."""
+        with self.state.lock:
+            strict = self.state.strict
+        if not strict:
+            return None
+        return Call(service=req.service, region=req.region, operation=req.operation, method=req.method,
+                    path=req.path, query=req.query, headers=req.headers, body=req.body,
+                    principal=principal_of(req.headers), moto=self.moto.client)
 
     def _send(self, resp: Response, head: bool = False) -> None:
         self.send_response(resp.status, resp.reason or None)
@@ -419,9 +453,40 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(resp.body)
 
 
-def make_server(port: int, moto_url: str, route53_delay: float = 0.0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    state = ProxyState(default_delay=route53_delay, route53_delay=route53_delay)
-    handler = type("BoundProxyHandler", (ProxyHandler,), {"state": state, "forwarder": MotoForwarder(moto_url)})
+APP_ID = "app/certrenew"  # botocore's user_agent_appid as certrenew's clients set it
+
+
+def principal_of(headers) -> str:
+    """Who makes a call: the product (its clients name themselves in the User-Agent, as
+    CloudTrail would show), else the tests' and the demo's own set-up ("admin")."""
+    return "renewer" if APP_ID in headers.get("User-Agent", "") else "admin"
+
+
+class MotoClients:
+    """boto3 clients straight to moto (not through the proxy), for rules that read moto's state."""
+
+    def __init__(self, moto_url: str) -> None:
+        self.moto_url = moto_url
+        self._clients: dict[tuple[str, str | None], object] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str | None = None):
+        key = (service, region or "us-east-1")
+        with self._lock:  # a botocore session is not thread-safe for creating clients
+            if key not in self._clients:
+                import boto3
+                session = boto3.session.Session(aws_access_key_id="devstack-admin",
+                                                aws_secret_access_key="devstack-admin")
+                self._clients[key] = session.client(service, region_name=key[1], endpoint_url=self.moto_url)
+            return self._clients[key]
+
+
+def make_server(port: int, moto_url: str, route53_delay: float = 0.0, host: str = "127.0.0.1",
+                strict: bool = True) -> ThreadingHTTPServer:
+    state = ProxyState(default_delay=route53_delay, route53_delay=route53_delay, default_strict=strict,
+                       strict=strict)
+    handler = type("BoundProxyHandler", (ProxyHandler,), {"state": state, "forwarder": MotoForwarder(moto_url),
+                                                          "moto": MotoClients(moto_url)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
@@ -433,9 +498,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--moto-url", required=True)
     parser.add_argument("--route53-delay", type=float, default=0.0)
+    parser.add_argument("--lenient", action="store_true", help="answer as moto does (strict mode off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = make_server(args.port, args.moto_url, args.route53_delay, args.host)
+    server = make_server(args.port, args.moto_url, args.route53_delay, args.host, strict=not args.lenient)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     log.info("AWS proxy on %s:%d -> %s (route53 delay %.1fs)", args.host, args.port, args.moto_url, args.route53_delay)
     try:

@@ -38,15 +38,19 @@ def get_config(endpoint: str) -> dict:
     return _request(endpoint, "config")
 
 
-def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None) -> dict:
+def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None,
+              strict: bool | None = None) -> dict:
     """Change the delay and/or replace the fault rules; returns the new config.
 
     A fault rule: {"service": "s3" | ["s3", "acm"] | "*", "operation": ..., "status": 503,
     "code": "ServiceUnavailable", "message": ..., "count": None (no cap) | N,
     "every": N (every Nth matching call) | "probability": 0.3 with "seed": 7,
     "delay": seconds, "error": False (delay, then forward)}. The config read back shows, per
-    rule, `matched` (matching calls seen) and `hits` (calls it answered or delayed)."""
+    rule, `matched` (matching calls seen) and `hits` (calls it answered or delayed).
+    `strict=False` answers as moto does until the next reset (devstack/strict)."""
     payload: dict = {}
+    if strict is not None:
+        payload["strict"] = strict
     if route53_delay is not None:
         payload["route53_delay"] = route53_delay
     if faults is not None:

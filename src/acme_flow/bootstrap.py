@@ -27,6 +27,7 @@ CHATTY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer")
 BOTO_RETRIES = {"mode": "standard", "max_attempts": 8}
 WORKERS = 16  # certificates handled at once (orders, validation, store and deploy)
 MAX_POOL = 2 * WORKERS
+APP_ID = "certrenew"  # in every request's User-Agent ("app/certrenew"): CloudTrail shows who called
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Clients:
         self.region = region
         self._session = boto3.session.Session()
         self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30,
-                                       max_pool_connections=MAX_POOL)
+                                       max_pool_connections=MAX_POOL, user_agent_appid=APP_ID)
 
     @functools.lru_cache(maxsize=None)
     def get(self, service: str, region: str | None = None) -> Any:
