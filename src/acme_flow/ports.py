@@ -158,8 +158,9 @@ class CertificateImporter(Protocol):
     def check_region(self, region: str) -> None:
         """Raise DeployError when the region does not exist for ACM."""
 
-    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
-        """Delete a superseded certificate nothing uses any more; returns what was done."""
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> tuple[bool, str]:
+        """Delete a superseded certificate nothing uses any more; returns (settled, what was done):
+        not settled while something still uses it (try again on a later run)."""
 
 
 class CloudFrontAttacher(Protocol):
