@@ -244,8 +244,8 @@ def reimport_refusal(stored_pem: str, new_pem: str) -> str | None:
     Usage value the stored certificate has; the exceptions AWS documents: keyEncipherment may be
     dropped from an ECDSA certificate, and the clientAuth EKU may be dropped.
     """
-    stored_key, new_key = key_type_of(load_certificate(stored_pem).public_key()), \
-        key_type_of(load_certificate(new_pem).public_key())
+    stored_key = key_type_of(load_certificate(stored_pem).public_key())
+    new_key = key_type_of(load_certificate(new_pem).public_key())
     if stored_key is not new_key:
         return (f"the key type changes ({stored_key.value if stored_key else 'unknown'} -> "
                 f"{new_key.value if new_key else 'unknown'})")

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from acme_flow import pki
 from acme_flow.adapters.acm import AcmImporter
-from acme_flow.models import CertificateMaterial, KeyType
+from acme_flow.models import KeyType
 from certfactory import CLASSIC_RSA_KU, CLIENT_AUTH, SERVER_AUTH, TLSSERVER_KU, MiniCA
 from devstack import proxy_client, world
 from devstack_world import STATE_BUCKET, make_world
