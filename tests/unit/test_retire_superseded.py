@@ -194,3 +194,21 @@ def test_the_adapter_fails_clearly_on_other_errors():
     with pytest.raises(DeployError, match="acm:us-east-1: AccessDeniedException"):
         acm_adapter.AcmImporter(lambda region: Acm(delete_error="AccessDeniedException")).delete_if_unused(
             "us-east-1", OLD, [])
+
+
+def test_a_failed_cloudfront_move_keeps_the_old_arn_on_the_list():
+    """The new ARN is imported but the distribution could not be moved: the old certificate is
+    still served, so it is kept (not forgotten, not deleted) until a later run moves it."""
+    state, importer = FakeState(), FakeImporter()
+    r = renewer(importer, state)
+
+    def refused(distribution_id, arn, names):
+        raise DeployError(f"cloudfront:{distribution_id}", "PreconditionFailed")
+
+    def still_served(arn):
+        return [f"cloudfront:{DIST}"] if arn == OLD else []
+    r.cloudfront.attach, r.cloudfront.distributions_using = refused, still_served
+    result = moved_to_a_new_arn(r)
+    assert result.outcome.value == "failed" and "PreconditionFailed" in result.reason
+    assert f"kept {OLD} for a later run: still used by cloudfront:{DIST}" in result.reason
+    assert [x.arn for x in state.saved[-1].deployment.retiring] == [OLD] and importer.deleted == []
