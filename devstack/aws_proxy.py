@@ -130,12 +130,14 @@ class ProxyState:
 
     def config(self) -> dict:
         return {"route53_delay": self.route53_delay, "faults": [f.to_json() for f in self.faults],
-                "strict": self.strict}
+                "strict": self.strict, **self.rules.settings()}
 
     def update_config(self, data: dict) -> None:
-        unknown = set(data) - {"route53_delay", "faults", "strict"}
+        rule_keys = set(self.rules.config_defaults())  # settings of the strict rules (devstack/strict)
+        unknown = set(data) - {"route53_delay", "faults", "strict"} - rule_keys
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        self.rules.configure({k: v for k, v in data.items() if k in rule_keys})
         faults = [Fault.from_json(f) for f in data["faults"]] if "faults" in data else None
         delay = float(data["route53_delay"]) if "route53_delay" in data else None
         if delay is not None and delay < 0:

@@ -7,12 +7,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from acme_flow import pki
 from acme_flow.models import CertificateMaterial, KeyType
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
+KEY_USAGE_BITS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                  "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+SERVER_AUTH, CLIENT_AUTH = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
+# Let's Encrypt's leaves: `classic` RSA asserts keyEncipherment, `tlsserver`/`shortlived` do not
+CLASSIC_RSA_KU = {"digital_signature", "key_encipherment"}
+TLSSERVER_KU = {"digital_signature"}
 
 
 def _name(cn: str) -> x509.Name:
@@ -20,13 +26,20 @@ def _name(cn: str) -> x509.Name:
 
 
 def make_cert(subject: str, issuer_name: str, public_key, signing_key, *, ca: bool, names=(),
-              not_before=NOW - dt.timedelta(days=1), days=90) -> str:
+              not_before=NOW - dt.timedelta(days=1), days=90, key_usage=None, eku=None) -> str:
+    """`key_usage`: the KeyUsage bits to assert (e.g. {"digital_signature", "key_encipherment"});
+    `eku`: ExtendedKeyUsage OIDs (e.g. [ExtendedKeyUsageOID.SERVER_AUTH]); None leaves the extension out."""
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer_name))
                .public_key(public_key).serial_number(x509.random_serial_number())
                .not_valid_before(not_before).not_valid_after(not_before + dt.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     builder = builder.add_extension(
         x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()), critical=False)
+    if key_usage is not None:
+        builder = builder.add_extension(x509.KeyUsage(**{bit: bit in key_usage for bit in KEY_USAGE_BITS}),
+                                        critical=True)
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
     return builder.sign(signing_key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()

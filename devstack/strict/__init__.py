@@ -98,6 +98,28 @@ class Rules:
         with self.lock:
             self.memory.clear()
 
+    # Settings a rule takes through /_devstack/config: it declares `config_defaults` (a dict) and
+    # may check new values in `validate(data)` (raise ValueError); it reads them from
+    # `call.memory["config"]`. A config reset brings the defaults back.
+
+    def config_defaults(self) -> dict:
+        out: dict = {}
+        for rule in self.rules:
+            out.update(getattr(rule, "config_defaults", {}))
+        return out
+
+    def settings(self) -> dict:
+        with self.lock:
+            return {**self.config_defaults(), **self.memory.get("config", {})}
+
+    def configure(self, data: dict) -> None:
+        for rule in self.rules:
+            validate = getattr(rule, "validate", None)
+            if validate is not None:
+                validate(data)
+        with self.lock:
+            self.memory.setdefault("config", {}).update(data)
+
 
 def _load_rule_modules() -> None:
     """Import every service module of this package once (each registers its rules)."""

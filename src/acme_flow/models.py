@@ -151,10 +151,31 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class Retiring:
+    """A superseded ACM certificate (replaced by a new ARN) to delete once nothing uses it.
+
+    CloudFront keeps using the old certificate for a while after UpdateDistribution (ACM reports
+    it InUseBy and refuses DeleteCertificate), so it is kept here and tried again on later runs."""
+
+    region: str
+    arn: str
+    since: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"region": self.region, "arn": self.arn, "since": self.since.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Retiring:
+        return cls(data["region"], data["arn"], dt.datetime.fromisoformat(data["since"]))
+
+
+@dataclass(frozen=True)
 class Deployment:
-    """Where certificates of one config entry have been deployed, and which serial each holds."""
+    """Where certificates of one config entry have been deployed, and which serial each holds;
+    `retiring`: the superseded ACM certificates still to delete."""
 
     placements: tuple[Placement, ...] = ()
+    retiring: tuple[Retiring, ...] = ()
 
     def get(self, target: str) -> Placement | None:
         return next((p for p in self.placements if p.target == target), None)
@@ -165,7 +186,15 @@ class Deployment:
 
     def with_placement(self, placement: Placement) -> Deployment:
         kept = tuple(p for p in self.placements if p.target != placement.target)
-        return Deployment(kept + (placement,))
+        return Deployment(kept + (placement,), self.retiring)
+
+    def with_retiring(self, region: str, arn: str, since: dt.datetime) -> Deployment:
+        if any(r.arn == arn for r in self.retiring):
+            return self
+        return Deployment(self.placements, self.retiring + (Retiring(region, arn, since),))
+
+    def without_retiring(self, arns: set[str]) -> Deployment:
+        return Deployment(self.placements, tuple(r for r in self.retiring if r.arn not in arns))
 
     def targets(self, serial: str | None = None) -> tuple[str, ...]:
         return tuple(p.describe() for p in self.placements if serial is None or p.serial == serial)
@@ -173,9 +202,14 @@ class Deployment:
     def to_dict(self) -> list[dict[str, Any]]:
         return [{"target": p.target, "serial": p.serial, "arn": p.arn} for p in self.placements]
 
+    def retiring_to_dict(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.retiring]
+
     @classmethod
-    def from_dict(cls, data: list[dict[str, Any]] | None) -> Deployment:
-        return cls(tuple(Placement(d["target"], d["serial"], d.get("arn")) for d in data or ()))
+    def from_dict(cls, data: list[dict[str, Any]] | None,
+                  retiring: list[dict[str, Any]] | None = None) -> Deployment:
+        return cls(tuple(Placement(d["target"], d["serial"], d.get("arn")) for d in data or ()),
+                   tuple(Retiring.from_dict(r) for r in retiring or ()))
 
 
 @dataclass(frozen=True)

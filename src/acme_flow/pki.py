@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from .errors import VerificationError
 from .models import CertificateInfo, CertificateMaterial, KeyType
@@ -206,3 +206,61 @@ def _verify_names(got: tuple[str, ...], wanted: tuple[str, ...]) -> None:
         missing = sorted(wanted_set - got_set)
         extra = sorted(got_set - wanted_set)
         raise VerificationError(f"certificate names differ from the request: missing {missing}, extra {extra}")
+
+
+# ---- what ACM compares on a re-import ----------------------------------------------------------
+
+_KEY_USAGE_BITS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                   "key_agreement", "key_cert_sign", "crl_sign")
+_KEY_AGREEMENT_ONLY = ("encipher_only", "decipher_only")
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+
+
+def key_usages(cert_pem: str) -> frozenset[str]:
+    """The Key Usage bits the certificate asserts (cryptography's names, e.g. "key_encipherment")."""
+    try:
+        usage = load_certificate(cert_pem).extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return frozenset()
+    bits = {bit for bit in _KEY_USAGE_BITS if getattr(usage, bit)}
+    if usage.key_agreement:
+        bits |= {bit for bit in _KEY_AGREEMENT_ONLY if getattr(usage, bit)}
+    return frozenset(bits)
+
+
+def extended_key_usages(cert_pem: str) -> frozenset[str]:
+    """The Extended Key Usage OIDs the certificate asserts (dotted strings)."""
+    try:
+        usage = load_certificate(cert_pem).extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return frozenset()
+    return frozenset(oid.dotted_string for oid in usage)
+
+
+def reimport_refusal(stored_pem: str, new_pem: str) -> str | None:
+    """Why ACM would refuse to re-import `new_pem` over `stored_pem` (None: it would accept).
+
+    ACM keeps the key algorithm, and a re-import may not remove a Key Usage or Extended Key
+    Usage value the stored certificate has; the exceptions AWS documents: keyEncipherment may be
+    dropped from an ECDSA certificate, and the clientAuth EKU may be dropped.
+    """
+    stored_key = key_type_of(load_certificate(stored_pem).public_key())
+    new_key = key_type_of(load_certificate(new_pem).public_key())
+    if stored_key is not new_key:
+        return (f"the key type changes ({stored_key.value if stored_key else 'unknown'} -> "
+                f"{new_key.value if new_key else 'unknown'})")
+    dropped_ku = key_usages(stored_pem) - key_usages(new_pem)
+    if new_key is not None and new_key.is_ec:
+        dropped_ku -= {"key_encipherment"}
+    dropped_eku = extended_key_usages(stored_pem) - extended_key_usages(new_pem) - {CLIENT_AUTH}
+    reasons = []
+    if dropped_ku:
+        reasons.append("Key Usage " + ", ".join(sorted(dropped_ku)))
+    if dropped_eku:
+        reasons.append("Extended Key Usage " + ", ".join(sorted(_eku_name(o) for o in dropped_eku)))
+    return f"the new certificate drops {' and '.join(reasons)}" if reasons else None
+
+
+def _eku_name(dotted: str) -> str:
+    oid = x509.ObjectIdentifier(dotted)
+    return getattr(oid, "_name", None) or dotted

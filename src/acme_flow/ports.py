@@ -156,10 +156,11 @@ class CertificateImporter(Protocol):
         """Import into ACM (re-import into `existing_arn` when given); returns the ARN."""
 
     def check_region(self, region: str) -> None:
-        """Raise DeployError when the region does not exist for ACM."""
+        """Raise DeployError when the region does not exist for ACM or the account has not enabled it."""
 
-    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
-        """Delete a superseded certificate nothing uses any more; returns what was done."""
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> tuple[bool, str]:
+        """Delete a superseded certificate nothing uses any more; returns (settled, what was done):
+        not settled while something still uses it (try again on a later run)."""
 
 
 class CloudFrontAttacher(Protocol):

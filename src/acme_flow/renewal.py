@@ -308,7 +308,8 @@ class Renewer:
             if decision.action is Action.NONE:
                 if row.window_changed:
                     stored = self.state.update(replace(stored, window=row.window))
-                return _result(spec, Outcome.SKIPPED, decision.reason, stored, decision.renew_at)
+                stored, notes = self._retire_superseded(stored)
+                return _result(spec, Outcome.SKIPPED, _with_notes(decision.reason, notes), stored, decision.renew_at)
             if decision.action is Action.DEPLOY:
                 assert stored is not None
                 return self._deploy(spec, stored, stored.deployment, Outcome.DEPLOYED, decision.reason)
@@ -352,13 +353,13 @@ class Renewer:
                 deployment = deployment.with_placement(self._deploy_one(spec, stored, target, deployment))
             except CertrenewError as exc:
                 errors.append(str(exc))
+        deployment = _mark_superseded(before, deployment, self.clock.now())
         stored = self.state.update(replace(stored, deployment=deployment))
+        stored, notes = self._retire_superseded(stored)
         if errors:
-            return _result(spec, Outcome.FAILED, f"{reason}; deploy failed: " + "; ".join(errors), stored, None)
-        notes = self._retire_superseded(before, deployment)
-        if notes:
-            reason += "; " + "; ".join(notes)
-        return _result(spec, outcome, reason, stored, None, deployment.targets(serial))
+            return _result(spec, Outcome.FAILED, _with_notes(f"{reason}; deploy failed: " + "; ".join(errors), notes),
+                           stored, None)
+        return _result(spec, outcome, _with_notes(reason, notes), stored, None, deployment.targets(serial))
 
     def _deploy_one(self, spec: CertificateSpec, stored: StoredCertificate, target: str,
                     deployment: Deployment) -> Placement:
@@ -377,19 +378,45 @@ class Renewer:
         location = self.exporter.export(spec.deploy.s3.bucket, spec.deploy.s3.prefix, material)
         return Placement(location, serial)
 
-    def _retire_superseded(self, before: Deployment, after: Deployment) -> list[str]:
-        """ACM certificates replaced by a new ARN (a key type change) are deleted once unused."""
-        notes = []
-        for old in before.placements:
-            if not old.target.startswith("acm:") or old.arn is None or after.acm_arn(old.target[4:]) == old.arn:
+    def _retire_superseded(self, stored: StoredCertificate | None) -> tuple[StoredCertificate | None, list[str]]:
+        """Delete the superseded ACM certificates (replaced by a new ARN) that nothing uses any
+        more; one still in use (CloudFront lets go of it a while after UpdateDistribution) stays
+        on the list for a later run. Only runs when the list is not empty."""
+        if stored is None or not stored.deployment.retiring:
+            return stored, []
+        deployment, notes, settled = stored.deployment, [], set()
+        for old in deployment.retiring:
+            if deployment.acm_arn(old.region) == old.arn:
+                settled.add(old.arn)  # in use by this very certificate again: never delete it
                 continue
-            region = old.target[4:]
             try:
-                users = self.cloudfront.distributions_using(old.arn) if region == US_EAST_1 else []
-                notes.append(self.importer.delete_if_unused(region, old.arn, users))
+                users = self.cloudfront.distributions_using(old.arn) if old.region == US_EAST_1 else []
+                done, note = self.importer.delete_if_unused(old.region, old.arn, users)
             except CertrenewError as exc:
-                notes.append(f"could not retire {old.arn}: {exc}")
-        return notes
+                done, note = False, f"kept {old.arn} for a later run: could not retire it ({exc})"
+            notes.append(note)
+            if done:
+                settled.add(old.arn)
+        if settled:
+            try:
+                stored = self.state.update(replace(stored, deployment=deployment.without_retiring(settled)))
+            except CertrenewError as exc:
+                log.warning("%s: could not record the retired certificates (%s); a later run sees they are gone",
+                            stored.name, exc)
+        return stored, notes
+
+
+def _mark_superseded(before: Deployment, after: Deployment, now: dt.datetime) -> Deployment:
+    """ACM certificates `before` held that `after` replaced by a new ARN go on the retire list."""
+    for old in before.placements:
+        region = old.target.removeprefix("acm:")
+        if old.target.startswith("acm:") and old.arn and after.acm_arn(region) != old.arn:
+            after = after.with_retiring(region, old.arn, now)
+    return after
+
+
+def _with_notes(reason: str, notes: list[str]) -> str:
+    return "; ".join([reason, *notes])
 
 
 def _raise_unexpected(value):

@@ -144,7 +144,7 @@ def test_an_old_arn_still_in_use_is_kept(w, capsys):
 
     code, report = w.run_json(w.write_config([{**spec, "key": "ec-p256"}]), capsys=capsys)
     assert code == 0
-    assert f"kept {old_arn}: still used by cloudfront:{theirs}" in report["certificates"][0]["reason"]
+    assert f"kept {old_arn} for a later run: still used by cloudfront:{theirs}" in report["certificates"][0]["reason"]
     w.acm().describe_certificate(CertificateArn=old_arn)  # still there
 
 

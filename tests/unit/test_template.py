@@ -25,7 +25,7 @@ EXPECTED_ACTIONS = {
     "route53:ListHostedZones", "route53:GetChange", "route53:GetHostedZone",
     "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets",
     "sts:AssumeRole",
-    "acm:ListCertificates", "acm:ImportCertificate", "acm:DescribeCertificate",
+    "acm:ListCertificates", "acm:ImportCertificate", "acm:DescribeCertificate", "acm:GetCertificate",
     "acm:AddTagsToCertificate", "acm:DeleteCertificate", "acm:ListTagsForCertificate",
     "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "cloudfront:ListDistributions",
     "sns:Publish", "events:PutEvents", "ssm:GetParameter", "secretsmanager:GetSecretValue",
@@ -567,7 +567,7 @@ def test_acm_permissions(template):
     st = by_sid(tp.resolved_statements({}, template))
     cert_arns = ("arn:aws:acm:*:123456789012:certificate/*",)
     assert set(st["AcmImport"].actions) == {"acm:ImportCertificate", "acm:DescribeCertificate",
-                                            "acm:ListTagsForCertificate"}
+                                            "acm:GetCertificate", "acm:ListTagsForCertificate"}
     assert st["AcmImport"].resources == cert_arns
     # a re-import carries no tags: no request-tag condition may guard ImportCertificate
     assert not st["AcmImport"].conditions
@@ -653,7 +653,8 @@ def test_calls_map_to_granted_actions():
         ("secretsmanager", "GetSecretValue"), ("sts", "AssumeRole"),
     ]
     assert tp.missing_permissions(calls) == {}
-    assert tp.missing_permissions([("acm", "GetCertificate")]) == {("acm", "GetCertificate"): ("acm:GetCertificate",)}
+    assert tp.missing_permissions([("cloudfront", "GetDistribution")]) == {
+        ("cloudfront", "GetDistribution"): ("cloudfront:GetDistribution",)}
     with pytest.raises(KeyError, match="IAM_ACTIONS_BY_CALL"):
         tp.actions_for_call("s3", "PutBucketPolicy")
 

@@ -2,13 +2,16 @@
 
 moto accepts imports AWS rejects, so the rules are enforced here: the key matches the
 certificate (checked by pki before any deploy), the chain holds intermediates only, the key
-is at most 5 KB, and a re-import never changes the key algorithm.
+is at most 5 KB, and a re-import never changes the key algorithm nor drops a Key Usage or
+Extended Key Usage value the stored certificate has (pki.reimport_refusal): such a change
+goes to a new ARN, and the caller retires the old one once nothing uses it.
 """
 from __future__ import annotations
 
 import functools
 import logging
 import random
+import re
 import time
 from typing import Any, Callable
 
@@ -16,7 +19,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import pki
-from ..errors import DeployError
+from ..errors import DeployError, VerificationError
 from ..models import CertificateMaterial, KeyType
 
 log = logging.getLogger("certrenew.acm")
@@ -32,6 +35,12 @@ ACM_KEY_ALGORITHMS = {
 RETRYABLE_CODES = {"ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequestsException",
                    "InternalFailure", "ServiceUnavailable"}
 FIRST_IMPORT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+# What AWS answers for a region the account has not enabled (an opt-in region): the credentials
+# are unknown there. JSON services (ACM) say UnrecognizedClientException, query ones InvalidClientTokenId.
+REGION_NOT_ENABLED_CODES = {"UnrecognizedClientException", "InvalidClientTokenId"}
+# ACM's ValidationException when a re-import would change what the stored certificate is, e.g.
+# "New certificate is missing one or more Extended Key Usages supported by the currently imported certificate"
+REIMPORT_REFUSED = re.compile(r"key usage|algorithm|key type|key size", re.IGNORECASE)
 MANAGED_TAG = "certrenew:managed"
 NAME_TAG = "certrenew:name"
 
@@ -43,6 +52,7 @@ class AcmImporter:
     def __init__(self, client_for: Callable[[str], Any], single_try_for: Callable[[str], Any] | None = None) -> None:
         self._client_for = client_for
         self._single_try_for = single_try_for or client_for
+        self._regions_checked: dict[str, str | None] = {}  # region -> why it cannot be used (None: fine)
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
                            existing_arn: str | None) -> str:
@@ -52,13 +62,28 @@ class AcmImporter:
         args = {"Certificate": material.cert_pem.encode(), "PrivateKey": material.key_pem.encode(),
                 "CertificateChain": material.chain_pem.encode()}
         existing_arn = existing_arn or self._find_ours(acm, name, material)
-        if existing_arn and self._reimportable(acm, existing_arn, material, target):
-            _call(target, lambda: acm.import_certificate(CertificateArn=existing_arn, **args))
+        if existing_arn and self._reimportable(acm, existing_arn, material, target) \
+                and self._reimport(acm, existing_arn, args, target):
             log.info("re-imported %s into %s", name, existing_arn)
             return existing_arn
         arn = self._first_import(region, name, material, args)
         log.info("imported %s into %s", name, arn)
         return arn
+
+    @staticmethod
+    def _reimport(acm, arn: str, args: dict, target: str) -> bool:
+        """Re-import into `arn`; False when ACM refuses it for what the new certificate changes
+        (key usages, key algorithm): the caller then imports under a new ARN instead of failing
+        on every run."""
+        try:
+            acm.import_certificate(CertificateArn=arn, **args)
+            return True
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            if err.get("Code") == "ValidationException" and REIMPORT_REFUSED.search(err.get("Message", "")):
+                log.warning("ACM refused the re-import into %s (%s): importing under a new ARN", arn, err.get("Message"))
+                return False
+            raise _deploy_error(target, exc) from None
 
     def _first_import(self, region: str, name: str, material: CertificateMaterial, args: dict) -> str:
         """Import under a new ARN. ACM has no idempotency token: a retry after a lost response
@@ -108,43 +133,78 @@ class AcmImporter:
         return None
 
     def check_region(self, region: str) -> None:
+        """The region exists for ACM and the account has enabled it (an opt-in region such as
+        af-south-1 must be enabled first): one cheap read-only call per region and importer."""
         if region not in _acm_regions():
             raise DeployError(f"acm:{region}", f"{region!r} is not an AWS region where ACM exists")
+        if region not in self._regions_checked:
+            self._regions_checked[region] = self._region_problem(region)
+        problem = self._regions_checked[region]
+        if problem:
+            raise DeployError(f"acm:{region}", problem)
 
-    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> str:
-        """Delete a certificate certrenew imported once nothing uses it (ACM's InUseBy, which moto
-        never fills, plus the CloudFront distributions the caller found)."""
+    def _region_problem(self, region: str) -> str | None:
+        try:
+            self._client_for(region).list_certificates(MaxItems=1)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in REGION_NOT_ENABLED_CODES:
+                return (f"the AWS account has not enabled the region {region} (ACM answered {code}: the security "
+                        f"token is not valid there); enable {region} in the account's Regions settings "
+                        f"(AWS console > Account > AWS Regions), or remove it from deploy.acm.regions")
+            log.warning("could not check ACM in %s before deploying (%s); going on", region, code or exc)
+        except BotoCoreError as exc:
+            log.warning("could not check ACM in %s before deploying (%s); going on", region, exc)
+        return None
+
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> tuple[bool, str]:
+        """Delete a superseded certificate certrenew imported, once nothing uses it (ACM's
+        InUseBy, which lags behind CloudFront by a while, plus the distributions the caller
+        found). Returns (settled, what happened): settled is False while it is still in use,
+        so the caller keeps it for a later run; deleted, already gone or not ours settles it."""
+        target = f"acm:{region}"
         acm = self._client_for(region)
         try:
             described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+            tags = {t["Key"]: t["Value"] for t in acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])}
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return f"{arn} already gone"
-            raise DeployError(f"acm:{region}", f"cannot describe {arn}: {exc}") from None
+            if _code(exc) == "ResourceNotFoundException":
+                return True, f"{arn} already gone"
+            raise _deploy_error(target, exc) from None
+        if tags.get(MANAGED_TAG) != "true":
+            return True, f"left {arn} alone: not imported by certrenew"
         users = list(described.get("InUseBy") or []) + list(other_users)
         if users:
-            return f"kept {arn}: still used by {', '.join(users)}"
-        tags = {t["Key"]: t["Value"] for t in acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])}
-        if tags.get(MANAGED_TAG) != "true":
-            return f"kept {arn}: not imported by certrenew"
-        _call(f"acm:{region}", lambda: acm.delete_certificate(CertificateArn=arn))
+            return False, f"kept {arn} for a later run: still used by {', '.join(users)}"
+        try:
+            acm.delete_certificate(CertificateArn=arn)
+        except ClientError as exc:
+            if _code(exc) == "ResourceInUseException":
+                return False, f"kept {arn} for a later run: ACM says it is still in use"
+            if _code(exc) == "ResourceNotFoundException":
+                return True, f"{arn} already gone"
+            raise _deploy_error(target, exc) from None
         log.info("deleted superseded certificate %s", arn)
-        return f"deleted {arn}"
+        return True, f"deleted {arn}"
 
     def _reimportable(self, acm, arn: str, material: CertificateMaterial, target: str) -> bool:
-        """True when `arn` exists and holds the same key algorithm (ACM cannot change it on
-        re-import, though moto lets it: a key type change gets a new ARN instead)."""
+        """True when `arn` exists and ACM would accept the new certificate over the one it
+        holds: same key algorithm, no Key Usage or EKU value dropped (moto accepts both; AWS
+        does not). Otherwise the certificate goes to a new ARN."""
         try:
-            described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+            stored_pem = acm.get_certificate(CertificateArn=arn)["Certificate"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if _code(exc) == "ResourceNotFoundException":
                 log.warning("%s no longer exists: importing a new certificate", arn)
                 return False
-            raise DeployError(target, f"cannot describe {arn}: {exc}") from None
-        new_algorithm = ACM_KEY_ALGORITHMS.get(pki.describe(material.cert_pem).key_type)
-        if described.get("KeyAlgorithm") != new_algorithm:
-            log.info("%s holds %s, the new key is %s: importing under a new ARN",
-                     arn, described.get("KeyAlgorithm"), new_algorithm)
+            raise DeployError(target, f"cannot read {arn}: {_code(exc) or exc}") from None
+        try:
+            refusal = pki.reimport_refusal(stored_pem, material.cert_pem)
+        except VerificationError as exc:
+            log.warning("cannot compare with the certificate in %s (%s): re-importing", arn, exc)
+            return True
+        if refusal:
+            log.info("ACM would refuse a re-import into %s: %s; importing under a new ARN", arn, refusal)
             return False
         return True
 
@@ -167,11 +227,8 @@ def _check_importable(material: CertificateMaterial, target: str) -> None:
         raise DeployError(target, "the chain holds a root certificate; ACM takes intermediates only")
 
 
-def _call(target: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except ClientError as exc:
-        raise _deploy_error(target, exc) from None
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
 
 
 def _deploy_error(target: str, exc: Exception) -> DeployError:

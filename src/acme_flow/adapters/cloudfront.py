@@ -19,6 +19,7 @@ log = logging.getLogger("certrenew.cloudfront")
 ACM_US_EAST_1_ARN = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
 STRONG_ENOUGH = {"TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"}
 DEFAULT_MINIMUM = "TLSv1.2_2021"
+DEDICATED_IP_METHODS = {"vip", "static-ip"}
 
 
 class CloudFrontAttacher:
@@ -36,9 +37,13 @@ class CloudFrontAttacher:
         uncovered = [a for a in _aliases(config) if not covers(names, a)]
         if uncovered:
             raise DeployError(target, f"aliases {uncovered} are not covered by the certificate names {list(names)}")
-        viewer = viewer_certificate(config.get("ViewerCertificate") or {}, certificate_arn)
-        if viewer == config.get("ViewerCertificate"):
-            return False
+        current = config.get("ViewerCertificate") or {}
+        viewer = viewer_certificate(current, certificate_arn)
+        if _effective(viewer) == _effective(current):
+            return False  # a same-ARN re-import reaches the distribution by itself
+        if viewer["SSLSupportMethod"] != "sni-only":
+            log.info("distribution %s serves HTTPS on dedicated IP addresses (%s): kept", distribution_id,
+                     viewer["SSLSupportMethod"])
         config["ViewerCertificate"] = viewer
         try:
             self._cf.update_distribution(Id=distribution_id, IfMatch=etag, DistributionConfig=config)
@@ -78,16 +83,25 @@ class CloudFrontAttacher:
 
 
 def viewer_certificate(current: dict[str, Any], arn: str) -> dict[str, Any]:
-    """The ViewerCertificate block for our ARN: sni-only, TLS 1.2_2021 or the stricter one kept."""
+    """The ViewerCertificate block for our ARN: TLS 1.2_2021 or the stricter one kept; sni-only,
+    unless the distribution serves on dedicated IP addresses (`vip`, or `static-ip` that the
+    CloudFront team enables): that is kept, as switching would silently drop non-SNI clients.
+    The deprecated Certificate/CertificateSource fields are not sent (AWS may or may not return them)."""
     minimum = current.get("MinimumProtocolVersion")
+    method = current.get("SSLSupportMethod")
     return {
         "CloudFrontDefaultCertificate": False,
         "ACMCertificateArn": arn,
-        "SSLSupportMethod": "sni-only",
+        "SSLSupportMethod": method if method in DEDICATED_IP_METHODS else "sni-only",
         "MinimumProtocolVersion": minimum if minimum in STRONG_ENOUGH else DEFAULT_MINIMUM,
-        "Certificate": arn,
-        "CertificateSource": "acm",
     }
+
+
+def _effective(viewer: dict[str, Any]) -> tuple:
+    """The fields that decide what the distribution serves (not the deprecated ones, which AWS
+    answers or not, nor moto's empty IAMCertificateId)."""
+    return (bool(viewer.get("CloudFrontDefaultCertificate")), viewer.get("ACMCertificateArn") or None,
+            viewer.get("SSLSupportMethod"), viewer.get("MinimumProtocolVersion"))
 
 
 def covers(names: tuple[str, ...], host: str) -> bool:
