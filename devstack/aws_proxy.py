@@ -7,7 +7,8 @@ Run as `python -m devstack.aws_proxy --port P --moto-url URL [--route53-delay N]
 - Records each call: service, region, operation, method, path, status, time (+ Route53 change batches).
 - Route53: gives every change a unique id and answers PENDING until `route53_delay` seconds after it.
 - Fault injection: `faults` rules answer an AWS-shaped error instead of forwarding (all, every
-  Nth, or a seeded share of the matching calls), or delay them.
+  Nth, or a seeded share of the matching calls), or delay them, or (`entries`) fail some entries
+  of a PutEvents call inside its 200 answer.
 - Strict mode (on unless `--lenient`): the rules of devstack/strict answer as AWS would where
   moto is lenient (a refused call is recorded with `strict: <code>`).
 - Control endpoints under /_devstack/ (never forwarded): see `ControlApi`.

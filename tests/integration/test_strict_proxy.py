@@ -125,6 +125,14 @@ def test_acm_reimport_refuses_another_key_algorithm(aws, acm):
     assert import_cert(acm, other_ec, leaf(other_ec), CertificateArn=arn) == arn
 
 
+def test_acm_reimport_refuses_another_rsa_key_size(aws, acm):
+    small, large = new_key("rsa"), rsa.generate_private_key(65537, 3072)
+    arn = import_cert(acm, small, leaf(small))
+    code, _, message = refusal(acm.import_certificate, CertificateArn=arn, Certificate=leaf(large),
+                               PrivateKey=key_pem(large))
+    assert code == "ValidationException" and "RSA_3072" in message and "RSA_2048" in message
+
+
 def test_acm_reimport_refuses_an_rsa_certificate_that_drops_key_encipherment(aws, acm):
     key = new_key("rsa")
     arn = import_cert(acm, key, leaf(key, key_usage=ALL_KU))  # like Let's Encrypt's classic profile
