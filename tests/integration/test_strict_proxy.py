@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devstack import proxy_client
+from devstack.dns_bridge import OTHER_ACCOUNT
 
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 ACCOUNT = "123456789012"
@@ -323,10 +324,14 @@ def test_a_fault_rule_answers_409_conditional_request_conflict_to_a_conditional_
 
 # ----------------------------------------------------------------------------------------- STS
 
-def create_role(name: str, principals, effect: str = "Allow", extra_statements=()) -> str:
+def create_role(principals, effect: str = "Allow", extra_statements=()) -> str:
+    """The cross-account DNS role of tests/integration/test_dns.py, in the zone's account, trusting `principals`."""
     trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": effect, "Action": "sts:AssumeRole", "Principal": {"AWS": principals}}, *extra_statements]}
-    return boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam = boto3.client("iam")
+    iam.meta.events.register("before-sign.iam.*",
+                             lambda request, **_: request.headers.__setitem__("x-moto-account-id", OTHER_ACCOUNT))
+    return iam.create_role(RoleName="certrenew-dns", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
 def renewer_sts():
@@ -334,41 +339,44 @@ def renewer_sts():
     return boto3.client("sts", config=Config(user_agent_appid="certrenew", retries={"total_max_attempts": 1}))
 
 
+def admin_sts():
+    return boto3.client("sts", config=NO_RETRIES)
+
+
 def test_sts_refuses_a_role_that_does_not_exist(aws):
-    role = f"arn:aws:iam::{ACCOUNT}:role/no-such-role"
-    code, status, message = refusal(boto3.client("sts", config=NO_RETRIES).assume_role,
-                                    RoleArn=role, RoleSessionName="setup")
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/certrenew-dns"
+    code, status, message = refusal(admin_sts().assume_role, RoleArn=role, RoleSessionName="setup")
     assert (code, status) == ("AccessDenied", 403)
     assert message == (f"User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: sts:AssumeRole "
                        f"on resource: {role}")
 
 
 def test_sts_refuses_a_caller_the_trust_policy_does_not_name(aws):
-    role = create_role("dns-other", ["arn:aws:iam::999999999999:root"])
+    role = create_role(["arn:aws:iam::999999999999:root"])
     code, status, message = refusal(renewer_sts().assume_role, RoleArn=role, RoleSessionName="certrenew")
     assert (code, status) == ("AccessDenied", 403)
-    assert message.startswith(f"User: {RENEWER_ROLE} is not authorized to perform: sts:AssumeRole")
+    assert message == f"User: {RENEWER_ROLE} is not authorized to perform: sts:AssumeRole on resource: {role}"
 
 
 def test_sts_lets_the_role_named_in_the_trust_policy_assume_it(aws):
-    role = create_role("dns", [RENEWER_ROLE])
+    role = create_role([RENEWER_ROLE])
     assert renewer_sts().assume_role(RoleArn=role, RoleSessionName="certrenew")["Credentials"]["AccessKeyId"]
-    code, _, _ = refusal(boto3.client("sts", config=NO_RETRIES).assume_role, RoleArn=role, RoleSessionName="setup")
+    code, _, _ = refusal(admin_sts().assume_role, RoleArn=role, RoleSessionName="setup")
     assert code == "AccessDenied", "the admin (account root) is not the renewer's role"
 
 
 @pytest.mark.parametrize("principal", ["*", ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root"])
 def test_sts_lets_an_account_wide_trust_policy_be_assumed(aws, principal):
-    role = create_role("dns", principal)
+    role = create_role(principal)
     assert renewer_sts().assume_role(RoleArn=role, RoleSessionName="certrenew")["Credentials"]
-    assert boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="admin")["Credentials"]
+    assert admin_sts().assume_role(RoleArn=role, RoleSessionName="admin")["Credentials"]
 
 
 def test_sts_deny_in_the_trust_policy_wins(aws):
     deny = {"Effect": "Deny", "Action": "sts:AssumeRole", "Principal": {"AWS": RENEWER_ROLE}}
-    role = create_role("dns", f"arn:aws:iam::{ACCOUNT}:root", extra_statements=[deny])
+    role = create_role(f"arn:aws:iam::{ACCOUNT}:root", extra_statements=[deny])
     assert refusal(renewer_sts().assume_role, RoleArn=role, RoleSessionName="certrenew")[0] == "AccessDenied"
-    assert boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="admin")["Credentials"]
+    assert admin_sts().assume_role(RoleArn=role, RoleSessionName="admin")["Credentials"]
 
 
 # ----------------------------------------------------------------------------------------- SNS
@@ -413,8 +421,8 @@ def test_strict_false_answers_as_moto_does(aws, acm, topic):
     proxy_client.configure(aws.aws_endpoint_url, strict=False)
     assert import_cert(acm, new_key(), leaf(new_key()))  # a key of another certificate
     boto3.client("sns").publish(TopicArn=topic, Message="m", Subject="line one\nline two")
-    role = f"arn:aws:iam::{ACCOUNT}:role/no-such-role"
-    assert boto3.client("sts").assume_role(RoleArn=role, RoleSessionName="setup")["Credentials"]
+    role = f"arn:aws:iam::{OTHER_ACCOUNT}:role/certrenew-dns"  # no such role
+    assert admin_sts().assume_role(RoleArn=role, RoleSessionName="setup")["Credentials"]
     eu_acm = boto3.client("acm", region_name="eu-west-1")
     boto3.client("cloudfront").create_distribution(DistributionConfig=distribution_config(
         ["www.example.test"], import_for(eu_acm, ["other.test"])))
