@@ -7,7 +7,8 @@ Run as `python -m devstack.aws_proxy --port P --moto-url URL [--route53-delay N]
 - Records each call: service, region, operation, method, path, status, time (+ Route53 change batches).
 - Route53: gives every change a unique id and answers PENDING until `route53_delay` seconds after it.
 - Fault injection: `faults` rules answer an AWS-shaped error instead of forwarding (all, every
-  Nth, or a seeded share of the matching calls), or delay them.
+  Nth, or a seeded share of the matching calls), or delay them, or (`entries`) fail some entries
+  of a PutEvents call inside its 200 answer.
 - Strict mode (on unless `--lenient`): the rules of devstack/strict answer as AWS would where
   moto is lenient (a refused call is recorded with `strict: <code>`).
 - Control endpoints under /_devstack/ (never forwarded): see `ControlApi`.
@@ -51,6 +52,12 @@ class Fault:
     `seed`, so a run of calls in the same order sees the same faults). `count` caps the calls
     hit (None: no cap). `delay` sleeps that many seconds before answering; with `error: false`
     the call is then forwarded to moto (a slow call rather than a failed one).
+
+    With `entries: true` (EventBridge PutEvents) a hit call is answered 200 with some entries
+    failed inside it, as PutEvents does: each entry fails with `code` (ThrottlingException,
+    InternalFailure) and `message`, without an EventId, and FailedEntryCount counts them; the other
+    entries go to moto. `every` / `probability` then choose the failed ENTRIES (every Nth entry
+    seen by the rule, or each with the seeded probability; neither: every entry of a hit call).
     """
 
     service: str | list[str] | None = None
@@ -65,9 +72,13 @@ class Fault:
     delay: float = 0.0
     error: bool = True
     after: bool = False  # forward the call first, then answer the error: a response lost after AWS acted
+    entries: bool = False  # fail entries inside a 200 answer (PutEvents) instead of the whole call
+    entries_seen: int = 0  # entries of hit calls seen so far (for `every` with `entries`)
+    entries_failed: int = 0  # entries this rule failed
     matched: int = 0  # matching calls seen so far (for `every`)
     hits: int = 0  # calls this rule answered or delayed
     _random: random.Random | None = field(default=None, repr=False, compare=False)
+    _source: Fault | None = field(default=None, repr=False, compare=False)  # the rule a hit was copied from
 
     def __post_init__(self) -> None:
         if self.every is not None and (not isinstance(self.every, int) or self.every < 1):
@@ -80,6 +91,8 @@ class Fault:
             raise ValueError(f"delay must be >= 0, got {self.delay!r}")
         if self.probability is not None:
             self._random = random.Random(self.seed)
+        if self.entries and self.after:
+            raise ValueError("a fault takes `entries` or `after`, not both")
 
     def matches(self, service: str, operation: str) -> bool:
         return (_name_matches(self.service, service) and _name_matches(self.operation, operation)
@@ -88,18 +101,33 @@ class Fault:
     def fires(self) -> bool:
         """Called once per matching call (under the state lock): is this one hit?"""
         self.matched += 1
+        if self.entries:
+            return True  # `every` / `probability` choose entries, not calls
         if self.every is not None:
             return self.matched % self.every == 0
         if self._random is not None:
             return self._random.random() < float(self.probability)
         return True
 
+    def entry_fails(self) -> bool:
+        """Called once per entry of a hit call (under the state lock): does this entry fail?"""
+        self.entries_seen += 1
+        if self.every is not None:
+            failed = self.entries_seen % self.every == 0
+        elif self._random is not None:
+            failed = self._random.random() < float(self.probability)
+        else:
+            failed = True
+        self.entries_failed += failed
+        return failed
+
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     @classmethod
     def from_json(cls, data: dict) -> Fault:
-        known = {k for k in cls.__dataclass_fields__ if not k.startswith("_")} - {"matched", "hits"}
+        known = {k for k in cls.__dataclass_fields__ if not k.startswith("_")} - {
+            "matched", "hits", "entries_seen", "entries_failed"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -168,7 +196,14 @@ class ProxyState:
                         fault.count -= 1
                     fault.hits += 1
                     hit = deepcopy(fault)
+                    hit._source = fault
         return hit
+
+    def failed_entries(self, hit: Fault, count: int) -> list[int]:
+        """Which of a hit call's `count` entries fail (counted on the rule the hit came from)."""
+        with self.lock:
+            rule = hit._source or hit
+            return [index for index in range(count) if rule.entry_fails()]
 
     def record(self, call: dict) -> None:
         with self.lock:
@@ -228,6 +263,40 @@ def error_response(req: Request, fault: Fault) -> Response:
                 f"<Message>{fault.message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>").encode()
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
     return Response(fault.status, headers, body)
+
+
+def _entries(body: bytes) -> list:
+    """The `Entries` of a JSON-protocol batch call (PutEvents), [] when there are none."""
+    try:
+        entries = json.loads(body or b"{}").get("Entries")
+    except (ValueError, AttributeError):
+        return []
+    return entries if isinstance(entries, list) else []
+
+
+def forward_failing_entries(forwarder: MotoForwarder, req: Request, fault: Fault, failed: list[int]) -> Response:
+    """Forward the entries that do not fail; answer 200 with the `failed` ones failed in place."""
+    if not failed:
+        return forwarder.forward(req)
+    params = json.loads(req.body)
+    entries = params["Entries"]
+    kept = [e for i, e in enumerate(entries) if i not in failed]
+    if kept:
+        sent = Request(req.method, req.path, req.raw_path, req.query, req.headers,
+                       json.dumps({**params, "Entries": kept}).encode(), req.service, req.region, req.operation)
+        resp = forwarder.forward(sent)
+        if resp.status != 200:
+            return resp
+        answered = iter(json.loads(resp.body).get("Entries", []))
+        headers = resp.headers
+    else:
+        answered = iter(())
+        headers = [("Content-Type", JSON_CONTENT_TYPE), ("x-amzn-RequestId", secrets.token_hex(16))]
+    failure = {"ErrorCode": fault.code, "ErrorMessage": fault.message}
+    results = [dict(failure) if i in failed else next(answered, {}) for i in range(len(entries))]
+    count = sum(1 for r in results if "ErrorCode" in r)
+    body = json.dumps({"FailedEntryCount": count, "Entries": results}).encode()
+    return Response(200, headers, body)
 
 
 class MotoForwarder:
@@ -400,7 +469,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if fault and fault.delay:
             time.sleep(fault.delay)
             extra["delayed"] = fault.delay
-        if fault and fault.error and not fault.after:
+        if fault and fault.error and not fault.after and not fault.entries:
             return error_response(req, fault), {**extra, "fault": fault.code}
         call = self._strict_call(req)
         if call is not None:
@@ -412,7 +481,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 answer = Fault(status=refused.status, code=refused.code, message=refused.message)
                 return error_response(req, answer), {**extra, "strict": refused.code}
         try:
-            resp = self.forwarder.forward(req)
+            if fault and fault.entries:
+                failed = self.state.failed_entries(fault, len(_entries(req.body)))
+                extra["failed_entries"] = failed
+                resp = forward_failing_entries(self.forwarder, req, fault, failed)
+            else:
+                resp = self.forwarder.forward(req)
         except OSError as exc:
             log.error("moto unreachable for %s %s: %s", req.method, req.raw_path, exc)
             body = json.dumps({"message": f"devstack proxy: moto unreachable: {exc}"}).encode()

@@ -39,18 +39,37 @@ def get_config(endpoint: str) -> dict:
 
 
 def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None,
-              strict: bool | None = None) -> dict:
+              strict: bool | None = None, inuse_lag: float | None = None) -> dict:
     """Change the delay and/or replace the fault rules; returns the new config.
 
     A fault rule: {"service": "s3" | ["s3", "acm"] | "*", "operation": ..., "status": 503,
     "code": "ServiceUnavailable", "message": ..., "count": None (no cap) | N,
     "every": N (every Nth matching call) | "probability": 0.3 with "seed": 7,
-    "delay": seconds, "error": False (delay, then forward)}. The config read back shows, per
-    rule, `matched` (matching calls seen) and `hits` (calls it answered or delayed).
-    `strict=False` answers as moto does until the next reset (devstack/strict)."""
+    "delay": seconds, "error": False (delay, then forward), "after": True (forward, then answer
+    the error: a response lost after AWS acted)}. The config read back shows, per rule,
+    `matched` (matching calls seen) and `hits` (calls it answered or delayed).
+
+    Partial failure of a batch (EventBridge PutEvents): "entries": True answers a hit call 200
+    and fails some of its entries inside the answer, as PutEvents does: each failed entry has
+    `ErrorCode` = the rule's "code" ("ThrottlingException" or "InternalFailure"), `ErrorMessage`
+    = its "message", no `EventId`, and `FailedEntryCount` counts them; only the other entries
+    reach moto. "every": N fails every Nth entry the rule sees (across calls), "probability": p
+    with "seed" fails each entry with that seeded chance, neither fails every entry; "count"
+    caps the CALLS hit. E.g. {"service": "events", "operation": "PutEvents", "entries": True,
+    "every": 2, "code": "ThrottlingException", "message": "Rate exceeded"}. The config read back
+    also shows `entries_seen` and `entries_failed`.
+
+    S3's conflict on a conditional write is a plain rule: {"service": "s3", "operation":
+    "PutObject", "status": 409, "code": "ConditionalRequestConflict", "message": ...}.
+
+    `strict=False` answers as moto does until the next reset (devstack/strict).
+    `inuse_lag`: seconds ACM keeps reporting a certificate `InUseBy` a CloudFront distribution
+    after an UpdateDistribution moved it off (default 5; back to it on reset)."""
     payload: dict = {}
     if strict is not None:
         payload["strict"] = strict
+    if inuse_lag is not None:
+        payload["inuse_lag"] = inuse_lag
     if route53_delay is not None:
         payload["route53_delay"] = route53_delay
     if faults is not None:

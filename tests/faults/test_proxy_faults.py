@@ -1,6 +1,9 @@
 """The proxy's fault rules the fault suite relies on: every Nth call, a seeded share, any service,
-5xx errors botocore retries, and delays."""
+5xx errors botocore retries, delays, and
+PutEvents entries failed inside a 200 answer."""
 from __future__ import annotations
+
+import json
 
 import boto3
 import pytest
@@ -86,7 +89,61 @@ def test_a_delay_rule_slows_a_call_and_still_forwards_it(aws):
 def test_bad_rules_are_refused(aws):
     import urllib.error
     for bad in ({"every": 0}, {"probability": 1.5}, {"every": 2, "probability": 0.5}, {"delay": -1},
-                {"matched": 3}):
+                {"matched": 3}, {"entries": True, "after": True}, {"entries_failed": 1}):
         with pytest.raises(urllib.error.HTTPError) as caught:
             proxy_client.configure(aws.aws_endpoint_url, faults=[bad])
         assert caught.value.code == 400, bad
+
+
+# PutEvents partial failure: entries failed inside a 200 answer (`entries: true`)
+
+def put_four(events) -> dict:
+    return events.put_events(Entries=[{"Source": "certrenew", "DetailType": "t", "Detail": json.dumps({"n": n})}
+                                      for n in range(4)])
+
+
+def test_a_putevents_entries_fault_fails_every_nth_entry_inside_a_200(aws):
+    proxy_client.configure(aws.aws_endpoint_url, faults=[
+        {"service": "events", "operation": "PutEvents", "entries": True, "every": 2,
+         "code": "ThrottlingException", "message": "Rate exceeded"}])
+    events = boto3.client("events", config=NO_RETRIES)
+    answer = put_four(events)
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert answer["FailedEntryCount"] == 2
+    failed = [e for e in answer["Entries"] if "ErrorCode" in e]
+    assert [i for i, e in enumerate(answer["Entries"]) if "ErrorCode" in e] == [1, 3]
+    assert all(e == {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"} for e in failed)
+    assert all(e.get("EventId") for i, e in enumerate(answer["Entries"]) if i in (0, 2))
+
+    again = put_four(events)  # count 1: the next call goes through whole
+    assert again["FailedEntryCount"] == 0 and all(e.get("EventId") for e in again["Entries"])
+    rule = proxy_client.get_config(aws.aws_endpoint_url)["faults"][0]
+    assert (rule["hits"], rule["entries_failed"]) == (1, 2)
+    assert proxy_client.calls(aws.aws_endpoint_url, "events", "PutEvents")[0]["failed_entries"] == [1, 3]
+
+
+def test_a_putevents_entries_fault_with_a_seeded_probability_repeats(aws):
+    def pattern() -> list[str | None]:
+        proxy_client.reset(aws.aws_endpoint_url)
+        proxy_client.configure(aws.aws_endpoint_url, faults=[
+            {"service": "events", "operation": "PutEvents", "entries": True, "probability": 0.5, "seed": 3,
+             "count": None, "code": "InternalFailure", "message": "Internal service error"}])
+        events = boto3.client("events", config=NO_RETRIES)
+        codes = []
+        for _ in range(5):
+            answer = put_four(events)
+            assert answer["FailedEntryCount"] == sum("ErrorCode" in e for e in answer["Entries"])
+            codes += [e.get("ErrorCode") for e in answer["Entries"]]
+        return codes
+
+    first = pattern()
+    assert first == pattern()
+    assert set(first) == {None, "InternalFailure"}, first
+
+
+def test_a_putevents_entries_fault_can_fail_every_entry(aws):
+    proxy_client.configure(aws.aws_endpoint_url, faults=[
+        {"service": "events", "operation": "PutEvents", "entries": True, "code": "InternalFailure",
+         "message": "Internal service error"}])
+    answer = put_four(boto3.client("events", config=NO_RETRIES))
+    assert answer["FailedEntryCount"] == 4 and not any("EventId" in e for e in answer["Entries"])

@@ -316,6 +316,16 @@ def test_bad_control_request_is_a_400(aws):
     with pytest.raises(urllib.error.HTTPError) as caught:
         proxy_client.configure(aws.aws_endpoint_url, faults=[{"servce": "route53"}])
     assert caught.value.code == 400
+    for bad in ({"inuse_lag": -1}, {"strict": "yes"}):
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            proxy_client.configure(aws.aws_endpoint_url, **bad)
+        assert caught.value.code == 400, bad
+
+
+def test_strict_mode_is_on_by_default_and_named_in_the_config(aws):
+    config = proxy_client.get_config(aws.aws_endpoint_url)
+    assert config["strict"] is True
+    assert config["inuse_lag"] > 0
 
 
 # ---------------------------------------------------------------------------- Pebble validates through the bridge

@@ -19,12 +19,31 @@ from devstack.dns_bridge import OTHER_ACCOUNT
 from devstack_world import STATE_BUCKET, make_world
 
 ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/certrenew-dns"
+# The devstack's renewer (devstack/strict/sts.py): the stack's function role, as the README's
+# cross-account trust policy names it (output RenewerRoleArn).
+RENEWER_ROLE = "arn:aws:iam::123456789012:role/certrenew-renewer"
 
 
 @pytest.fixture
 def w(aws, tmp_path, monkeypatch):
     monkeypatch.setenv("CERTRENEW_STATE_BUCKET", STATE_BUCKET)
+    create_dns_role()
     return make_world(aws, tmp_path, zones=("example.test", "shop.test", "delegate.test"))
+
+
+def in_other_account(service: str):
+    """A client acting as the other account's own administrator (moto picks the account by header)."""
+    client = boto3.client(service)
+    client.meta.events.register(f"before-sign.{service}.*",
+                                lambda request, **_: request.headers.__setitem__("x-moto-account-id", OTHER_ACCOUNT))
+    return client
+
+
+def create_dns_role() -> None:
+    """The role the zone's account gives certrenew, trusting the stack's function role only (README)."""
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": [RENEWER_ROLE]}}]}
+    in_other_account("iam").create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
 
 
 def cert(name, *domains, **dns):
@@ -58,9 +77,7 @@ def route53_calls(w, operation):
 
 
 def other_account_route53():
-    creds = boto3.client("sts").assume_role(RoleArn=ROLE, RoleSessionName="test")["Credentials"]
-    return boto3.client("route53", aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    return in_other_account("route53")
 
 
 def test_a_run_makes_one_upsert_and_one_delete_batch_per_zone(w, capsys):
