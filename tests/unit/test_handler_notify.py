@@ -7,7 +7,7 @@ import json
 from botocore.exceptions import ClientError
 
 from acme_flow.adapters.notify import (EXPIRING, CompositeNotifier, EventBridgeNotifier, SnsNotifier,
-                                       expiring)
+                                       expiring, subject_line)
 from acme_flow.models import (AcmeSettings, CertificateResult, CertificateSpec, Config, DeploySpec, Outcome,
                               RunReport, S3Export)
 
@@ -109,6 +109,64 @@ def test_a_huge_report_is_trimmed_to_what_needs_attention():
     assert len(message["Message"].encode()) <= 256 * 1024
     data = json.loads(json.loads(message["Message"])["default"])
     assert [c["name"] for c in data["certificates"]] == ["bad"] and data["truncated"] == 2000
+
+
+SNS_LIMIT = 262_144  # bytes, the whole Message (every MessageStructure=json part together)
+
+
+def _accepted_by_sns(message: dict) -> dict:
+    """What SNS Publish checks: the size of the whole Message and the subject; returns the parts."""
+    assert len(message["Message"].encode("utf-8")) <= SNS_LIMIT, len(message["Message"].encode("utf-8"))
+    subject = message["Subject"]
+    assert len(subject) < 100 and subject.isascii() and "\n" not in subject and "\r" not in subject, subject
+    return json.loads(message["Message"])
+
+
+def test_a_thousand_failures_with_long_reasons_still_make_one_report_that_fits():
+    sns = FakeSns()
+    rows = [result(f"cert-{i:04d}", Outcome.FAILED, 3, reason=f"deploy to acm:eu-west-{i % 3} failed: " + "é" * 2000,
+                   targets=tuple(f"acm:arn:aws:acm:us-east-1:123456789012:certificate/{i}-{t}" for t in range(5)))
+            for i in range(1000)]
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*rows))
+    (message,) = sns.published
+    body = _accepted_by_sns(message)
+    assert message["Subject"].startswith("certrenew FAILED: 1000 failed")
+    data = json.loads(body["default"])
+    assert data["counts"] == {"failed": 1000} and data["ok"] is False
+    listed = [c["name"] for c in data["certificates"]]
+    assert listed and listed[0] == "cert-0000", "failures are named"
+    assert data["truncated"] == 1000 - len(listed)
+    text = body["email"]
+    assert "cert-0000: FAILED" in text and "1000 failed" in text
+    assert f"{1000 - text.count(': FAILED')} more certificate(s) not listed" in text
+    assert all(len(c["reason"]) <= 1000 for c in data["certificates"]), "reasons are truncated"
+
+
+def test_two_hundred_failures_keep_every_row():
+    sns = FakeSns()
+    rows = [result(f"cert-{i:03d}", Outcome.FAILED, 3, reason="CA error rateLimited: " + "x" * 600,
+                   targets=(f"acm:{ARN}", "s3://my-certs/example.com/")) for i in range(200)]
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*rows))
+    body = _accepted_by_sns(sns.published[0])
+    assert len(json.loads(body["default"])["certificates"]) == 200
+    assert body["email"].count(": FAILED") == 200
+
+
+def test_the_json_report_is_carried_once():
+    sns = FakeSns()
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(result("s", Outcome.ISSUED, 90)))
+    assert set(json.loads(sns.published[0]["Message"])) == {"default", "email"}
+
+
+def test_the_subject_is_shorter_than_100_ascii_characters():
+    counts = {o.value: 1_234_567_890 for o in Outcome}
+    subject = subject_line("EXPIRING", counts)
+    assert len(subject) < 100 and subject.isascii() and subject.startswith("certrenew EXPIRING: "), subject
+    assert "\n" not in subject_line("FAILED\nx\u00e9", {"failed": 1})
+    sns = FakeSns()
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*[
+        result(f"c{i}", o, 5) for i, o in enumerate([Outcome.FAILED, Outcome.ISSUED, Outcome.RENEWED, Outcome.DEPLOYED])]))
+    _accepted_by_sns(sns.published[0])
 
 
 def test_publish_errors_are_logged_not_raised(caplog):
