@@ -199,11 +199,12 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
 
     resolvers = parse_resolvers(settings.dns_resolvers)
     propagation = DnsPropagation(resolvers)
+    clock = clock or SystemClock()
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     notifier = CompositeNotifier(
         SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
-        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days)
-        if settings.event_bus else None)
+        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
+                            sleep=clock.sleep) if settings.event_bus else None)
     return Renewer(
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
@@ -215,7 +216,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
         exporter=S3Exporter(clients.get("s3"), settings.export_kms_key),
         notifier=notifier,
-        clock=clock or SystemClock(),
+        clock=clock,
         check_name_servers=not propagation.uses_fixed_resolvers,
         check_interval=settings.check_interval,
         workers=WORKERS,

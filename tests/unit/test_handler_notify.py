@@ -50,16 +50,28 @@ class FakeSns:
 
 
 class FakeEvents:
-    def __init__(self, reject=()):
+    """PutEvents that fails the entries of `reject` (always) and of `flaky` (name -> how many
+    times) inside a 200 answer, as EventBridge does."""
+
+    def __init__(self, reject=(), flaky=None, code="InternalFailure"):
         self.calls = []
         self.reject = set(reject)
+        self.flaky = dict(flaky or {})
+        self.code = code
 
     def put_events(self, Entries):
         assert 1 <= len(Entries) <= 10, "PutEvents takes at most ten entries"
         self.calls.append(Entries)
-        answers = [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
-                   if json.loads(e["Detail"])["name"] in self.reject else {"EventId": "e"} for e in Entries]
+        answers = [self._answer(json.loads(e["Detail"])["name"]) for e in Entries]
         return {"FailedEntryCount": sum("ErrorCode" in a for a in answers), "Entries": answers}
+
+    def _answer(self, name):
+        if self.flaky.get(name):
+            self.flaky[name] -= 1
+            return {"ErrorCode": self.code, "ErrorMessage": "try again"}
+        if name in self.reject:
+            return {"ErrorCode": self.code, "ErrorMessage": "try again"}
+        return {"EventId": "e"}
 
 
 # ---- SNS -----------------------------------------------------------------------------------------
@@ -202,11 +214,39 @@ def test_one_event_per_outcome_with_where_to_pull_the_files():
 
 
 def test_events_go_ten_per_call_and_rejections_are_logged(caplog):
-    events = FakeEvents(reject={"c07"})
+    events = FakeEvents(reject={"c07"}, code="MalformedDetail")
     run = report(*[result(f"c{i:02d}", Outcome.ISSUED, 90) for i in range(23)])
     EventBridgeNotifier(events, CONFIG).notify(run)
-    assert [len(c) for c in events.calls] == [10, 10, 3]
-    assert "event certrenew.certificate.renewed for c07 not accepted: InternalFailure" in caplog.text
+    assert [len(c) for c in events.calls] == [10, 10, 3], "a non-retryable rejection is not sent again"
+    assert "event certrenew.certificate.renewed for c07 not accepted: MalformedDetail" in caplog.text
+
+
+def test_entries_failed_inside_a_200_answer_are_retried_with_backoff(caplog):
+    events = FakeEvents(flaky={"c03": 2, "c12": 1}, code="ThrottlingException")
+    waits = []
+    run = report(*[result(f"c{i:02d}", Outcome.ISSUED, 90) for i in range(13)])
+    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(run)
+    names = [[json.loads(e["Detail"])["name"] for e in call] for call in events.calls]
+    assert names == [[f"c{i:02d}" for i in range(10)], ["c03"], ["c03"],
+                     [f"c{i:02d}" for i in range(10, 13)], ["c12"]]
+    assert waits == [0.5, 1.0, 0.5], "waits go through the injected sleep, doubling"
+    assert "not accepted" not in caplog.text
+
+
+def test_retryable_failures_stop_after_a_bounded_number_of_attempts(caplog):
+    events = FakeEvents(reject={"c01"}, code="InternalFailure")
+    waits = []
+    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(report(result("c01", Outcome.FAILED)))
+    assert len(events.calls) == 4 and len(waits) == 3
+    assert "event certrenew.certificate.failed for c01 not accepted (after 4 attempts): InternalFailure" in caplog.text
+
+
+def test_the_backoff_of_a_run_is_bounded_whatever_the_number_of_events():
+    events = FakeEvents(reject={f"c{i:03d}" for i in range(200)}, code="ThrottlingException")
+    waits = []
+    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(
+        report(*[result(f"c{i:03d}", Outcome.ISSUED, 90) for i in range(200)]))
+    assert sum(waits) <= 20.0
 
 
 def test_planned_rows_make_no_events():

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -40,6 +40,14 @@ SUBJECT_MAX = 99  # SNS: "Subjects must be ... less than 100 characters"
 REASON_CHARS = 300  # a reason cut short when a report has to shrink
 SOON_NAMES = 50  # expiring certificates named in the text
 PUT_EVENTS_MAX_ENTRIES = 10
+PUT_EVENTS_ATTEMPTS = 4  # per entry: the first call and three retries of what failed retryably
+PUT_EVENTS_BACKOFF = 0.5  # seconds before the first retry, doubled each time
+PUT_EVENTS_MAX_WAIT = 4.0
+PUT_EVENTS_WAIT_BUDGET = 20.0  # seconds of backoff at most per run, whatever the number of events
+# Entry error codes (PutEventsResultEntry.ErrorCode) worth another try: throttling and AWS-side faults.
+RETRYABLE_ENTRY_ERRORS = frozenset({"ThrottlingException", "InternalFailure", "InternalException",
+                                    "ServiceUnavailable", "KMSThrottlingException",
+                                    "ConcurrentModificationException"})
 
 
 def days_left(result: CertificateResult, now: dt.datetime) -> float | None:
@@ -205,12 +213,16 @@ def render_text(report: RunReport, soon: Sequence[CertificateResult], expiring_d
 
 
 class EventBridgeNotifier:
+    """`sleep` waits between retries of entries EventBridge failed inside a 200 answer (the run's
+    clock in production; None retries without waiting)."""
+
     def __init__(self, events, config: Config, bus: str = "default",
-                 expiring_days: float = DEFAULT_EXPIRING_DAYS) -> None:
+                 expiring_days: float = DEFAULT_EXPIRING_DAYS, sleep: Callable[[float], None] | None = None) -> None:
         self._events = events
         self._config = config
         self.bus = bus
         self.expiring_days = expiring_days
+        self._sleep = sleep or (lambda seconds: None)
 
     def entries(self, report: RunReport) -> list[dict[str, Any]]:
         """The PutEvents entries of one run (one per outcome worth an event)."""
@@ -232,19 +244,42 @@ class EventBridgeNotifier:
         return out
 
     def notify(self, report: RunReport) -> None:
-        entries = self.entries(report)
-        for chunk in _chunks(entries, PUT_EVENTS_MAX_ENTRIES):
+        budget = [PUT_EVENTS_WAIT_BUDGET]  # seconds of backoff left for this run's events
+        for chunk in _chunks(self.entries(report), PUT_EVENTS_MAX_ENTRIES):
+            self._put(chunk, budget)
+
+    def _put(self, chunk: list[dict[str, Any]], budget: list[float]) -> None:
+        """One PutEvents call, then again for the entries that failed with a retryable code
+        (a bounded number of times, with backoff); the others are logged."""
+        pending = chunk
+        for attempt in range(1, PUT_EVENTS_ATTEMPTS + 1):
             try:
-                got = self._events.put_events(Entries=chunk)
+                got = self._events.put_events(Entries=pending)
             except (ClientError, BotoCoreError) as exc:
-                log.error("could not put %d certificate event(s) on %s: %s", len(chunk), self.bus, exc)
-                continue
-            if got.get("FailedEntryCount"):
-                for entry, answer in zip(chunk, got.get("Entries", [])):
-                    if answer.get("ErrorCode"):
-                        log.error("event %s for %s not accepted: %s %s", entry["DetailType"],
-                                  json.loads(entry["Detail"])["name"], answer["ErrorCode"],
-                                  answer.get("ErrorMessage", ""))
+                log.error("could not put %d certificate event(s) on %s: %s", len(pending), self.bus, exc)
+                return
+            failed = [(e, a) for e, a in zip(pending, got.get("Entries", [])) if a.get("ErrorCode")]
+            wait = min(PUT_EVENTS_BACKOFF * 2 ** (attempt - 1), PUT_EVENTS_MAX_WAIT)
+            last = attempt == PUT_EVENTS_ATTEMPTS or budget[0] < wait
+            retry = []
+            for entry, answer in failed:
+                if answer["ErrorCode"] in RETRYABLE_ENTRY_ERRORS and not last:
+                    retry.append(entry)
+                else:
+                    _log_rejected(entry, answer, attempt)
+            if not retry:
+                return
+            log.info("EventBridge failed %d event(s) with a retryable code: trying again in %.1f s",
+                     len(retry), wait)
+            budget[0] -= wait
+            self._sleep(wait)
+            pending = retry
+
+
+def _log_rejected(entry: dict[str, Any], answer: dict[str, Any], attempts: int) -> None:
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+    log.error("event %s for %s not accepted%s: %s %s", entry["DetailType"], json.loads(entry["Detail"])["name"],
+              tries, answer["ErrorCode"], answer.get("ErrorMessage", ""))
 
 
 def _detail(r: CertificateResult, spec, report: RunReport) -> dict[str, Any]:
