@@ -55,7 +55,7 @@ class Settings:
             dns_resolvers=env.get("CERTRENEW_DNS_RESOLVERS") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             sns_topic_arn=env.get("CERTRENEW_SNS_TOPIC_ARN") or None,
-            export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or env.get("CERTRENEW_STATE_KMS_KEY") or None,
+            export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or None,  # never the state key
             check_interval=parse_interval(env.get("CERTRENEW_CHECK_INTERVAL") or "7d", "CERTRENEW_CHECK_INTERVAL"),
             event_bus=env.get("CERTRENEW_EVENT_BUS") or None,
             expiring_days=env_number(env, "CERTRENEW_EXPIRING_DAYS", 14.0, float),
@@ -214,7 +214,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         importer=AcmImporter(lambda region: clients.get("acm", region),
                              lambda region: clients.single_try("acm", region)),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
-        exporter=S3Exporter(clients.get("s3"), settings.export_kms_key),
+        exporter=S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region),
         notifier=notifier,
         clock=clock,
         check_name_servers=not propagation.uses_fixed_resolvers,

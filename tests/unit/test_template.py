@@ -20,7 +20,7 @@ NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloud
 
 # The full policy with every option on. Growing it is a decision: update this list knowingly.
 EXPECTED_ACTIONS = {
-    "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+    "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetBucketLocation",
     "kms:GenerateDataKey", "kms:Decrypt",
     "route53:ListHostedZones", "route53:GetChange", "route53:GetHostedZone",
     "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets",
@@ -602,13 +602,26 @@ def test_export_permissions_only_when_a_bucket_is_given(template):
     key = tp.ALL_OPTIONS_PARAMETERS["ExportKmsKeyArn"]
     # a key without a bucket grants nothing
     assert "ExportKey" not in by_sid(tp.resolved_statements({"ExportKmsKeyArn": key}, template))
+    assert "ExportBucketLocation" not in st
     st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs"}, template))
     assert st["ExportObjects"].actions == ("s3:PutObject",)
     assert st["ExportObjects"].resources == ("arn:aws:s3:::my-certs/*",)
+    assert st["ExportBucketLocation"].actions == ("s3:GetBucketLocation",)  # the preflight's region check
+    assert st["ExportBucketLocation"].resources == ("arn:aws:s3:::my-certs",)
     assert "ExportKey" not in st
     st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs", "ExportKmsKeyArn": key}, template))
     assert st["ExportKey"].actions == ("kms:GenerateDataKey",)
     assert st["ExportKey"].resources == (key,)
+
+
+def test_the_export_key_is_its_own_parameter_never_the_state_key(function, template):
+    env = function["Environment"]["Variables"]
+    assert env["CERTRENEW_EXPORT_KMS_KEY"] == {"Ref": "ExportKmsKeyArn"}
+    assert param_default(template, "ExportKmsKeyArn") == ""
+    from acme_flow.bootstrap import Settings
+    settings = Settings.from_env({"CERTRENEW_STATE_KMS_KEY": "arn:aws:kms:us-east-1:123456789012:key/state",
+                                  "CERTRENEW_EXPORT_KMS_KEY": ""})
+    assert settings.export_kms_key is None, "an empty ExportKmsKeyArn means the bucket's default encryption"
 
 
 def test_config_and_secret_reads(template):
