@@ -148,7 +148,23 @@ def load_config(settings: Settings, clients: Clients | None = None) -> Config:
             text = Path(ref).read_bytes()
     except (OSError, ClientError, BotoCoreError) as exc:
         raise ConfigError([Problem("", f"cannot read the config: {exc}")], ref) from None
-    return parse_config(text, ref)
+    config = parse_config(text, ref)
+    check_notify_topic(config, settings)
+    return config
+
+
+def check_notify_topic(config: Config, settings: Settings) -> None:
+    """In a stack (CERTRENEW_SNS_TOPIC_ARN set), the function may publish only to the stack's
+    topic: a different notify.sns_topic_arn would fail at the end of every run, so it is a
+    config error now, before anything is written."""
+    wanted, allowed = config.notify.sns_topic_arn, settings.sns_topic_arn
+    if wanted and allowed and wanted != allowed:
+        raise ConfigError([Problem("notify.sns_topic_arn", (
+            f"{wanted} is not the topic this stack publishes to ({allowed}, CERTRENEW_SNS_TOPIC_ARN): "
+            "the function's policy allows only that one. Either remove notify.sns_topic_arn from the "
+            f"config (reports go to {allowed}), or deploy the stack with the template parameter "
+            f"NotificationTopicArn={wanted} (and NotificationTopicKmsKeyArn if that topic is encrypted "
+            "with a customer managed KMS key)"))], config.source)
 
 
 def read_secret(ref: str, clients: Clients) -> str:

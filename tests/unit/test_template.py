@@ -356,7 +356,7 @@ def test_every_reference_names_something_declared(template):
     generates for a function) nor a pseudo parameter fails to deploy."""
     declared = set(template["Parameters"]) | set(template["Resources"]) | set(tp.PSEUDO_PARAMETERS) | {"AWS::NoValue"}
     declared |= {f"{n}Role" for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns"}  # Fn::Sub variables
+    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns", "TopicRegion"}  # Fn::Sub variables
     used = _names_used([template.get("Globals", {}), template["Resources"], template["Outputs"]], set())
     assert used - declared - subs == set()
 
@@ -643,6 +643,20 @@ def test_notification_and_events(template):
     st = by_sid(tp.resolved_statements({"NotificationTopicArn": given}, template))
     assert st["Notify"].resources == (given,)
     assert st["OutcomeEvents"].resources == ("arn:aws:events:us-east-1:123456789012:event-bus/default",)
+
+
+def test_a_given_topic_encrypted_with_a_customer_key_may_be_published_to(template):
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    given = "arn:aws:sns:eu-west-1:123456789012:ops"
+    assert "NotifyTopicKey" not in by_sid(tp.resolved_statements({}, template))
+    assert "NotifyTopicKey" not in by_sid(tp.resolved_statements({"NotificationTopicArn": given}, template))
+    # the stack's own topic has no customer key: a key without a given topic grants nothing
+    assert "NotifyTopicKey" not in by_sid(tp.resolved_statements({"NotificationTopicKmsKeyArn": key}, template))
+    st = by_sid(tp.resolved_statements({"NotificationTopicArn": given, "NotificationTopicKmsKeyArn": key}, template))
+    assert set(st["NotifyTopicKey"].actions) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert st["NotifyTopicKey"].resources == (key,)
+    assert st["NotifyTopicKey"].conditions == {"StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}}
+    assert st["Notify"].resources == (given,)
 
 
 def test_topic_created_only_without_a_given_arn(resources, template):
