@@ -223,7 +223,8 @@ def test_weekly_schedule_v2(function, template):
     assert props["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert param_default(template, "ScheduleExpression") == "rate(7 days)"
     assert props["OmitName"] is True
-    assert json.loads(props["Input"]) == {"action": "renew"}
+    assert json.loads(props["Input"]) == {"action": "renew", "schedule": "<aws.scheduler.schedule-arn>",
+                                          "scheduled_time": "<aws.scheduler.scheduled-time>"}
     assert props["State"] == {"Ref": "ScheduleState"}
     assert template["Parameters"]["ScheduleState"]["AllowedValues"] == ["ENABLED", "DISABLED"]
     assert param_default(template, "ScheduleState") == "ENABLED"
