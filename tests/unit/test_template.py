@@ -283,6 +283,16 @@ def test_state_bucket_lifecycle_never_expires_current_objects(resources, templat
         assert not {"ExpirationInDays", "ExpirationDate", "Transitions", "Transition"} & set(rule), rule
 
 
+def test_state_bucket_removes_delete_markers_left_alone(resources):
+    """Deleted challenge ledgers (and any deleted object) leave a delete marker in the versioned
+    bucket; once its noncurrent versions expire it is an expired delete marker: removed."""
+    rules = resources["StateBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (rule,) = [r for r in rules if r.get("ExpiredObjectDeleteMarker")]
+    assert rule["ExpiredObjectDeleteMarker"] is True and rule["Status"] == "Enabled"
+    # S3/CloudFormation refuse it together with ExpirationInDays, ExpirationDate or TagFilters
+    assert not {"ExpirationInDays", "ExpirationDate", "TagFilters"} & set(rule), rule
+
+
 def test_state_bucket_denies_plain_http(resources):
     policy = resources["StateBucketPolicy"]["Properties"]
     assert policy["Bucket"] == {"Ref": "StateBucket"}
