@@ -174,7 +174,8 @@ def test_the_subject_is_shorter_than_100_ascii_characters():
     counts = {o.value: 1_234_567_890 for o in Outcome}
     subject = subject_line("EXPIRING", counts)
     assert len(subject) < 100 and subject.isascii() and subject.startswith("certrenew EXPIRING: "), subject
-    assert "\n" not in subject_line("FAILED\nx\u00e9", {"failed": 1})
+    odd = subject_line("FAILED\nx\u00e9\x07", {"failed": 1})
+    assert odd == "certrenew FAILED x : 1 failed" and odd.isascii() and odd.isprintable(), odd
     sns = FakeSns()
     SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*[
         result(f"c{i}", o, 5) for i, o in enumerate([Outcome.FAILED, Outcome.ISSUED, Outcome.RENEWED, Outcome.DEPLOYED])]))

@@ -169,8 +169,8 @@ def subject_line(status: str, counts: dict[str, int]) -> str:
     while len(subject) > SUBJECT_MAX and len(parts) > 1:
         parts.pop()
         subject = f"{head}: {', '.join(parts)}, ..."
-    subject = subject.encode("ascii", "replace").decode("ascii")
-    return " ".join(subject.split())[:SUBJECT_MAX]
+    printable = "".join(c if c.isascii() and c.isprintable() else " " for c in subject)
+    return " ".join(printable.split())[:SUBJECT_MAX]
 
 
 def _attention(report: RunReport, soon: Sequence[CertificateResult]) -> list[CertificateResult]:
