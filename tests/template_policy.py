@@ -384,6 +384,7 @@ IAM_ACTIONS_BY_CALL: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "CopyObject"): ("s3:GetObject", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey"),
     ("s3", "GetObjectVersion"): ("s3:GetObjectVersion",),
     ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
+    ("s3", "GetBucketLocation"): ("s3:GetBucketLocation",),  # the export bucket's region (preflight)
     # DNS-01
     ("route53", "ListHostedZones"): ("route53:ListHostedZones",),
     ("route53", "ListHostedZonesByName"): ("route53:ListHostedZonesByName",),

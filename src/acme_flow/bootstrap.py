@@ -55,7 +55,7 @@ class Settings:
             dns_resolvers=env.get("CERTRENEW_DNS_RESOLVERS") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             sns_topic_arn=env.get("CERTRENEW_SNS_TOPIC_ARN") or None,
-            export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or env.get("CERTRENEW_STATE_KMS_KEY") or None,
+            export_kms_key=env.get("CERTRENEW_EXPORT_KMS_KEY") or None,  # never the state key
             check_interval=parse_interval(env.get("CERTRENEW_CHECK_INTERVAL") or "7d", "CERTRENEW_CHECK_INTERVAL"),
             event_bus=env.get("CERTRENEW_EVENT_BUS") or None,
             expiring_days=env_number(env, "CERTRENEW_EXPIRING_DAYS", 14.0, float),
@@ -148,7 +148,23 @@ def load_config(settings: Settings, clients: Clients | None = None) -> Config:
             text = Path(ref).read_bytes()
     except (OSError, ClientError, BotoCoreError) as exc:
         raise ConfigError([Problem("", f"cannot read the config: {exc}")], ref) from None
-    return parse_config(text, ref)
+    config = parse_config(text, ref)
+    check_notify_topic(config, settings)
+    return config
+
+
+def check_notify_topic(config: Config, settings: Settings) -> None:
+    """In a stack (CERTRENEW_SNS_TOPIC_ARN set), the function may publish only to the stack's
+    topic: a different notify.sns_topic_arn would fail at the end of every run, so it is a
+    config error now, before anything is written."""
+    wanted, allowed = config.notify.sns_topic_arn, settings.sns_topic_arn
+    if wanted and allowed and wanted != allowed:
+        raise ConfigError([Problem("notify.sns_topic_arn", (
+            f"{wanted} is not the topic this stack publishes to ({allowed}, CERTRENEW_SNS_TOPIC_ARN): "
+            "the function's policy allows only that one. Either remove notify.sns_topic_arn from the "
+            f"config (reports go to {allowed}), or deploy the stack with the template parameter "
+            f"NotificationTopicArn={wanted} (and NotificationTopicKmsKeyArn if that topic is encrypted "
+            "with a customer managed KMS key)"))], config.source)
 
 
 def read_secret(ref: str, clients: Clients) -> str:
@@ -199,11 +215,12 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
 
     resolvers = parse_resolvers(settings.dns_resolvers)
     propagation = DnsPropagation(resolvers)
+    clock = clock or SystemClock()
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     notifier = CompositeNotifier(
         SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
-        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days)
-        if settings.event_bus else None)
+        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
+                            sleep=clock.sleep) if settings.event_bus else None)
     return Renewer(
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
@@ -213,9 +230,9 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         importer=AcmImporter(lambda region: clients.get("acm", region),
                              lambda region: clients.single_try("acm", region)),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
-        exporter=S3Exporter(clients.get("s3"), settings.export_kms_key),
+        exporter=S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region),
         notifier=notifier,
-        clock=clock or SystemClock(),
+        clock=clock,
         check_name_servers=not propagation.uses_fixed_resolvers,
         check_interval=settings.check_interval,
         workers=WORKERS,

@@ -176,6 +176,9 @@ class CloudFrontAttacher(Protocol):
 class Exporter(Protocol):
     def export(self, bucket: str, prefix: str, material: CertificateMaterial) -> str: ...
 
+    def check(self, bucket: str) -> None:
+        """Raise DeployError when the bucket cannot be found or the export key cannot serve it."""
+
 
 class Notifier(Protocol):
     def notify(self, report: RunReport) -> None: ...

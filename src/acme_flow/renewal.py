@@ -159,6 +159,8 @@ class Renewer:
             self.importer.check_region(region)
         for distribution in spec.deploy.cloudfront:
             self.cloudfront.check(distribution)
+        if spec.deploy.s3:
+            self.exporter.check(spec.deploy.s3.bucket)
         if row.decision.action is Action.ISSUE:
             for domain in dict.fromkeys(d.removeprefix("*.") for d in spec.domains):
                 self.dns.locate(f"_acme-challenge.{domain}", "", spec)

@@ -1,7 +1,7 @@
 """Lambda events into run requests. Pure: raises EventError naming the field.
 
-Three shapes: the scheduled event (EventBridge Scheduler input or the classic Scheduled Event),
-the manual event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ...}`, and the
+Three shapes: the scheduled event (the EventBridge Scheduler input of template.yaml, which
+carries the schedule's ARN, or the classic Scheduled Event; an empty event too), the manual event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ...}`, and the
 SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
 `{"certificate": "name"}` (`parse_work_item`).
 """
@@ -15,7 +15,12 @@ from acme_flow.errors import EventError, Problem
 MAX_EVENT_BYTES = 256 * 1024
 WORK_ITEM_KEYS = {"certificate", "force"}
 MANUAL_KEYS = {"action", "certificates", "force", "dry_run"}
+# template.yaml's Scheduler input: {"action": "renew", "schedule": "<aws.scheduler.schedule-arn>",
+# "scheduled_time": "<aws.scheduler.scheduled-time>"} (Scheduler fills in the context attributes).
+SCHEDULER_KEYS = {"action", "schedule", "scheduled_time"}
 ACTIONS = ("renew", "plan")
+SCHEDULED = "scheduled"
+MANUAL = "manual"
 
 
 @dataclass(frozen=True)
@@ -24,22 +29,38 @@ class Request:
     certificates: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
-    source: str = "schedule"
+    source: str = SCHEDULED  # scheduled | manual
 
 
 def parse_event(event: object) -> Request:
     """Scheduled (EventBridge Scheduler input or classic Scheduled Event) or manual event."""
     if event is None:
-        return Request()
+        return Request(source=SCHEDULED)
     if not isinstance(event, dict):
         raise EventError([Problem("", f"the event must be a JSON object, got {type(event).__name__}")])
     if len(json.dumps(event, default=str)) > MAX_EVENT_BYTES:
         raise EventError([Problem("", f"the event is larger than {MAX_EVENT_BYTES} bytes")])
     if event.get("detail-type") == "Scheduled Event" or event.get("source") == "aws.events":
-        return Request(source="schedule")
+        return Request(source=SCHEDULED)
     if not event:
-        return Request(source="schedule")
+        return Request(source=SCHEDULED)
+    if "schedule" in event:
+        return _scheduler_input(event)
     return _manual(event)
+
+
+def _scheduler_input(event: dict) -> Request:
+    """The input an EventBridge Scheduler schedule sends (it names the schedule)."""
+    problems = [Problem(key, f"unknown key; a scheduler input takes {sorted(SCHEDULER_KEYS)}")
+                for key in sorted(set(event) - SCHEDULER_KEYS)]
+    if not isinstance(event["schedule"], str) or not event["schedule"]:
+        problems.append(Problem("schedule", "must be the schedule's ARN (<aws.scheduler.schedule-arn>)"))
+    action = event.get("action", "renew")
+    if action not in ACTIONS:
+        problems.append(Problem("action", f"{action!r} is not one of {list(ACTIONS)}"))
+    if problems:
+        raise EventError(problems)
+    return Request(action=action, source=SCHEDULED)
 
 
 def _manual(event: dict) -> Request:
@@ -59,7 +80,7 @@ def _manual(event: dict) -> Request:
     if problems:
         raise EventError(problems)
     return Request(action=action, certificates=tuple(names), force=event.get("force", False),
-                   dry_run=event.get("dry_run", False), source="manual")
+                   dry_run=event.get("dry_run", False), source=MANUAL)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from acme_flow import pki
-from devstack import world
+from devstack import proxy_client, world
 from devstack_world import STATE_BUCKET, make_world
 
 
@@ -50,6 +50,24 @@ def test_two_runs_at_once_issue_once(w):
     lease = json.loads(w.s3.get_object(Bucket=STATE_BUCKET, Key="locks/site.json")["Body"].read())
     assert lease["holder"] is None, "the lease is released at the end of the run"
     assert len(w.acm().list_certificates(Includes={"keyTypes": ["EC_prime256v1"]})["CertificateSummaryList"]) == 1
+
+
+def test_a_409_on_the_first_account_key_write_is_a_lost_race_not_a_crash(w, capsys):
+    """Two workers on a fresh stack: S3 may answer the create-only write of the account key with
+    409 ConditionalRequestConflict. The run reads the winner's key (or, none yet, writes again)."""
+    config = w.write_config([site()])
+    # A run's PutObjects: the lease, then the account key (a fresh stack has none).
+    proxy_client.configure(w.stack.aws_endpoint_url, faults=[
+        {"service": "s3", "operation": "PutObject", "status": 409, "code": "ConditionalRequestConflict",
+         "message": "A conflicting operation occurred. If using PutObject you can retry the request.",
+         "every": 2, "count": 1}])
+    code, report = w.run_json(config, capsys=capsys)
+    (faulted,) = proxy_client.faulted(w.stack.aws_endpoint_url)
+    assert faulted["path"].endswith("/account-key.pem"), f"the fault must hit the account key, hit {faulted['path']}"
+    assert code == 0, report
+    assert report["certificates"][0]["outcome"] == "issued"
+    keys = w.state_keys()
+    assert [k for k in keys if k.endswith("/account-key.pem")] and [k for k in keys if k.endswith("/account.json")]
 
 
 def test_a_held_lease_skips_and_an_expired_one_is_taken_over(w, capsys):

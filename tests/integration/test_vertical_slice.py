@@ -32,6 +32,8 @@ def shop():
 def test_issue_store_and_deploy_everywhere(w, capsys):
     dist = world.create_distribution(boto3.client("cloudfront"), ["example.test", "www.example.test"],
                                      minimum_protocol="TLSv1")
+    w.s3.put_bucket_encryption(Bucket=EXPORT_BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})  # the export's default
     config = w.write_config([site(dist), shop()])
     code, report = w.run_json(config, capsys=capsys)
     assert code == 0, report

@@ -7,7 +7,7 @@ import json
 from botocore.exceptions import ClientError
 
 from acme_flow.adapters.notify import (EXPIRING, CompositeNotifier, EventBridgeNotifier, SnsNotifier,
-                                       expiring)
+                                       expiring, subject_line)
 from acme_flow.models import (AcmeSettings, CertificateResult, CertificateSpec, Config, DeploySpec, Outcome,
                               RunReport, S3Export)
 
@@ -50,16 +50,28 @@ class FakeSns:
 
 
 class FakeEvents:
-    def __init__(self, reject=()):
+    """PutEvents that fails the entries of `reject` (always) and of `flaky` (name -> how many
+    times) inside a 200 answer, as EventBridge does."""
+
+    def __init__(self, reject=(), flaky=None, code="InternalFailure"):
         self.calls = []
         self.reject = set(reject)
+        self.flaky = dict(flaky or {})
+        self.code = code
 
     def put_events(self, Entries):
         assert 1 <= len(Entries) <= 10, "PutEvents takes at most ten entries"
         self.calls.append(Entries)
-        answers = [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
-                   if json.loads(e["Detail"])["name"] in self.reject else {"EventId": "e"} for e in Entries]
+        answers = [self._answer(json.loads(e["Detail"])["name"]) for e in Entries]
         return {"FailedEntryCount": sum("ErrorCode" in a for a in answers), "Entries": answers}
+
+    def _answer(self, name):
+        if self.flaky.get(name):
+            self.flaky[name] -= 1
+            return {"ErrorCode": self.code, "ErrorMessage": "try again"}
+        if name in self.reject:
+            return {"ErrorCode": self.code, "ErrorMessage": "try again"}
+        return {"EventId": "e"}
 
 
 # ---- SNS -----------------------------------------------------------------------------------------
@@ -111,6 +123,65 @@ def test_a_huge_report_is_trimmed_to_what_needs_attention():
     assert [c["name"] for c in data["certificates"]] == ["bad"] and data["truncated"] == 2000
 
 
+SNS_LIMIT = 262_144  # bytes, the whole Message (every MessageStructure=json part together)
+
+
+def _accepted_by_sns(message: dict) -> dict:
+    """What SNS Publish checks: the size of the whole Message and the subject; returns the parts."""
+    assert len(message["Message"].encode("utf-8")) <= SNS_LIMIT, len(message["Message"].encode("utf-8"))
+    subject = message["Subject"]
+    assert len(subject) < 100 and subject.isascii() and "\n" not in subject and "\r" not in subject, subject
+    return json.loads(message["Message"])
+
+
+def test_a_thousand_failures_with_long_reasons_still_make_one_report_that_fits():
+    sns = FakeSns()
+    rows = [result(f"cert-{i:04d}", Outcome.FAILED, 3, reason=f"deploy to acm:eu-west-{i % 3} failed: " + "é" * 2000,
+                   targets=tuple(f"acm:arn:aws:acm:us-east-1:123456789012:certificate/{i}-{t}" for t in range(5)))
+            for i in range(1000)]
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*rows))
+    (message,) = sns.published
+    body = _accepted_by_sns(message)
+    assert message["Subject"].startswith("certrenew FAILED: 1000 failed")
+    data = json.loads(body["default"])
+    assert data["counts"] == {"failed": 1000} and data["ok"] is False
+    listed = [c["name"] for c in data["certificates"]]
+    assert listed and listed[0] == "cert-0000", "failures are named"
+    assert data["truncated"] == 1000 - len(listed)
+    text = body["email"]
+    assert "cert-0000: FAILED" in text and "1000 failed" in text
+    assert f"{1000 - text.count(': FAILED')} more certificate(s) not listed" in text
+    assert all(len(c["reason"]) <= 1000 for c in data["certificates"]), "reasons are truncated"
+
+
+def test_two_hundred_failures_keep_every_row():
+    sns = FakeSns()
+    rows = [result(f"cert-{i:03d}", Outcome.FAILED, 3, reason="CA error rateLimited: " + "x" * 600,
+                   targets=(f"acm:{ARN}", "s3://my-certs/example.com/")) for i in range(200)]
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*rows))
+    body = _accepted_by_sns(sns.published[0])
+    assert len(json.loads(body["default"])["certificates"]) == 200
+    assert body["email"].count(": FAILED") == 200
+
+
+def test_the_json_report_is_carried_once():
+    sns = FakeSns()
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(result("s", Outcome.ISSUED, 90)))
+    assert set(json.loads(sns.published[0]["Message"])) == {"default", "email"}
+
+
+def test_the_subject_is_shorter_than_100_ascii_characters():
+    counts = {o.value: 1_234_567_890 for o in Outcome}
+    subject = subject_line("EXPIRING", counts)
+    assert len(subject) < 100 and subject.isascii() and subject.startswith("certrenew EXPIRING: "), subject
+    odd = subject_line("FAILED\nx\u00e9\x07", {"failed": 1})
+    assert odd == "certrenew FAILED x : 1 failed" and odd.isascii() and odd.isprintable(), odd
+    sns = FakeSns()
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(report(*[
+        result(f"c{i}", o, 5) for i, o in enumerate([Outcome.FAILED, Outcome.ISSUED, Outcome.RENEWED, Outcome.DEPLOYED])]))
+    _accepted_by_sns(sns.published[0])
+
+
 def test_publish_errors_are_logged_not_raised(caplog):
     SnsNotifier(FakeSns(fail=True), "arn:aws:sns:us-east-1:123456789012:t").notify(report(result("s", Outcome.ISSUED, 90)))
     assert "could not publish the run report" in caplog.text
@@ -144,11 +215,39 @@ def test_one_event_per_outcome_with_where_to_pull_the_files():
 
 
 def test_events_go_ten_per_call_and_rejections_are_logged(caplog):
-    events = FakeEvents(reject={"c07"})
+    events = FakeEvents(reject={"c07"}, code="MalformedDetail")
     run = report(*[result(f"c{i:02d}", Outcome.ISSUED, 90) for i in range(23)])
     EventBridgeNotifier(events, CONFIG).notify(run)
-    assert [len(c) for c in events.calls] == [10, 10, 3]
-    assert "event certrenew.certificate.renewed for c07 not accepted: InternalFailure" in caplog.text
+    assert [len(c) for c in events.calls] == [10, 10, 3], "a non-retryable rejection is not sent again"
+    assert "event certrenew.certificate.renewed for c07 not accepted: MalformedDetail" in caplog.text
+
+
+def test_entries_failed_inside_a_200_answer_are_retried_with_backoff(caplog):
+    events = FakeEvents(flaky={"c03": 2, "c12": 1}, code="ThrottlingException")
+    waits = []
+    run = report(*[result(f"c{i:02d}", Outcome.ISSUED, 90) for i in range(13)])
+    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(run)
+    names = [[json.loads(e["Detail"])["name"] for e in call] for call in events.calls]
+    assert names == [[f"c{i:02d}" for i in range(10)], ["c03"], ["c03"],
+                     [f"c{i:02d}" for i in range(10, 13)], ["c12"]]
+    assert waits == [0.5, 1.0, 0.5], "waits go through the injected sleep, doubling"
+    assert "not accepted" not in caplog.text
+
+
+def test_retryable_failures_stop_after_a_bounded_number_of_attempts(caplog):
+    events = FakeEvents(reject={"c01"}, code="InternalFailure")
+    waits = []
+    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(report(result("c01", Outcome.FAILED)))
+    assert len(events.calls) == 4 and len(waits) == 3
+    assert "event certrenew.certificate.failed for c01 not accepted (after 4 attempts): InternalFailure" in caplog.text
+
+
+def test_the_backoff_of_a_run_is_bounded_whatever_the_number_of_events():
+    events = FakeEvents(reject={f"c{i:03d}" for i in range(200)}, code="ThrottlingException")
+    waits = []
+    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(
+        report(*[result(f"c{i:03d}", Outcome.ISSUED, 90) for i in range(200)]))
+    assert sum(waits) <= 20.0
 
 
 def test_planned_rows_make_no_events():

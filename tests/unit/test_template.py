@@ -20,7 +20,7 @@ NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloud
 
 # The full policy with every option on. Growing it is a decision: update this list knowingly.
 EXPECTED_ACTIONS = {
-    "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+    "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetBucketLocation",
     "kms:GenerateDataKey", "kms:Decrypt",
     "route53:ListHostedZones", "route53:GetChange", "route53:GetHostedZone",
     "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets",
@@ -223,7 +223,8 @@ def test_weekly_schedule_v2(function, template):
     assert props["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert param_default(template, "ScheduleExpression") == "rate(7 days)"
     assert props["OmitName"] is True
-    assert json.loads(props["Input"]) == {"action": "renew"}
+    assert json.loads(props["Input"]) == {"action": "renew", "schedule": "<aws.scheduler.schedule-arn>",
+                                          "scheduled_time": "<aws.scheduler.scheduled-time>"}
     assert props["State"] == {"Ref": "ScheduleState"}
     assert template["Parameters"]["ScheduleState"]["AllowedValues"] == ["ENABLED", "DISABLED"]
     assert param_default(template, "ScheduleState") == "ENABLED"
@@ -280,6 +281,16 @@ def test_state_bucket_lifecycle_never_expires_current_objects(resources, templat
     assert param_default(template, "NoncurrentVersionRetentionDays") == 90
     for rule in rules:
         assert not {"ExpirationInDays", "ExpirationDate", "Transitions", "Transition"} & set(rule), rule
+
+
+def test_state_bucket_removes_delete_markers_left_alone(resources):
+    """Deleted challenge ledgers (and any deleted object) leave a delete marker in the versioned
+    bucket; once its noncurrent versions expire it is an expired delete marker: removed."""
+    rules = resources["StateBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (rule,) = [r for r in rules if r.get("ExpiredObjectDeleteMarker")]
+    assert rule["ExpiredObjectDeleteMarker"] is True and rule["Status"] == "Enabled"
+    # S3/CloudFormation refuse it together with ExpirationInDays, ExpirationDate or TagFilters
+    assert not {"ExpirationInDays", "ExpirationDate", "TagFilters"} & set(rule), rule
 
 
 def test_state_bucket_denies_plain_http(resources):
@@ -356,7 +367,7 @@ def test_every_reference_names_something_declared(template):
     generates for a function) nor a pseudo parameter fails to deploy."""
     declared = set(template["Parameters"]) | set(template["Resources"]) | set(tp.PSEUDO_PARAMETERS) | {"AWS::NoValue"}
     declared |= {f"{n}Role" for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns"}  # Fn::Sub variables
+    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns", "TopicRegion"}  # Fn::Sub variables
     used = _names_used([template.get("Globals", {}), template["Resources"], template["Outputs"]], set())
     assert used - declared - subs == set()
 
@@ -602,13 +613,26 @@ def test_export_permissions_only_when_a_bucket_is_given(template):
     key = tp.ALL_OPTIONS_PARAMETERS["ExportKmsKeyArn"]
     # a key without a bucket grants nothing
     assert "ExportKey" not in by_sid(tp.resolved_statements({"ExportKmsKeyArn": key}, template))
+    assert "ExportBucketLocation" not in st
     st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs"}, template))
     assert st["ExportObjects"].actions == ("s3:PutObject",)
     assert st["ExportObjects"].resources == ("arn:aws:s3:::my-certs/*",)
+    assert st["ExportBucketLocation"].actions == ("s3:GetBucketLocation",)  # the preflight's region check
+    assert st["ExportBucketLocation"].resources == ("arn:aws:s3:::my-certs",)
     assert "ExportKey" not in st
     st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs", "ExportKmsKeyArn": key}, template))
     assert st["ExportKey"].actions == ("kms:GenerateDataKey",)
     assert st["ExportKey"].resources == (key,)
+
+
+def test_the_export_key_is_its_own_parameter_never_the_state_key(function, template):
+    env = function["Environment"]["Variables"]
+    assert env["CERTRENEW_EXPORT_KMS_KEY"] == {"Ref": "ExportKmsKeyArn"}
+    assert param_default(template, "ExportKmsKeyArn") == ""
+    from acme_flow.bootstrap import Settings
+    settings = Settings.from_env({"CERTRENEW_STATE_KMS_KEY": "arn:aws:kms:us-east-1:123456789012:key/state",
+                                  "CERTRENEW_EXPORT_KMS_KEY": ""})
+    assert settings.export_kms_key is None, "an empty ExportKmsKeyArn means the bucket's default encryption"
 
 
 def test_config_and_secret_reads(template):
@@ -630,6 +654,20 @@ def test_notification_and_events(template):
     st = by_sid(tp.resolved_statements({"NotificationTopicArn": given}, template))
     assert st["Notify"].resources == (given,)
     assert st["OutcomeEvents"].resources == ("arn:aws:events:us-east-1:123456789012:event-bus/default",)
+
+
+def test_a_given_topic_encrypted_with_a_customer_key_may_be_published_to(template):
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    given = "arn:aws:sns:eu-west-1:123456789012:ops"
+    assert "NotifyTopicKey" not in by_sid(tp.resolved_statements({}, template))
+    assert "NotifyTopicKey" not in by_sid(tp.resolved_statements({"NotificationTopicArn": given}, template))
+    # the stack's own topic has no customer key: a key without a given topic grants nothing
+    assert "NotifyTopicKey" not in by_sid(tp.resolved_statements({"NotificationTopicKmsKeyArn": key}, template))
+    st = by_sid(tp.resolved_statements({"NotificationTopicArn": given, "NotificationTopicKmsKeyArn": key}, template))
+    assert set(st["NotifyTopicKey"].actions) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert st["NotifyTopicKey"].resources == (key,)
+    assert st["NotifyTopicKey"].conditions == {"StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}}
+    assert st["Notify"].resources == (given,)
 
 
 def test_topic_created_only_without_a_given_arn(resources, template):

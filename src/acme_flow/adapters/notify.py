@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -34,8 +35,19 @@ DETAIL_TYPES = {
 }
 EXPIRING = "certrenew.certificate.expiring"
 DEFAULT_EXPIRING_DAYS = 14
-SNS_MAX_BYTES = 256 * 1024
+SNS_MAX_BYTES = 262_144  # the whole Publish Message, every MessageStructure=json part together
+SUBJECT_MAX = 99  # SNS: "Subjects must be ... less than 100 characters"
+REASON_CHARS = 300  # a reason cut short when a report has to shrink
+SOON_NAMES = 50  # expiring certificates named in the text
 PUT_EVENTS_MAX_ENTRIES = 10
+PUT_EVENTS_ATTEMPTS = 4  # per entry: the first call and three retries of what failed retryably
+PUT_EVENTS_BACKOFF = 0.5  # seconds before the first retry, doubled each time
+PUT_EVENTS_MAX_WAIT = 4.0
+PUT_EVENTS_WAIT_BUDGET = 20.0  # seconds of backoff at most per run, whatever the number of events
+# Entry error codes (PutEventsResultEntry.ErrorCode) worth another try: throttling and AWS-side faults.
+RETRYABLE_ENTRY_ERRORS = frozenset({"ThrottlingException", "InternalFailure", "InternalException",
+                                    "ServiceUnavailable", "KMSThrottlingException",
+                                    "ConcurrentModificationException"})
 
 
 def days_left(result: CertificateResult, now: dt.datetime) -> float | None:
@@ -68,13 +80,7 @@ class SnsNotifier:
         soon = expiring(report, self.expiring_days)
         if not acted and not soon:
             return  # a quiet week sends nothing
-        subject, text, data = render_sns(report, soon, self.expiring_days)
-        message = json.dumps({"default": data, "email": text, "email-json": data})
-        if len(message.encode()) > SNS_MAX_BYTES:
-            # very large runs: keep the counts and what needs attention, not every skipped row
-            data = json.dumps(_trimmed(report.to_dict()))
-            text = text[: SNS_MAX_BYTES // 4]
-            message = json.dumps({"default": data, "email": text, "email-json": data})
+        subject, message = sns_message(report, soon, self.expiring_days)
         try:
             self._sns.publish(TopicArn=self.topic_arn, Subject=subject, Message=message,
                               MessageStructure="json")
@@ -82,48 +88,141 @@ class SnsNotifier:
             log.error("could not publish the run report to %s: %s", self.topic_arn, exc)
 
 
-def render_sns(report: RunReport, soon: Sequence[CertificateResult],
-               expiring_days: float = DEFAULT_EXPIRING_DAYS) -> tuple[str, str, str]:
-    """(subject, e-mail text, JSON report) of one run."""
+@dataclass(frozen=True)
+class _Cut:
+    """How much of a run one SNS message carries."""
+
+    every_row: bool = True  # the JSON lists the not-due rows too
+    brief: bool = False  # reasons cut to REASON_CHARS, no timings in the JSON
+    limit: int | None = None  # at most this many rows that need attention
+
+
+# Larger reports are cut step by step until the whole Message fits SNS_MAX_BYTES.
+CUTS = (_Cut(), _Cut(every_row=False), _Cut(every_row=False, brief=True))
+
+
+def sns_message(report: RunReport, soon: Sequence[CertificateResult],
+                expiring_days: float = DEFAULT_EXPIRING_DAYS) -> tuple[str, str]:
+    """(subject, Message) of one run, the Message always within SNS_MAX_BYTES: the JSON report
+    (`default`: SQS, Lambda, HTTP and email-json subscribers) and a readable text (`email`).
+
+    A large run keeps its counts and what needs attention: first the not-due rows go, then the
+    reasons are cut short, then rows from the end, with a "N more" note."""
     status = "FAILED" if not report.ok else ("EXPIRING" if soon else "OK")
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
-    subject = f"certrenew {status}: {counts}"[:100]
-    lines = [f"certrenew run {report.started:%Y-%m-%d %H:%M}Z - {report.finished:%H:%M}Z: {counts}", ""]
+    subject = subject_line(status, report.counts())
+    for cut in CUTS:
+        message = _envelope(report, soon, expiring_days, cut)
+        if _fits(message):
+            return subject, message
+    return subject, _largest_that_fits(report, soon, expiring_days)
+
+
+def _largest_that_fits(report: RunReport, soon: Sequence[CertificateResult], expiring_days: float) -> str:
+    """The message with as many rows needing attention as fit (failures first)."""
+    last = CUTS[-1]
+    low, high = 0, len(_attention(report, soon))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _fits(_envelope(report, soon, expiring_days, replace(last, limit=middle))):
+            low = middle
+        else:
+            high = middle - 1
+    return _envelope(report, soon, expiring_days, replace(last, limit=low))
+
+
+def _fits(message: str) -> bool:
+    return len(message.encode("utf-8")) <= SNS_MAX_BYTES
+
+
+def _envelope(report: RunReport, soon: Sequence[CertificateResult], expiring_days: float, cut: _Cut) -> str:
+    rows = _attention(report, soon)
+    shown = rows if cut.limit is None else rows[:cut.limit]
+    text = render_text(report, soon, expiring_days, shown, len(rows) - len(shown), cut.brief)
+    listed = list(report.results) if cut.every_row else shown
+    data = report.to_dict()
+    data["certificates"] = [_row(r, cut.brief) for r in listed]
+    if len(listed) < len(report.results):
+        data["truncated"] = len(report.results) - len(listed)
+        data["note"] = (f"{data['truncated']} more certificate(s) not listed (the message must fit SNS's "
+                        f"{SNS_MAX_BYTES} bytes): see the run's log or `certrenew status`")
+    return json.dumps({"default": json.dumps(data, separators=(",", ":")), "email": text})
+
+
+def _row(r: CertificateResult, brief: bool) -> dict[str, Any]:
+    row = r.to_dict()
+    if brief:
+        row["reason"] = _short(r.reason)
+        row.pop("issuance_seconds", None)
+        row.pop("dns_wait_seconds", None)
+    return row
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= REASON_CHARS else reason[:REASON_CHARS - 3] + "..."
+
+
+def subject_line(status: str, counts: dict[str, int]) -> str:
+    """`certrenew STATUS: counts`: ASCII, one line, shorter than SNS's 100 characters."""
+    head = f"certrenew {status}"
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())] or ["nothing to do"]
+    subject = f"{head}: {', '.join(parts)}"
+    while len(subject) > SUBJECT_MAX and len(parts) > 1:
+        parts.pop()
+        subject = f"{head}: {', '.join(parts)}, ..."
+    printable = "".join(c if c.isascii() and c.isprintable() else " " for c in subject)
+    return " ".join(printable.split())[:SUBJECT_MAX]
+
+
+def _attention(report: RunReport, soon: Sequence[CertificateResult]) -> list[CertificateResult]:
+    """The rows the text lists, failures first: every outcome but not-due skips and plans."""
+    close = {id(r) for r in soon}
     order = {Outcome.FAILED: 0, Outcome.ISSUED: 1, Outcome.RENEWED: 1, Outcome.DEPLOYED: 2}
-    for r in sorted(report.results, key=lambda r: (order.get(r.outcome, 3), r.name)):
-        if r.outcome is Outcome.SKIPPED and r not in soon:
-            continue
+    rows = [r for r in report.results
+            if r.outcome not in (Outcome.SKIPPED, Outcome.PLANNED) or id(r) in close]
+    return sorted(rows, key=lambda r: (order.get(r.outcome, 3), r.name))
+
+
+def render_text(report: RunReport, soon: Sequence[CertificateResult], expiring_days: float,
+                rows: Sequence[CertificateResult], more: int = 0, brief: bool = False) -> str:
+    """The e-mail text of one run: the counts, then one block per row."""
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
+    lines = [f"certrenew run {report.started:%Y-%m-%d %H:%M}Z - {report.finished:%H:%M}Z: {counts}", ""]
+    for r in rows:
         left = days_left(r, report.finished)
         expiry = f", expires {r.not_after:%Y-%m-%d} ({left:g} days)" if r.not_after and left is not None else ""
         serial = f", serial {r.serial}" if r.serial else ""
         lines.append(f"- {r.name}: {r.outcome.value.upper()}{serial}{expiry}")
-        lines.append(f"    {r.reason}")
+        lines.append(f"    {_short(r.reason) if brief else r.reason}")
         for target in r.targets:
             lines.append(f"    -> {target}")
-    skipped = sum(1 for r in report.results if r.outcome is Outcome.SKIPPED and r not in soon)
+    if more:
+        lines += ["", f"{more} more certificate(s) not listed: see the JSON report, the run's log "
+                      "or `certrenew status`."]
+    close = {id(r) for r in soon}
+    skipped = sum(1 for r in report.results if r.outcome is Outcome.SKIPPED and id(r) not in close)
     if skipped:
         lines += ["", f"{skipped} other certificate(s) were not due."]
     if soon:
-        lines += ["", f"{len(soon)} certificate(s) expire in fewer than {expiring_days:g} days: "
-                  + ", ".join(r.name for r in soon)]
-    return subject, "\n".join(lines) + "\n", json.dumps(report.to_dict(), indent=1)
-
-
-def _trimmed(data: dict[str, Any]) -> dict[str, Any]:
-    keep = [c for c in data["certificates"] if c["outcome"] not in ("skipped", "planned")]
-    return {**data, "certificates": keep, "truncated": len(data["certificates"]) - len(keep)}
+        names = ", ".join(r.name for r in soon[:SOON_NAMES])
+        extra = f" and {len(soon) - SOON_NAMES} more" if len(soon) > SOON_NAMES else ""
+        lines += ["", f"{len(soon)} certificate(s) expire in fewer than {expiring_days:g} days: {names}{extra}"]
+    return "\n".join(lines) + "\n"
 
 
 # ---- EventBridge -------------------------------------------------------------------------------
 
 
 class EventBridgeNotifier:
+    """`sleep` waits between retries of entries EventBridge failed inside a 200 answer (the run's
+    clock in production; None retries without waiting)."""
+
     def __init__(self, events, config: Config, bus: str = "default",
-                 expiring_days: float = DEFAULT_EXPIRING_DAYS) -> None:
+                 expiring_days: float = DEFAULT_EXPIRING_DAYS, sleep: Callable[[float], None] | None = None) -> None:
         self._events = events
         self._config = config
         self.bus = bus
         self.expiring_days = expiring_days
+        self._sleep = sleep or (lambda seconds: None)
 
     def entries(self, report: RunReport) -> list[dict[str, Any]]:
         """The PutEvents entries of one run (one per outcome worth an event)."""
@@ -145,19 +244,42 @@ class EventBridgeNotifier:
         return out
 
     def notify(self, report: RunReport) -> None:
-        entries = self.entries(report)
-        for chunk in _chunks(entries, PUT_EVENTS_MAX_ENTRIES):
+        budget = [PUT_EVENTS_WAIT_BUDGET]  # seconds of backoff left for this run's events
+        for chunk in _chunks(self.entries(report), PUT_EVENTS_MAX_ENTRIES):
+            self._put(chunk, budget)
+
+    def _put(self, chunk: list[dict[str, Any]], budget: list[float]) -> None:
+        """One PutEvents call, then again for the entries that failed with a retryable code
+        (a bounded number of times, with backoff); the others are logged."""
+        pending = chunk
+        for attempt in range(1, PUT_EVENTS_ATTEMPTS + 1):
             try:
-                got = self._events.put_events(Entries=chunk)
+                got = self._events.put_events(Entries=pending)
             except (ClientError, BotoCoreError) as exc:
-                log.error("could not put %d certificate event(s) on %s: %s", len(chunk), self.bus, exc)
-                continue
-            if got.get("FailedEntryCount"):
-                for entry, answer in zip(chunk, got.get("Entries", [])):
-                    if answer.get("ErrorCode"):
-                        log.error("event %s for %s not accepted: %s %s", entry["DetailType"],
-                                  json.loads(entry["Detail"])["name"], answer["ErrorCode"],
-                                  answer.get("ErrorMessage", ""))
+                log.error("could not put %d certificate event(s) on %s: %s", len(pending), self.bus, exc)
+                return
+            failed = [(e, a) for e, a in zip(pending, got.get("Entries", [])) if a.get("ErrorCode")]
+            wait = min(PUT_EVENTS_BACKOFF * 2 ** (attempt - 1), PUT_EVENTS_MAX_WAIT)
+            last = attempt == PUT_EVENTS_ATTEMPTS or budget[0] < wait
+            retry = []
+            for entry, answer in failed:
+                if answer["ErrorCode"] in RETRYABLE_ENTRY_ERRORS and not last:
+                    retry.append(entry)
+                else:
+                    _log_rejected(entry, answer, attempt)
+            if not retry:
+                return
+            log.info("EventBridge failed %d event(s) with a retryable code: trying again in %.1f s",
+                     len(retry), wait)
+            budget[0] -= wait
+            self._sleep(wait)
+            pending = retry
+
+
+def _log_rejected(entry: dict[str, Any], answer: dict[str, Any], attempts: int) -> None:
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+    log.error("event %s for %s not accepted%s: %s %s", entry["DetailType"], json.loads(entry["Detail"])["name"],
+              tries, answer["ErrorCode"], answer.get("ErrorMessage", ""))
 
 
 def _detail(r: CertificateResult, spec, report: RunReport) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""PEM export to an S3 prefix for servers outside AWS (nginx, HAProxy, ...)."""
+"""PEM export to an S3 prefix for servers outside AWS (nginx, HAProxy, ...).
+
+`privkey.pem` is encrypted with the export key (CERTRENEW_EXPORT_KMS_KEY) when one is set, else
+with the export bucket's own default encryption: never with the key of the state bucket, whose
+readers would then need Decrypt on the key that protects the ACME account key, and which S3
+cannot use for a bucket in another region.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,14 +16,48 @@ from ..models import CertificateMaterial
 
 log = logging.getLogger("certrenew.export")
 
+# GetBucketLocation's LocationConstraint for the regions that predate region names.
+LEGACY_LOCATIONS = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
+
 
 class S3Exporter:
-    def __init__(self, s3, kms_key: str | None = None) -> None:
+    def __init__(self, s3, kms_key: str | None = None, region: str = "us-east-1") -> None:
         self._s3 = s3
         self._kms_key = kms_key
+        self._region = region  # the function's: where a key given as id or alias lives
+        self._bucket_regions: dict[str, str] = {}
+
+    def check(self, bucket: str) -> None:
+        """Raise DeployError when the export bucket cannot be found, or when the export key is
+        in another region than the bucket (S3 uses only a KMS key of the bucket's region)."""
+        region = self._bucket_region(bucket)
+        if not self._kms_key:
+            return
+        key_region = kms_key_region(self._kms_key, self._region)
+        if key_region != region:
+            raise DeployError(f"s3://{bucket}", (
+                f"the export KMS key {self._kms_key} (CERTRENEW_EXPORT_KMS_KEY, template parameter "
+                f"ExportKmsKeyArn) is in {key_region} but the bucket is in {region}: S3 can only use a "
+                f"KMS key of the bucket's region; give the ARN of a key in {region}, or leave it empty "
+                "to use the bucket's default encryption"))
+
+    def _bucket_region(self, bucket: str) -> str:
+        if bucket not in self._bucket_regions:
+            try:
+                got = self._s3.get_bucket_location(Bucket=bucket)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code == "NoSuchBucket":
+                    raise DeployError(f"s3://{bucket}", "no such export bucket") from None
+                raise DeployError(f"s3://{bucket}", f"cannot read the export bucket's region "
+                                                    f"(s3:GetBucketLocation): {code or exc}") from None
+            constraint = got.get("LocationConstraint")
+            self._bucket_regions[bucket] = LEGACY_LOCATIONS.get(constraint, constraint)
+        return self._bucket_regions[bucket]
 
     def export(self, bucket: str, prefix: str, material: CertificateMaterial) -> str:
-        """Writes cert.pem, chain.pem, fullchain.pem, then privkey.pem (SSE-KMS)."""
+        """Writes cert.pem, chain.pem, fullchain.pem, then privkey.pem (SSE-KMS with the export
+        key, or the bucket's default encryption)."""
         files = {"cert.pem": material.cert_pem, "chain.pem": material.chain_pem,
                  "fullchain.pem": material.fullchain_pem}
         location = f"s3://{bucket}/{prefix}"
@@ -25,9 +65,7 @@ class S3Exporter:
             for name, text in files.items():
                 self._s3.put_object(Bucket=bucket, Key=prefix + name, Body=text.encode(),
                                     ContentType="application/x-pem-file")
-            secret = {"ServerSideEncryption": "aws:kms"}
-            if self._kms_key:
-                secret["SSEKMSKeyId"] = self._kms_key
+            secret = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self._kms_key} if self._kms_key else {}
             self._s3.put_object(Bucket=bucket, Key=prefix + "privkey.pem", Body=material.key_pem.encode(),
                                 ContentType="application/x-pem-file", **secret)
         except ClientError as exc:
@@ -35,3 +73,12 @@ class S3Exporter:
             raise DeployError(location, f"{err.get('Code')}: {err.get('Message')}") from None
         log.info("exported PEM files to %s", location)
         return location
+
+
+def kms_key_region(key: str, default_region: str) -> str:
+    """The region of a KMS key: from its ARN (key or alias), else (an id or alias name) the
+    region of the caller."""
+    parts = key.split(":")
+    if key.startswith("arn:") and len(parts) > 3 and parts[3]:
+        return parts[3]
+    return default_region

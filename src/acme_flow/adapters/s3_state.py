@@ -36,6 +36,7 @@ from ..models import (AccountState, CertificateInfo, CertificateMaterial, Deploy
 log = logging.getLogger("certrenew.state")
 SCHEMA = 1
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+ACCOUNT_WRITE_ATTEMPTS = 3  # create-only writes of the account key that may meet a 409
 
 
 def _lease(raw: bytes) -> dict[str, Any]:
@@ -82,14 +83,24 @@ class S3StateStore:
     def save_account(self, account: AccountState) -> AccountState:
         """Write the key once (create-only) and the account URL; returns the stored account.
 
-        If another run created the key first, its key wins and is returned.
+        If another run created the key first, its key wins and is returned. A conflict with no
+        key to read yet (409 ConditionalRequestConflict: the other write had not finished, or
+        failed) is tried again, a few times.
         """
         prefix = self.account_prefix(account.directory)
-        created = self._put(prefix + "account-key.pem", account.key_pem, secret=True, create_only=True)
-        if not created:
+        key = prefix + "account-key.pem"
+        for _ in range(ACCOUNT_WRITE_ATTEMPTS):
+            if self._conditional_put(key, account.key_pem, {"IfNoneMatch": "*"}, secret=True):
+                break
             existing = self.load_account(account.directory)
             if existing is not None and existing.key_pem != account.key_pem:
+                log.info("another run created the ACME account key first: using it")
                 return existing
+            if existing is not None:
+                break  # our own key: written before (an update of the URL, or a lost answer)
+        else:
+            raise StateError(key, f"not created: S3 answered a write conflict {ACCOUNT_WRITE_ATTEMPTS} times "
+                                  "and no other run's key appeared")
         self._put(prefix + "account.json", json.dumps(
             {"directory": account.directory, "url": account.url, "email": account.email}, indent=2))
         return account
@@ -222,31 +233,29 @@ class S3StateStore:
 
     # -- objects --------------------------------------------------------------------------------
 
-    def _conditional_put(self, key: str, body: str, condition: dict[str, str]) -> dict | None:
-        """PutObject under a condition: the response, or None when the condition failed."""
+    def _conditional_put(self, key: str, body: str, condition: dict[str, str], *,
+                         secret: bool = False) -> dict | None:
+        """PutObject under a condition: the response, or None when the condition failed (412
+        PreconditionFailed, or 409 ConditionalRequestConflict for a concurrent conflicting write)."""
         try:
-            return self._s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(),
-                                       ContentType="application/json", **condition)
+            return self._s3.put_object(**self._put_args(key, body, secret), **condition)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in CONFLICT_CODES:
                 return None
             raise
 
-    def _put(self, key: str, text: str, *, secret: bool = False, create_only: bool = False) -> bool:
+    def _put(self, key: str, text: str, *, secret: bool = False) -> None:
+        self._s3.put_object(**self._put_args(key, text, secret))
+
+    def _put_args(self, key: str, text: str, secret: bool) -> dict[str, Any]:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": text.encode()}
+        if key.endswith(".json"):
+            args["ContentType"] = "application/json"
         if secret:
             args["ServerSideEncryption"] = "aws:kms"
             if self._kms_key:
                 args["SSEKMSKeyId"] = self._kms_key
-        if create_only:
-            args["IfNoneMatch"] = "*"
-        try:
-            self._s3.put_object(**args)
-            return True
-        except ClientError as exc:
-            if create_only and exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                return False
-            raise
+        return args
 
     def _get_text(self, key: str, remember_etag: bool = False) -> str | None:
         try:
