@@ -2,8 +2,11 @@
 Route53 refuses it (moto would accept it)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devstack.strict import AwsError, Call
@@ -40,6 +43,32 @@ def body(changes) -> bytes:
                      f"</ResourceRecordSet></Change>")
     return ('<ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><ChangeBatch>'
             f"<Changes>{''.join(parts)}</Changes></ChangeBatch></ChangeResourceRecordSetsRequest>").encode()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list
+    body: bytes
+    reason: str = ""
+
+
+def call_for(r53, zone, *changes) -> Call:
+    return Call(service="route53", region="us-east-1", operation="ChangeResourceRecordSets", method="POST",
+                path=f"/2013-04-01/hostedzone/{zone}/rrset/", query={}, headers={}, body=body(changes),
+                principal="renewer", moto=lambda service, region: r53)
+
+
+def forward(r53, zone, *changes):
+    """What the proxy does: ask the rule, send the batch to moto, let the rule see the answer."""
+    rule, call = ChangeBatchRule(), call_for(r53, zone, *changes)
+    rule.before(call)
+    try:
+        r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": list(changes)})
+        return rule.after(call, Response(200, [], b"<ok/>"))
+    except ClientError as exc:
+        message = exc.response["Error"]["Message"].encode()
+        return rule.after(call, Response(400, [], b"<ErrorResponse>" + message + b"</ErrorResponse>"))
 
 
 def check(r53, zone, *changes):
@@ -106,3 +135,16 @@ def test_other_calls_and_upserts_pass(r53, zone):
     check(r53, zone, change("UPSERT", ['"a"']))
     check(r53, zone, change("UPSERT", ['"b"'], ttl=10))
     assert txt(r53, zone) == [(10, ['"b"'])]
+
+
+def test_valid_batches_moto_refuses_are_applied_as_route53_would(r53, zone):
+    """moto refuses a CREATE it has journalled before, and a DELETE of values in another order."""
+    assert forward(r53, zone, change("CREATE", ['"b"'])).status == 200
+    assert forward(r53, zone, change("DELETE", ['"b"']), change("CREATE", ['"b"', '"a"'])).status == 200
+    answer = forward(r53, zone, change("DELETE", ['"b"', '"a"']), change("CREATE", ['"b"']))
+    assert answer.status == 200 and b"<ChangeInfo><Id>" in answer.body
+    assert txt(r53, zone) == [(30, ['"b"'])]
+    forward(r53, zone, change("DELETE", ['"b"']), change("CREATE", ['"a"', '"c"']))
+    answer = forward(r53, zone, change("DELETE", ['"c"', '"a"']))  # Route53 compares values as a set
+    assert answer.status == 200
+    assert txt(r53, zone) == []
