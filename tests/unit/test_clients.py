@@ -130,3 +130,23 @@ def test_a_refused_assume_role_is_a_dns_error_naming_the_role_and_what_to_check(
     assert "trust policy" in message and "DnsRoleArns" in message
     assert caught.value.role_arn == ROLE
 
+
+
+def test_what_the_handler_builds_per_invocation_is_collected_after_it(tmp_path, monkeypatch):
+    """handler.wiring.build() is what every invocation calls: nothing of it outlives the invocation."""
+    from handler import wiring
+
+    config = tmp_path / "certificates.yaml"
+    config.write_text('{"acme": {"directory": "https://acme.example/dir"}, '
+                      '"certificates": [{"name": "c", "domains": ["c.example"]}]}')
+    monkeypatch.setenv("CERTRENEW_CONFIG", str(config))
+    monkeypatch.setenv("CERTRENEW_STATE_BUCKET", "bucket")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("CERTRENEW_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/work")
+    refs = []
+    for _ in range(3):
+        wired = wiring.build()
+        wired.queue()
+        refs += [weakref.ref(wired.clients), weakref.ref(wired.clients._session), weakref.ref(wired.renewer)]
+        del wired
+    assert all(_dead_after_gc(r) for r in refs)
