@@ -121,7 +121,9 @@ class Clients:
         self._single_try_config = self._boto_config.merge(
             BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))
         self._cache: dict[tuple[str, str, str], Any] = {}
-        self._lock = threading.RLock()
+        self._making: dict[tuple[str, str, str], threading.Lock] = {}  # one per key being made
+        self._lock = threading.Lock()  # guards the two dicts
+        self._session_lock = threading.Lock()  # one client creation at a time on the shared Session
 
     def get(self, service: str, region: str | None = None) -> Any:
         return self._made_once((service, region or self.region, "retrying"), self._make)
@@ -140,16 +142,26 @@ class Clients:
         return self._made_once(("route53", role_arn, "assumed-role"), self._assume_route53)
 
     def _made_once(self, key: tuple[str, str, str], make: Callable[[tuple[str, str, str]], Any]) -> Any:
+        """The client for `key`, made by the first thread that asks; the others wait for that
+        key only (a slow AssumeRole does not hold up other clients)."""
         with self._lock:
-            client = self._cache.get(key)
-            if client is None:
-                client = self._cache[key] = make(key)
+            if key in self._cache:
+                return self._cache[key]
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            client = make(key)
+            with self._lock:
+                self._cache[key] = client
             return client
 
     def _make(self, key: tuple[str, str, str]) -> Any:
         service, region, kind = key
         config = self._single_try_config if kind == "single-try" else self._boto_config
-        return self._session.client(service, region_name=region, config=config)
+        with self._session_lock:
+            return self._session.client(service, region_name=region, config=config)
 
     def _assume_route53(self, key: tuple[str, str, str]) -> Any:
         role_arn = key[1]

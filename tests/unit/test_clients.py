@@ -150,3 +150,22 @@ def test_what_the_handler_builds_per_invocation_is_collected_after_it(tmp_path, 
         refs += [weakref.ref(wired.clients), weakref.ref(wired.clients._session), weakref.ref(wired.renewer)]
         del wired
     assert all(_dead_after_gc(r) for r in refs)
+
+
+def test_a_slow_role_assumption_holds_up_no_other_client():
+    clients = Clients("us-east-1")
+    asked, release = threading.Event(), threading.Event()
+
+    class SlowSts:
+        def assume_role(self, RoleArn, RoleSessionName):
+            asked.set()
+            assert release.wait(30), "another client waited for this AssumeRole"
+            return {"Credentials": {"AccessKeyId": "AKIA", "SecretAccessKey": "s", "SessionToken": "t"}}
+
+    clients._cache[("sts", "us-east-1", "retrying")] = SlowSts()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assumed = pool.submit(clients.route53_for, ROLE)
+        assert asked.wait(30)
+        clients.get("s3")  # made while the role is being assumed
+        release.set()
+        assert assumed.result() is clients.route53_for(ROLE)
