@@ -222,7 +222,7 @@ class Route53Dns:
             wanted = _values_by_name(zone_records)
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    submitted += self._write(r53, zone_id, wanted, _adding, "publishing challenge records")
+                    submitted += self._write(r53, zone_id, wanted, _adding, "publishing")
                     break
                 except _InvalidChangeBatch as exc:
                     if attempt == WRITE_ATTEMPTS:
@@ -240,7 +240,7 @@ class Route53Dns:
             ours = _values_by_name(zone_records)
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    self._write(self._r53(role), zone_id, ours, _removing, "removing challenge records")
+                    self._write(self._r53(role), zone_id, ours, _removing, "removal")
                     break
                 except _InvalidChangeBatch as exc:
                     # Another writer changed a name between our read and our change: read again.
@@ -266,8 +266,9 @@ class Route53Dns:
         groups = [g for g in (edit(name, current.get(name), values) for name, values in ours.items()) if g]
         pending = []
         for part in _split_groups(groups):
-            change_id, status = _submit(r53, zone_id, part, what)
-            log.info("zone %s: %s: %d changes submitted (%s, %s)", zone_id, what, len(part), change_id, status)
+            change_id, status = _submit(r53, zone_id, part, f"{what} of challenge records")
+            names = len({c["ResourceRecordSet"]["Name"] for c in part})
+            log.info("zone %s: %s of %d TXT names submitted (%s, %s)", zone_id, what, names, change_id, status)
             if status != "INSYNC":
                 pending.append((r53, zone_id, change_id))
         return pending
