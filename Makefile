@@ -12,7 +12,7 @@ SAMVENV := .venv-sam
 SAM    := $(SAMVENV)/bin/sam
 PYTEST_ARGS ?=
 
-.PHONY: all install pebble test unit demo clean sam-tools validate build bench
+.PHONY: all install pebble test unit demo clean sam-tools validate build bench bench-memory
 
 all: test
 
@@ -71,9 +71,13 @@ unit: $(STAMP) $(SAM)
 demo: $(STAMP) $(PEBBLE)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/certrenew demo
 
-# certrenew vs certbot + certbot-dns-route53 on the devstack (certbot goes into bench/.venv); not part of test
-bench: $(STAMP) $(PEBBLE)
+# certrenew vs certbot + certbot-dns-route53 on the devstack (certbot goes into bench/.venv), then
+# the memory of a warm Lambda (RSS over 50 invocations of each handler); not part of test
+bench: $(STAMP) $(PEBBLE) bench-memory
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-memory: $(STAMP) $(PEBBLE)
+	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/python bench/memory.py $(BENCH_MEMORY_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .devstack .pytest_cache

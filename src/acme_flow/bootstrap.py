@@ -3,20 +3,20 @@ and adapters. The Lambda handler and the CLI both call `build_renewer`."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import parse_config
-from .errors import ConfigError, Problem, SettingsError
+from .errors import ConfigError, DnsRoleError, Problem, SettingsError
 from .models import Config
 from .renewal import Renewer
 
@@ -104,7 +104,12 @@ def default_config_path(env: Mapping[str, str]) -> str:
 
 
 class Clients:
-    """boto3 clients, made once each, with retries sized for real throttling."""
+    """boto3 clients of one invocation, made once each, with retries sized for real throttling.
+
+    The cache lives on the instance (never `functools.lru_cache` on a method, which would keep
+    every invocation's session and clients alive for the life of a warm Lambda), and clients are
+    made under a lock: a botocore Session is not thread-safe for creating clients, and the
+    renewer's workers ask for them from many threads. The clients themselves are thread-safe."""
 
     def __init__(self, region: str) -> None:
         quiet_libraries()
@@ -112,22 +117,58 @@ class Clients:
         self._session = boto3.session.Session()
         self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30,
                                        max_pool_connections=MAX_POOL, user_agent_appid=APP_ID)
+        # Sends each request once: for calls that must not repeat blindly.
+        self._single_try_config = self._boto_config.merge(
+            BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))
+        self._cache: dict[tuple[str, str, str], Any] = {}
+        self._making: dict[tuple[str, str, str], threading.Lock] = {}  # one per key being made
+        self._lock = threading.Lock()  # guards the two dicts
+        self._session_lock = threading.Lock()  # one client creation at a time on the shared Session
 
-    @functools.lru_cache(maxsize=None)
     def get(self, service: str, region: str | None = None) -> Any:
-        return self._session.client(service, region_name=region or self.region, config=self._boto_config)
+        return self._made_once((service, region or self.region, "retrying"), self._make)
 
-    @functools.lru_cache(maxsize=None)
     def single_try(self, service: str, region: str | None = None) -> Any:
         """A client that sends each request once: for calls that must not repeat blindly."""
-        config = self._boto_config.merge(BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))
-        return self._session.client(service, region_name=region or self.region, config=config)
+        return self._made_once((service, region or self.region, "single-try"), self._make)
 
-    @functools.lru_cache(maxsize=None)
     def route53_for(self, role_arn: str | None) -> Any:
+        """Route53 as the renewer, or as `role_arn` (assumed once per invocation).
+
+        A role that cannot be assumed is a DnsRoleError: it fails the certificates that name it,
+        not the run."""
         if not role_arn:
             return self.get("route53")
-        creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName="certrenew")["Credentials"]
+        return self._made_once(("route53", role_arn, "assumed-role"), self._assume_route53)
+
+    def _made_once(self, key: tuple[str, str, str], make: Callable[[tuple[str, str, str]], Any]) -> Any:
+        """The client for `key`, made by the first thread that asks; the others wait for that
+        key only (a slow AssumeRole does not hold up other clients)."""
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            client = make(key)
+            with self._lock:
+                self._cache[key] = client
+            return client
+
+    def _make(self, key: tuple[str, str, str]) -> Any:
+        service, region, kind = key
+        config = self._single_try_config if kind == "single-try" else self._boto_config
+        with self._session_lock:
+            return self._session.client(service, region_name=region, config=config)
+
+    def _assume_route53(self, key: tuple[str, str, str]) -> Any:
+        role_arn = key[1]
+        try:
+            creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName="certrenew")["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            raise DnsRoleError(role_arn, str(exc)) from None
         return boto3.session.Session(
             aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],

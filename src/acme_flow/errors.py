@@ -136,6 +136,18 @@ class DnsError(CertrenewError):
     """Route53 or propagation trouble."""
 
 
+class DnsRoleError(DnsError):
+    """The role of a certificate's `dns.role_arn` could not be assumed (or used)."""
+
+    def __init__(self, role_arn: str, detail: str) -> None:
+        self.role_arn = role_arn
+        self.detail = detail
+        super().__init__(
+            f"cannot assume the DNS role {role_arn}: {detail}; check that the role exists, that its "
+            "trust policy allows the renewer's role to call sts:AssumeRole, and that the role is "
+            "listed in the stack's DnsRoleArns parameter")
+
+
 class ZoneNotFound(DnsError):
     """No public hosted zone holds a name."""
 

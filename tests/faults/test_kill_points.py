@@ -4,7 +4,7 @@ The killed run is a real `certrenew run` process; it is killed the moment its lo
 phase is done (its stderr is read line by line). The phases and the log line that ends each:
 
     order     "order <url> for NAME"                 an ACME order exists, nothing published yet
-    upsert    "zone Z...: UPSERT of N TXT names"     TXT values in Route53 (and in the ledger)
+    upsert    "zone Z...: publishing of N TXT names" TXT values in Route53 (and in the ledger)
     answer    "authorizations valid for NAME"        challenges answered and valid
     finalize  "certificate issued for NAME"          the CA issued; nothing stored yet
     stored    "stored NAME version"                  new version written, pointer flipped
@@ -50,7 +50,7 @@ LATER = dt.timedelta(seconds=KILLED_TIMEOUT) + LEASE_MARGIN + dt.timedelta(minut
 
 PHASES = {
     "order": r"certrenew\.issuance: order \S+ for site:",
-    "upsert": r"certrenew\.route53: zone \S+: UPSERT of \d+ TXT names submitted",
+    "upsert": r"certrenew\.route53: zone \S+: publishing of \d+ TXT names submitted",
     "answer": r"certrenew\.issuance: authorizations valid for site$",
     "finalize": r"certrenew\.issuance: certificate issued for site ",
     "stored": r"certrenew\.state: stored site version ",

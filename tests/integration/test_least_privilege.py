@@ -10,7 +10,7 @@ The proxy in front of moto records every call (setup excluded); each is mapped t
 actions it needs (tests/template_policy.py) and checked against the statements the template
 resolves, for this deployment's parameters, for the function that made it (renewer or worker):
 the action must be allowed, on a resource the statement names, and Route53 changes must meet
-the statement's conditions (TXT `_acme-challenge.*` only, UPSERT and DELETE only).
+the statement's conditions (TXT `_acme-challenge.*` only, CREATE and DELETE only).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ ACCOUNT = "123456789012"  # moto's account, and template_policy's AWS::AccountId
 CONFIG_BUCKET = "certrenew-test-config"
 CONFIG_KEY = "certrenew/certificates.yaml"
 EAB_HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-ROUTE53_ACTIONS = {"UPSERT", "DELETE"}
+ROUTE53_ACTIONS = {"CREATE", "DELETE"}
 
 # Calls the code makes that template.yaml does not allow: none. (The test requires this set to
 # be exactly the gap, so a missing permission fails it.)

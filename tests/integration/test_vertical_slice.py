@@ -71,7 +71,7 @@ def test_issue_store_and_deploy_everywhere(w, capsys):
     shop_cert = w.current("shop")
     assert shop_cert["key_type"] == "rsa-2048"
     assert w.acme_records() == {}
-    # one UPSERT batch per zone, one cleanup batch per zone
+    # one publishing batch per zone, one cleanup batch per zone
     for zone_id in w.zones.values():
         assert len(proxy_client.change_batches(w.stack.aws_endpoint_url, zone_id)) == 2
 
@@ -123,7 +123,7 @@ def test_a_failing_certificate_leaves_no_record_and_does_not_stop_the_others(w, 
 
 
 def test_records_are_removed_when_the_run_fails_after_publishing(w, capsys):
-    # Route53 accepts the UPSERT, then GetChange fails with an error that is not retried.
+    # Route53 accepts the publishing batch, then GetChange fails with an error that is not retried.
     proxy_client.configure(w.stack.aws_endpoint_url, route53_delay=2, faults=[
         {"service": "route53", "operation": "GetChange", "status": 400, "code": "InvalidInput",
          "message": "injected", "count": 1}])
@@ -132,7 +132,7 @@ def test_records_are_removed_when_the_run_fails_after_publishing(w, capsys):
     assert code == 1
     assert {c["outcome"] for c in report["certificates"]} == {"failed"}
     upserts = [b for b in proxy_client.change_batches(w.stack.aws_endpoint_url)
-               if b["changes"][0]["action"] == "UPSERT"]
+               if b["changes"][0]["action"] == "CREATE"]
     assert upserts, "the records were published before the failure"
     assert w.acme_records() == {}
     assert not [k for k in w.state_keys() if k.startswith("challenges/")], "the ledger is cleared after cleanup"

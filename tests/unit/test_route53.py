@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from acme_flow.adapters import route53
 from acme_flow.adapters.route53 import Route53Dns, _change, _split
-from acme_flow.errors import DeadlineExceeded, DnsError, ZoneNotFound
+from acme_flow.errors import DeadlineExceeded, DnsError, DnsRoleError, ZoneNotFound
 from acme_flow.models import CertificateSpec, Deadline, DnsSpec
 from acme_flow.ports import TxtRecord
 from fakes import FakeClock
@@ -21,8 +21,9 @@ def _order(name: str, rtype: str) -> tuple:
 
 
 class FakeRoute53:
-    """Enough of Route53's API for the adapter, with Route53's rules where they matter:
-    a DELETE must name the exact current values; listings come in pages."""
+    """Enough of Route53's API for the adapter, with Route53's rules where they matter: a batch
+    is atomic and checked change by change; a DELETE must name the exact current values and
+    TTL; a CREATE must name a set that does not exist; listings come in pages."""
 
     class exceptions:
         class NoSuchHostedZone(Exception):
@@ -104,11 +105,18 @@ class FakeRoute53:
         for change in changes:
             rrset = change["ResourceRecordSet"]
             key = (rrset["Name"].lower().rstrip("."), rrset["Type"])
+            described = f"[name='{key[0]}.', type='{key[1]}']"
             if change["Action"] == "DELETE":
-                if staged.get(key, {}).get("ResourceRecords") != rrset["ResourceRecords"]:
-                    raise ClientError({"Error": {"Code": "InvalidChangeBatch", "Message": "values do not match"}},
-                                      "ChangeResourceRecordSets")
+                there = staged.get(key)
+                if there is None:
+                    raise _invalid(f"Tried to delete resource record set {described} but it was not found")
+                if (there["TTL"], Counter(r["Value"] for r in there["ResourceRecords"])) != (
+                        rrset["TTL"], Counter(r["Value"] for r in rrset["ResourceRecords"])):
+                    raise _invalid(f"Tried to delete resource record set {described} "
+                                   "but the values provided do not match the current values")
                 del staged[key]
+            elif change["Action"] == "CREATE" and key in staged:
+                raise _invalid(f"Tried to create resource record set {described} but it already exists")
             else:
                 staged[key] = dict(rrset, Name=rrset["Name"].rstrip(".") + ".")
         self.records[HostedZoneId] = staged
@@ -121,6 +129,10 @@ class FakeRoute53:
         self.calls["GetChange"] += 1
         self.polls[Id] += 1
         return {"ChangeInfo": {"Id": Id, "Status": "INSYNC" if self.polls[Id] >= self.insync_after else "PENDING"}}
+
+
+def _invalid(message):
+    return ClientError({"Error": {"Code": "InvalidChangeBatch", "Message": message}}, "ChangeResourceRecordSets")
 
 
 def spec(*domains, zone=None, role=None) -> CertificateSpec:
@@ -342,11 +354,11 @@ def test_many_names_are_split_only_at_route53_limits():
     r53 = FakeRoute53()
     zone = r53.add_zone("example.com")
     dns, _ = adapter(r53)
-    names = [f"h{i}.example.com" for i in range(400)]
+    names = [f"h{i}.example.com" for i in range(800)]
     records = [dns.locate(f"_acme-challenge.{n}", "x" * 43, spec(n)) for n in names]
     dns.present(records, deadline())
-    # a quoted 43-character value is 45 characters, 90 in an UPSERT: 355 names fit in 32,000
-    assert [len(changes) for _, changes in r53.batches] == [355, 45]
+    # a quoted 43-character value is 45 characters, a CREATE counts once: 711 names fit in 32,000
+    assert [len(changes) for _, changes in r53.batches] == [711, 89]
     assert all(r53.txt(zone, f"_acme-challenge.{n}") for n in names)
 
 
@@ -380,8 +392,9 @@ def test_cleanup_removes_only_our_values():
     assert r53.txt(zone, "_acme-challenge.www.example.com") == ['"other-client"']
     assert r53.txt(zone, "_acme-challenge.api.example.com") is None
     assert len(r53.batches) == 1
-    kept = next(c for c in r53.batches[0][1] if c["ResourceRecordSet"]["Name"] == "_acme-challenge.www.example.com")
-    assert kept["Action"] == "UPSERT" and kept["ResourceRecordSet"]["TTL"] == 60
+    kept = [(c["Action"], c["ResourceRecordSet"]["TTL"]) for c in r53.batches[0][1]
+            if c["ResourceRecordSet"]["Name"] == "_acme-challenge.www.example.com"]
+    assert kept == [("DELETE", 60), ("CREATE", 60)], "exactly what was read goes, the rest comes back"
 
 
 def test_cleanup_of_values_already_gone_changes_nothing():
@@ -423,6 +436,134 @@ def test_cleanup_failure_is_reported_per_zone():
     r53.before_change = refuse
     with pytest.raises(DnsError, match="could not remove every challenge record.*AccessDenied"):
         dns.remove(records)
+
+
+# ---- concurrent writers: optimistic concurrency on atomic change batches ---------------------
+
+class Interleaving:
+    """A Route53 client that lets another writer act between our read and our next change."""
+
+    def __init__(self, r53: FakeRoute53, other_writer, times: int = 1):
+        self._r53, self._other_writer, self._times = r53, other_writer, times
+
+    def change_resource_record_sets(self, **kwargs):
+        if self._times:
+            self._times -= 1
+            self._other_writer()
+        return self._r53.change_resource_record_sets(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._r53, name)
+
+
+def test_publishing_on_a_name_with_values_keeps_them_and_their_ttl():
+    r53 = FakeRoute53()
+    zone = r53.add_zone("example.com")
+    r53.put(zone, "_acme-challenge.www.example.com", "TXT", ['"someone-else"'], ttl=120)
+    dns, _ = adapter(r53)
+    dns.present(_records(r53, dns, ["www.example.com", "api.example.com"]), deadline())
+    www = r53.records[zone][("_acme-challenge.www.example.com", "TXT")]
+    assert www["TTL"] == 120, "another client's TTL is kept"
+    assert r53.txt(zone, "_acme-challenge.www.example.com") == ['"someone-else"', '"value-for-www.example.com"']
+    (_, changes), = r53.batches
+    assert [(c["Action"], c["ResourceRecordSet"]["Name"], c["ResourceRecordSet"]["TTL"],
+             [r["Value"] for r in c["ResourceRecordSet"]["ResourceRecords"]]) for c in changes] == [
+        ("DELETE", "_acme-challenge.www.example.com", 120, ['"someone-else"']),
+        ("CREATE", "_acme-challenge.www.example.com", 120, ['"someone-else"', '"value-for-www.example.com"']),
+        ("CREATE", "_acme-challenge.api.example.com", route53.TTL, ['"value-for-api.example.com"']),
+    ]
+
+
+def test_two_interleaving_publishers_on_one_name_both_end_published():
+    """Run B publishes between run A's read and A's change: A's batch is refused, A reads again."""
+    clock = FakeClock()
+    r53 = FakeRoute53(clock)
+    zone = r53.add_zone("example.com")
+    name = "_acme-challenge.example.com"
+    run_b, _ = adapter(r53)
+    b_records = [run_b.locate(name, "from-run-b", spec("example.com"))]
+    run_a = Route53Dns(lambda role: Interleaving(r53, lambda: run_b.present(b_records, deadline(clock))),
+                       lookup_cname=lambda n: None)
+    a_records = [run_a.locate(name, "from-run-a", spec("*.example.com"))]
+    run_a.present(a_records, deadline(clock))
+    assert r53.txt(zone, name) == ['"from-run-b"', '"from-run-a"']
+    assert [[c["Action"] for c in changes] for _, changes in r53.batches] == [
+        ["CREATE"],  # B: the name held nothing
+        ["DELETE", "CREATE"],  # A, second try: exactly B's set out, the union in
+    ]
+    assert len(clock.sleeps) == 1 and route53.RETRY_BASE <= clock.sleeps[0] <= 2 * route53.RETRY_BASE
+
+    # cleanup interleaves the same way: A removes while B publishes again, B's value stays
+    b_again = [run_b.locate(name, "b-second-order", spec("example.com"))]
+    run_a_cleanup = Route53Dns(lambda role: Interleaving(r53, lambda: run_b.present(b_again, deadline(clock))),
+                               lookup_cname=lambda n: None)
+    run_a_cleanup.remove(a_records)
+    assert r53.txt(zone, name) == ['"from-run-b"', '"b-second-order"']
+
+
+def test_a_publisher_that_keeps_losing_gives_up_after_a_few_attempts_within_the_deadline():
+    clock = FakeClock()
+    r53 = FakeRoute53(clock)
+    zone = r53.add_zone("example.com")
+    dns, _ = adapter(r53)
+    records = _records(r53, dns, ["www.example.com"])
+    bump = iter(range(1000))
+    r53.before_change = lambda zone_id, changes: r53.put(zone, "_acme-challenge.www.example.com", "TXT",
+                                                         [f'"other-{next(bump)}"'])
+    with pytest.raises(DnsError, match=f"zone {zone}.*do not match the current values.*gave up after {route53.WRITE_ATTEMPTS} attempts"):
+        dns.present(records, deadline(clock))
+    assert r53.calls["ChangeResourceRecordSets"] == route53.WRITE_ATTEMPTS
+    assert len(clock.sleeps) == route53.WRITE_ATTEMPTS - 1, "waits go through the deadline's clock"
+
+    clock2 = FakeClock()
+    dns2, _ = adapter(r53)
+    with pytest.raises(DeadlineExceeded, match="retry of the Route53 change"):
+        dns2.present(_records(r53, dns2, ["www.example.com"]), deadline(clock2, seconds=0.3))
+
+
+# ---- cross-account roles ----------------------------------------------------------------------
+
+ROLE = "arn:aws:iam::222222222222:role/certrenew-dns"
+
+
+def refusing_client_for(r53):
+    def client_for(role):
+        if role == ROLE:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: "
+                                         f"sts:AssumeRole on resource: {ROLE}"}}, "AssumeRole")
+        return r53
+    return client_for
+
+
+@pytest.mark.parametrize("zone_pinned", [False, True])
+def test_a_role_that_cannot_be_assumed_fails_that_certificate_naming_the_role(zone_pinned):
+    r53 = FakeRoute53()
+    zone = r53.add_zone("example.com")
+    dns = Route53Dns(refusing_client_for(r53), lookup_cname=lambda n: None)
+    with pytest.raises(DnsRoleError) as caught:
+        dns.locate("_acme-challenge.example.com", "v", spec("example.com", role=ROLE,
+                                                            zone=zone if zone_pinned else None))
+    assert caught.value.role_arn == ROLE
+    assert ROLE in str(caught.value) and "AccessDenied" in str(caught.value)
+    assert "trust policy" in str(caught.value) and "DnsRoleArns" in str(caught.value)
+    # the renewer's own zones still work
+    assert dns.locate("_acme-challenge.example.com", "v", spec("example.com")).zone_id == zone
+
+
+def test_present_and_remove_through_a_refused_role_raise_dns_errors_not_client_errors():
+    r53 = FakeRoute53()
+    zone = r53.add_zone("example.com")
+    dns = Route53Dns(refusing_client_for(r53), lookup_cname=lambda n: None)
+    record = TxtRecord("_acme-challenge.example.com", "v", zone, ROLE)
+    with pytest.raises(DnsRoleError, match="certrenew-dns"):
+        dns.name_servers(record)
+    with pytest.raises(DnsRoleError, match="certrenew-dns"):
+        dns.present([record], deadline())
+    mine = TxtRecord("_acme-challenge.example.com", "w", zone)
+    dns.present([mine], deadline())
+    with pytest.raises(DnsError, match="could not remove every challenge record.*certrenew-dns"):
+        dns.remove([record, mine])
+    assert r53.txt(zone, "_acme-challenge.example.com") is None, "the other zone's cleanup still ran"
 
 
 # ---- _split at Route53's limits ---------------------------------------------------------------

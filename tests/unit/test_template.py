@@ -552,7 +552,7 @@ def test_route53_writes_only_acme_txt_records_in_listed_zones(template):
         },
         "ForAllValues:StringEquals": {
             "route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
-            "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
+            "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE"],  # never UPSERT: see route53.py
         },
     }
     (read,) = tp.statements_allowing("route53:ListResourceRecordSets", {"HostedZoneIds": ZONES})

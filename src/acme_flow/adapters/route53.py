@@ -6,23 +6,32 @@
 - Delegation: when `_acme-challenge.<domain>` is a CNAME (in one of our zones, else in public
   DNS), the TXT value is written at the CNAME's target, in the zone that holds the target.
 - Changes: all values of a run go into one change batch per hosted zone, split only at
-  Route53's limits (1,000 values and 32,000 characters, an UPSERT counting twice); all zones
-  are then polled together until INSYNC, with a short first interval and backoff to a cap.
+  Route53's limits (1,000 values and 32,000 characters, an UPSERT counting twice) and never
+  inside one name's changes; all zones are then polled together until INSYNC, with a short
+  first interval and backoff to a cap.
+- Concurrent writers (two runs, another ACME client on the same `_acme-challenge` name):
+  optimistic concurrency on Route53's atomic change batches. A name that holds TXT values is
+  changed by a DELETE of exactly the values and TTL just read plus a CREATE of the new set, in
+  one batch; a name that holds none by a CREATE alone. If another writer changed the name in
+  between, Route53 refuses the whole batch (InvalidChangeBatch): read again and retry, a few
+  times, within the deadline. Nobody's value is overwritten and nobody's TTL changed.
 - Hygiene: values already on a name (another client's, or the other half of an apex +
-  wildcard pair) are kept: an UPSERT writes the union, cleanup removes only our values.
+  wildcard pair) are kept with their TTL; cleanup removes only our values, the same way.
+- Cross-account roles: a role that cannot be assumed is a DnsRoleError (naming the role and
+  what to check), so only the certificates that name it fail.
 - Throttling: botocore's standard retry mode (set up in bootstrap) already retries Route53's
-  `Throttling` and `PriorRequestNotComplete` with jittered exponential backoff; a cleanup that
-  lost a race with another writer is read again and retried here.
+  `Throttling` and `PriorRequestNotComplete` with jittered exponential backoff.
 """
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import DeadlineExceeded, DnsError, ZoneNotFound
+from ..errors import DeadlineExceeded, DnsError, DnsRoleError, ZoneNotFound
 from ..models import CertificateSpec, Deadline
 from ..ports import TxtRecord
 
@@ -37,7 +46,8 @@ MAX_POLL = 5.0
 MAX_CNAME_HOPS = 8
 PAGE_SIZE = 300  # the most ListResourceRecordSets returns per call
 LOCATE_LISTING_PAGES = 4  # zones up to 1,200 record sets are read whole once; bigger ones name by name
-REMOVE_ATTEMPTS = 3
+WRITE_ATTEMPTS = 5  # reads + change batches per zone when other writers keep changing our names
+RETRY_BASE = 0.25  # seconds: a publish that lost a race waits a random 0.25-0.5, 0.25-1, ... s
 
 CnameLookup = Callable[[str], "str | None"]
 
@@ -123,8 +133,9 @@ class Route53Dns:
         with self._lock:
             if role not in self._zones:
                 zones = []
+                r53 = self._r53(role)
                 try:
-                    for page in self._client_for(role).get_paginator("list_hosted_zones").paginate():
+                    for page in r53.get_paginator("list_hosted_zones").paginate():
                         for z in page["HostedZones"]:
                             zones.append(_zone_from(z))
                 except _client_errors() as exc:
@@ -143,7 +154,7 @@ class Route53Dns:
             return self._zone_by_id[zone_id]
 
     def _get_hosted_zone(self, zone_id: str, role: str | None) -> None:
-        r53 = self._client_for(role)
+        r53 = self._r53(role)
         try:
             got = r53.get_hosted_zone(Id=zone_id)
         except r53.exceptions.NoSuchHostedZone:
@@ -181,49 +192,62 @@ class Route53Dns:
             if sets is None:
                 sets = self._record_sets[zone.id] = _RecordSets()
                 if _pages(zone.record_count) <= LOCATE_LISTING_PAGES:
-                    listing = _listing(self._client_for(role), zone.id, LOCATE_LISTING_PAGES)
+                    listing = _listing(self._r53(role), zone.id, LOCATE_LISTING_PAGES)
                     if listing is not None:
                         sets.by_name, sets.complete = listing, True
             if sets.complete:
                 return sets.by_name.get(name, {})
             if name not in sets.by_name:
-                sets.by_name[name] = _read_name(self._client_for(role), zone.id, name)
+                sets.by_name[name] = _read_name(self._r53(role), zone.id, name)
             return sets.by_name[name]
 
     # -- changes --------------------------------------------------------------------------------
 
+    def _r53(self, role: str | None) -> Any:
+        """The Route53 client for `role`; a role that cannot be assumed fails as a DnsRoleError."""
+        try:
+            return self._client_for(role)
+        except DnsError:
+            raise
+        except _client_errors() as exc:
+            if role:
+                raise DnsRoleError(role, str(exc)) from None
+            raise DnsError(f"cannot reach Route53: {exc}") from None
+
     def present(self, records: list[TxtRecord], deadline: Deadline) -> None:
-        """UPSERT the union of what is there and our values, one batch per zone; wait for INSYNC."""
+        """Add our values to each name (others' values and TTL kept), one batch per zone; wait for INSYNC."""
         submitted: list[tuple[Any, str, str]] = []
         for (zone_id, role), zone_records in _by_zone(records).items():
-            r53 = self._client_for(role)
+            r53 = self._r53(role)
             wanted = _values_by_name(zone_records)
-            current = _txt_values(r53, zone_id, list(wanted), self._size_of(zone_id))
-            batch = [_change("UPSERT", name, _union(current.get(name, ([], TTL))[0], ours))
-                     for name, ours in wanted.items()]
-            for part in _split(batch):
-                change_id, status = _submit(r53, zone_id, part, "publishing challenge records")
-                log.info("zone %s: UPSERT of %d TXT names submitted (%s, %s)", zone_id, len(part), change_id, status)
-                if status != "INSYNC":
-                    submitted.append((r53, zone_id, change_id))
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
+                try:
+                    submitted += self._write(r53, zone_id, wanted, _adding, "publishing")
+                    break
+                except _InvalidChangeBatch as exc:
+                    if attempt == WRITE_ATTEMPTS:
+                        raise DnsError(f"{exc} (another writer kept changing these names: "
+                                       f"gave up after {WRITE_ATTEMPTS} attempts)") from None
+                    log.warning("zone %s: publishing raced another writer, reading again: %s", zone_id, exc)
+                    deadline.sleep(random.uniform(RETRY_BASE, RETRY_BASE * 2 ** attempt),
+                                   f"a retry of the Route53 change in zone {zone_id}")
         self._wait_insync(submitted, deadline)
 
     def remove(self, records: list[TxtRecord]) -> None:
         """Delete exactly our values, one batch per zone; other values on the same names stay."""
         failures = []
         for (zone_id, role), zone_records in _by_zone(records).items():
-            r53 = self._client_for(role)
             ours = _values_by_name(zone_records)
-            for attempt in range(1, REMOVE_ATTEMPTS + 1):
+            for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    self._remove_from_zone(r53, zone_id, ours)
+                    self._write(self._r53(role), zone_id, ours, _removing, "removal")
                     break
                 except _InvalidChangeBatch as exc:
                     # Another writer changed a name between our read and our change: read again.
-                    if attempt == REMOVE_ATTEMPTS:
+                    if attempt == WRITE_ATTEMPTS:
                         failures.append(f"zone {zone_id}: {exc}")
                     else:
-                        log.warning("zone %s: cleanup raced another change, reading again: %s", zone_id, exc)
+                        log.warning("zone %s: cleanup raced another writer, reading again: %s", zone_id, exc)
                 except DnsError as exc:
                     failures.append(str(exc))
                     break
@@ -235,21 +259,19 @@ class Route53Dns:
             zone = self._zone_by_id.get(zone_id)
         return zone.record_count if zone else None
 
-    def _remove_from_zone(self, r53, zone_id: str, ours: dict[str, list[str]]) -> None:
+    def _write(self, r53, zone_id: str, ours: dict[str, list[str]], edit: "_Edit", what: str) -> list[tuple]:
+        """Read the names fresh, then change each one from exactly what was read (see the module
+        docstring); returns the changes not yet INSYNC. InvalidChangeBatch: someone wrote first."""
         current = _txt_values(r53, zone_id, list(ours), self._size_of(zone_id))
-        batch = []
-        for name, values in ours.items():
-            there, ttl = current.get(name, ([], TTL))
-            if not any(v in there for v in values):
-                continue
-            remaining = [v for v in there if v not in values]
-            if remaining:
-                batch.append(_change("UPSERT", name, remaining, ttl))
-            else:
-                batch.append(_change("DELETE", name, there, ttl))
-        for part in _split(batch):
-            change_id, _ = _submit(r53, zone_id, part, "removing challenge records")
-            log.info("zone %s: removal of %d TXT names submitted (%s)", zone_id, len(part), change_id)
+        groups = [g for g in (edit(name, current.get(name), values) for name, values in ours.items()) if g]
+        pending = []
+        for part in _split_groups(groups):
+            change_id, status = _submit(r53, zone_id, part, f"{what} of challenge records")
+            names = len({c["ResourceRecordSet"]["Name"] for c in part})
+            log.info("zone %s: %s of %d TXT names submitted (%s, %s)", zone_id, what, names, change_id, status)
+            if status != "INSYNC":
+                pending.append((r53, zone_id, change_id))
+        return pending
 
     def _wait_insync(self, changes: list[tuple[Any, str, str]], deadline: Deadline) -> None:
         """Poll every pending change together until all are INSYNC, bounded by the deadline."""
@@ -383,6 +405,31 @@ def _change(action: str, name: str, values: list[str], ttl: int = TTL) -> dict:
         "Name": name, "Type": "TXT", "TTL": ttl, "ResourceRecords": [{"Value": v} for v in values]}}
 
 
+_Edit = Callable[[str, "tuple[list[str], int] | None", list[str]], list[dict]]
+
+
+def _adding(name: str, there: tuple[list[str], int] | None, ours: list[str]) -> list[dict]:
+    """Changes that add our values to a name: CREATE when it holds no TXT set, else DELETE of
+    exactly what was read and CREATE of the union, with the TTL it has (one atomic pair)."""
+    if there is None:
+        return [_change("CREATE", name, ours)]
+    values, ttl = there
+    missing = [v for v in ours if v not in values]
+    if not missing:
+        return []
+    return [_change("DELETE", name, values, ttl), _change("CREATE", name, values + missing, ttl)]
+
+
+def _removing(name: str, there: tuple[list[str], int] | None, ours: list[str]) -> list[dict]:
+    """Changes that take our values off a name: DELETE of exactly what was read, and CREATE of
+    the rest (same TTL) when other values remain."""
+    if there is None or not any(v in there[0] for v in ours):
+        return []
+    values, ttl = there
+    rest = [v for v in values if v not in ours]
+    return [_change("DELETE", name, values, ttl)] + ([_change("CREATE", name, rest, ttl)] if rest else [])
+
+
 def _weight(change: dict) -> tuple[int, int]:
     """(values, characters) a change counts for in Route53's per-request limits."""
     records = change["ResourceRecordSet"]["ResourceRecords"]
@@ -392,14 +439,21 @@ def _weight(change: dict) -> tuple[int, int]:
 
 def _split(batch: list[dict]) -> list[list[dict]]:
     """Cut a change list only where Route53's per-request limits force it (order kept)."""
+    return _split_groups([[change] for change in batch])
+
+
+def _split_groups(groups: list[list[dict]]) -> list[list[dict]]:
+    """Cut only where Route53's per-request limits force it, never inside a group (one name's
+    DELETE + CREATE must go in the same atomic batch); order kept."""
     parts: list[list[dict]] = [[]]
     values = chars = 0
-    for change in batch:
-        weight, size = _weight(change)
+    for group in groups:
+        weight = sum(_weight(c)[0] for c in group)
+        size = sum(_weight(c)[1] for c in group)
         if parts[-1] and (values + weight > MAX_VALUES_PER_BATCH or chars + size > MAX_CHARS_PER_BATCH):
             parts.append([])
             values = chars = 0
-        parts[-1].append(change)
+        parts[-1].extend(group)
         values += weight
         chars += size
     return [p for p in parts if p]
@@ -419,10 +473,6 @@ def _values_by_name(records: list[TxtRecord]) -> dict[str, list[str]]:
         if quoted not in out[r.name]:
             out[r.name].append(quoted)
     return out
-
-
-def _union(current: list[str], ours: list[str]) -> list[str]:
-    return current + [v for v in ours if v not in current]
 
 
 def _within(name: str, zone: str) -> bool:
