@@ -41,6 +41,7 @@ REGION_NOT_ENABLED_CODES = {"UnrecognizedClientException", "InvalidClientTokenId
 # ACM's ValidationException when a re-import would change what the stored certificate is, e.g.
 # "New certificate is missing one or more Extended Key Usages supported by the currently imported certificate"
 REIMPORT_REFUSED = re.compile(r"key usage|algorithm|key type|key size", re.IGNORECASE)
+CLOUDFRONT_ARN = re.compile(r"^arn:aws[a-z-]*:cloudfront::\d{12}:distribution/([A-Z0-9]+)$")
 MANAGED_TAG = "certrenew:managed"
 NAME_TAG = "certrenew:name"
 
@@ -173,7 +174,7 @@ class AcmImporter:
             raise _deploy_error(target, exc) from None
         if tags.get(MANAGED_TAG) != "true":
             return True, f"left {arn} alone: not imported by certrenew"
-        users = list(described.get("InUseBy") or []) + list(other_users)
+        users = _users(described.get("InUseBy") or [], other_users)
         if users:
             return False, f"kept {arn} for a later run: still used by {', '.join(users)}"
         try:
@@ -236,6 +237,18 @@ def _deploy_error(target: str, exc: Exception) -> DeployError:
         err = exc.response.get("Error", {})
         return DeployError(target, f"{err.get('Code', 'error')}: {err.get('Message', exc)}")
     return DeployError(target, str(exc))
+
+
+def _users(in_use_by: list[str], other_users: list[str]) -> list[str]:
+    """Who uses a certificate, each once: ACM names a distribution by its ARN, the caller's
+    scan as `cloudfront:<id>`; both are shown the short way."""
+    out: list[str] = []
+    for user in [*in_use_by, *other_users]:
+        match = CLOUDFRONT_ARN.match(user)
+        short = f"cloudfront:{match.group(1)}" if match else user
+        if short not in out:
+            out.append(short)
+    return out
 
 
 def _serial_number(text: str | None) -> int | None:
