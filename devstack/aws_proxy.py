@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devstack import aws_ops
 from devstack.strict import AwsError, Call, Rules
+from devstack.strict import iam as strict_iam
 
 log = logging.getLogger("devstack.aws_proxy")
 
@@ -129,11 +130,13 @@ class ProxyState:
     rules: Rules = field(default_factory=Rules)  # strict mode's rules and what they remember
 
     def config(self) -> dict:
+        with self.rules.lock:
+            deployment = strict_iam.deployment(self.rules.memory)
         return {"route53_delay": self.route53_delay, "faults": [f.to_json() for f in self.faults],
-                "strict": self.strict}
+                "strict": self.strict, "deployment": deployment}
 
     def update_config(self, data: dict) -> None:
-        unknown = set(data) - {"route53_delay", "faults", "strict"}
+        unknown = set(data) - {"route53_delay", "faults", "strict", "deployment"}
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         faults = [Fault.from_json(f) for f in data["faults"]] if "faults" in data else None
@@ -142,6 +145,10 @@ class ProxyState:
             raise ValueError("route53_delay must be >= 0")
         if "strict" in data and not isinstance(data["strict"], bool):
             raise ValueError(f"strict must be true or false, got {data['strict']!r}")
+        if "deployment" in data:  # the template parameters strict IAM resolves the renewer's policy with
+            deployment = strict_iam.check_deployment(data["deployment"])
+            with self.rules.lock:
+                strict_iam.set_deployment(self.rules.memory, deployment)
         with self.lock:
             if delay is not None:
                 self.route53_delay = delay

@@ -39,7 +39,7 @@ def get_config(endpoint: str) -> dict:
 
 
 def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None,
-              strict: bool | None = None) -> dict:
+              strict: bool | None = None, deployment: dict | None = None) -> dict:
     """Change the delay and/or replace the fault rules; returns the new config.
 
     A fault rule: {"service": "s3" | ["s3", "acm"] | "*", "operation": ..., "status": 503,
@@ -47,8 +47,18 @@ def configure(endpoint: str, *, route53_delay: float | None = None, faults: list
     "every": N (every Nth matching call) | "probability": 0.3 with "seed": 7,
     "delay": seconds, "error": False (delay, then forward)}. The config read back shows, per
     rule, `matched` (matching calls seen) and `hits` (calls it answered or delayed).
-    `strict=False` answers as moto does until the next reset (devstack/strict)."""
+    `strict=False` answers as moto does until the next reset (devstack/strict).
+
+    `deployment` replaces the template parameters (and the values of the stack's own resources)
+    strict mode judges the product's calls by (devstack/strict/iam.py), until the next reset:
+    {"StateBucket": "b", "ExportBucket": "e", "HostedZoneIds": ["Z1", "Z2"] | "auto",
+    "DistributionIds": [...] | "auto", "ConfigLocation": "s3://b/k", "NotificationTopicArn": ...,
+    "NotificationTopic": arn | "auto", "WorkQueue.Arn": arn | "auto", "StateKey.Arn": arn | "auto",
+    "EventBusName": "default", "SecretsPathPrefix": "certrenew", ...}; what is not given takes
+    the template's default ("auto" where the list above says so)."""
     payload: dict = {}
+    if deployment is not None:
+        payload["deployment"] = deployment
     if strict is not None:
         payload["strict"] = strict
     if route53_delay is not None:
@@ -68,3 +78,9 @@ def change_batches(endpoint: str, zone_id: str | None = None) -> list[dict]:
 def faulted(endpoint: str) -> list[dict]:
     """Recorded calls a fault rule answered with an error."""
     return [c for c in calls(endpoint) if "fault" in c]
+
+
+def update_deployment(endpoint: str, values: dict) -> dict:
+    """Add to (or change in) the deployment strict IAM judges by; returns the whole deployment."""
+    current = get_config(endpoint).get("deployment", {})
+    return configure(endpoint, deployment={**current, **values})["deployment"]
