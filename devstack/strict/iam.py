@@ -7,15 +7,16 @@ devstack/template_policy.py) on the resource the request names, with the stateme
 met (Route53 record names/types/actions, aws:TagKeys, aws:ResourceTag, kms:ViaService). Else
 the proxy answers as AWS does: AccessDenied (or the service's spelling of it) with AWS's message.
 
-A call signed with credentials moto's AssumeRole handed out is judged by that role's own
-policies in moto's IAM (inline and attached), whoever makes it. Test set-up ("admin") is not
-judged.
+A call of the product signed with credentials moto's AssumeRole handed out is judged by that
+role's own policies in moto's IAM of the role's account (inline and attached): a test creates
+the role and its policy as the README tells an operator to. Test set-up ("admin") is not judged,
+whatever credentials it uses.
 
 The deployment (template parameters, and the values of the stack's own resources such as
 StateBucket) is set through the proxy's control API: `proxy_client.configure(endpoint,
 deployment={...})`; /_devstack/reset forgets it. "auto" for HostedZoneIds, DistributionIds,
-DnsRoleArns, NotificationTopic, WorkQueue.Arn, StateKey.Arn means what exists in moto at the
-time of the call (every hosted zone, distribution, role, topic, queue; the state bucket's
+DnsRoleArns (also as one item of a list), NotificationTopic, WorkQueue.Arn, StateKey.Arn means
+what exists in moto at the time of the call (every hosted zone, distribution, role, topic, queue; the state bucket's
 default KMS key).
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import xml.etree.ElementTree as ET
 from functools import lru_cache
 from typing import Any, Callable, Iterable
@@ -104,7 +106,10 @@ def statements_for(deploy: dict) -> tuple[tp.Statement, ...]:
     for name, value in deploy.items():
         if name not in _TEMPLATE_PARAMETERS:
             continue
-        parameters[name] = "{{auto:%s}}" % name if value == AUTO and name in AUTO_PARAMETERS else value
+        if name in AUTO_PARAMETERS:  # "auto" alone or as one item of the list
+            auto = "{{auto:%s}}" % name
+            value = auto if value == AUTO else [auto if v == AUTO else v for v in value] if isinstance(value, list) else value
+        parameters[name] = value
     return _statements(json.dumps(parameters, sort_keys=True))
 
 
@@ -469,9 +474,29 @@ def remember_assumed_role(call: Call, resp) -> None:
             role, session.group(1).decode() if session else role)
 
 
+_IAM_BY_ACCOUNT: dict[str, Any] = {}
+_IAM_LOCK = threading.Lock()
+
+
+def _iam_of_account(call: Call, account: str):
+    """moto's IAM of one account (moto keeps IAM per account: `x-moto-account-id` picks it)."""
+    if account == ACCOUNT:
+        return call.moto("iam", None)
+    with _IAM_LOCK:
+        if account not in _IAM_BY_ACCOUNT:
+            import boto3
+            session = boto3.session.Session(aws_access_key_id="devstack-admin", aws_secret_access_key="devstack-admin")
+            client = session.client("iam", region_name=REGION,
+                                    endpoint_url=call.moto("iam", None).meta.endpoint_url)
+            client.meta.events.register("before-sign.iam.*", lambda request, **_: request.headers.__setitem__(
+                "x-moto-account-id", account))
+            _IAM_BY_ACCOUNT[account] = client
+        return _IAM_BY_ACCOUNT[account]
+
+
 def role_statements(call: Call, role_arn: str) -> list[tp.Statement]:
-    """The role's own policies in moto's IAM (inline and attached), as statements."""
-    iam = call.moto("iam", None)
+    """The role's own policies in moto's IAM of its account (inline and attached), as statements."""
+    iam = _iam_of_account(call, role_arn.split(":")[4])
     name = role_arn.rsplit("/", 1)[-1]
     documents = []
     try:
@@ -507,10 +532,12 @@ class RenewerPolicy:
     """Strict rule: the renewer's calls (and assumed roles' calls) under their IAM policies."""
 
     def before(self, call: Call) -> None:
+        if call.principal != "renewer":
+            return  # test set-up, also when it uses a role's credentials
         assumed = call.memory.get(ASSUMED_KEY, {}).get(access_key_of(call.headers) or "")
         if assumed:
             self._judge(call, assumed[1], role_statements(call, assumed[0]), None)
-        elif call.principal == "renewer":
+        else:
             deploy = deployment(call.memory)
             self._judge(call, RENEWER_ARN, statements_for(deploy), Placeholders(call, deploy))
 
