@@ -287,7 +287,8 @@ class Route53Propagation:
 class ControlApi:
     """GET /_devstack/calls[?service=&operation=], POST /_devstack/calls/reset,
     GET|POST /_devstack/config, POST /_devstack/config/reset, POST /_devstack/reset (both),
-    GET /_devstack/health."""
+    GET /_devstack/health. The config's `deployment` is what strict IAM resolves the renewer's
+    policy with (devstack/strict/iam.py); a reset forgets it."""
 
     def __init__(self, state: ProxyState):
         self.state = state
