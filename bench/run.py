@@ -116,7 +116,9 @@ class Bench:
                                         region_name="us-east-1")
         endpoint = self.stack.aws_endpoint_url
         world.create_bucket(session.client("s3", endpoint_url=endpoint), STATE_BUCKET)
-        world.create_zone(session.client("route53", endpoint_url=endpoint), ZONE)
+        zone_id = world.create_zone(session.client("route53", endpoint_url=endpoint), ZONE)
+        # The deployment the proxy's strict IAM judges certrenew's calls by (certbot's are not judged).
+        proxy_client.configure(endpoint, deployment={"StateBucket": STATE_BUCKET, "HostedZoneIds": [zone_id]})
         for path in self.certbot_dirs.values():
             path.mkdir(parents=True, exist_ok=True)
 

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from devstack import aws_ops
 from devstack.strict import AwsError, Call, Rules
+from devstack.strict import iam as strict_iam
 
 log = logging.getLogger("devstack.aws_proxy")
 
@@ -157,12 +158,14 @@ class ProxyState:
     rules: Rules = field(default_factory=Rules)  # strict mode's rules and what they remember
 
     def config(self) -> dict:
+        with self.rules.lock:
+            deployment = strict_iam.deployment(self.rules.memory)
         return {"route53_delay": self.route53_delay, "faults": [f.to_json() for f in self.faults],
-                "strict": self.strict, **self.rules.settings()}
+                "strict": self.strict, "deployment": deployment, **self.rules.settings()}
 
     def update_config(self, data: dict) -> None:
         rule_keys = set(self.rules.config_defaults())  # settings of the strict rules (devstack/strict)
-        unknown = set(data) - {"route53_delay", "faults", "strict"} - rule_keys
+        unknown = set(data) - {"route53_delay", "faults", "strict", "deployment"} - rule_keys
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         self.rules.configure({k: v for k, v in data.items() if k in rule_keys})
@@ -172,6 +175,10 @@ class ProxyState:
             raise ValueError("route53_delay must be >= 0")
         if "strict" in data and not isinstance(data["strict"], bool):
             raise ValueError(f"strict must be true or false, got {data['strict']!r}")
+        if "deployment" in data:  # the template parameters strict IAM resolves the renewer's policy with
+            deployment = strict_iam.check_deployment(data["deployment"])
+            with self.rules.lock:
+                strict_iam.set_deployment(self.rules.memory, deployment)
         with self.lock:
             if delay is not None:
                 self.route53_delay = delay
@@ -351,7 +358,8 @@ class Route53Propagation:
 class ControlApi:
     """GET /_devstack/calls[?service=&operation=], POST /_devstack/calls/reset,
     GET|POST /_devstack/config, POST /_devstack/config/reset, POST /_devstack/reset (both),
-    GET /_devstack/health."""
+    GET /_devstack/health. The config's `deployment` is what strict IAM resolves the renewer's
+    policy with (devstack/strict/iam.py); a reset forgets it."""
 
     def __init__(self, state: ProxyState):
         self.state = state

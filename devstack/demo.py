@@ -13,7 +13,7 @@ from pathlib import Path
 
 import boto3
 
-from devstack import pebble_client, world
+from devstack import pebble_client, proxy_client, world
 from devstack import stack as devstack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,9 +69,12 @@ def _seed(stack, state_dir: Path) -> Path:
     world.create_bucket(s3, STATE_BUCKET)
     world.create_bucket(s3, EXPORT_BUCKET)
     route53 = boto3.client("route53")
-    world.create_zone(route53, "example.test")
-    world.create_zone(route53, "shop.test")
+    zones = [world.create_zone(route53, "example.test"), world.create_zone(route53, "shop.test")]
     distribution = world.create_distribution(boto3.client("cloudfront"), ["example.test", "www.example.test"])
+    # The deployment the proxy's strict IAM judges the handler's calls by (template parameters).
+    proxy_client.configure(stack.aws_endpoint_url, deployment={
+        "StateBucket": STATE_BUCKET, "ExportBucket": EXPORT_BUCKET, "HostedZoneIds": zones,
+        "DistributionIds": [distribution]})
     path = state_dir / "certificates.yaml"
     path.write_text(CONFIG.format(directory=stack.acme_directory, distribution=distribution, export=EXPORT_BUCKET))
     return path

@@ -39,7 +39,8 @@ def get_config(endpoint: str) -> dict:
 
 
 def configure(endpoint: str, *, route53_delay: float | None = None, faults: list[dict] | None = None,
-              strict: bool | None = None, inuse_lag: float | None = None) -> dict:
+              strict: bool | None = None, inuse_lag: float | None = None,
+              deployment: dict | None = None) -> dict:
     """Change the delay and/or replace the fault rules; returns the new config.
 
     A fault rule: {"service": "s3" | ["s3", "acm"] | "*", "operation": ..., "status": 503,
@@ -64,8 +65,18 @@ def configure(endpoint: str, *, route53_delay: float | None = None, faults: list
 
     `strict=False` answers as moto does until the next reset (devstack/strict).
     `inuse_lag`: seconds ACM keeps reporting a certificate `InUseBy` a CloudFront distribution
-    after an UpdateDistribution moved it off (default 5; back to it on reset)."""
+    after an UpdateDistribution moved it off (default 5; back to it on reset).
+
+    `deployment` replaces the template parameters (and the values of the stack's own resources)
+    strict mode judges the product's calls by (devstack/strict/iam.py), until the next reset:
+    {"StateBucket": "b", "ExportBucket": "e", "HostedZoneIds": ["Z1", "Z2"] | "auto",
+    "DistributionIds": [...] | "auto", "ConfigLocation": "s3://b/k", "NotificationTopicArn": ...,
+    "NotificationTopic": arn | "auto", "WorkQueue.Arn": arn | "auto", "StateKey.Arn": arn | "auto",
+    "EventBusName": "default", "SecretsPathPrefix": "certrenew", ...}; what is not given takes
+    the template's default ("auto" where the list above says so)."""
     payload: dict = {}
+    if deployment is not None:
+        payload["deployment"] = deployment
     if strict is not None:
         payload["strict"] = strict
     if inuse_lag is not None:
@@ -87,3 +98,9 @@ def change_batches(endpoint: str, zone_id: str | None = None) -> list[dict]:
 def faulted(endpoint: str) -> list[dict]:
     """Recorded calls a fault rule answered with an error."""
     return [c for c in calls(endpoint) if "fault" in c]
+
+
+def update_deployment(endpoint: str, values: dict) -> dict:
+    """Add to (or change in) the deployment strict IAM judges by; returns the whole deployment."""
+    current = get_config(endpoint).get("deployment", {})
+    return configure(endpoint, deployment={**current, **values})["deployment"]

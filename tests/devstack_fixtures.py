@@ -2,6 +2,9 @@
 
 - `stack` (session): one devstack for the whole run, always stopped at the end.
 - `aws` (function): moto wiped, proxy calls/config reset, the stack's environment set; returns the stack.
+  Strict IAM judges the product's calls as a deployment whose state bucket is STATE_BUCKET
+  (tests/devstack_world.py); a test with other resources tells the proxy
+  (`proxy_client.update_deployment`).
 - `restart_pebble` (function): restart Pebble with other settings; restored to the defaults afterwards.
 Every test in tests/integration, tests/handler and tests/faults is marked `integration`.
 """
@@ -18,6 +21,7 @@ import pytest
 
 from devstack import proxy_client
 from devstack import stack as devstack
+from devstack_world import STATE_BUCKET
 
 _TESTS = Path(__file__).resolve().parent
 _ON_DEVSTACK = [_TESTS / d for d in ("integration", "handler", "faults")]
@@ -60,6 +64,7 @@ def aws(stack, monkeypatch, tmp_path):
     """A clean moto and proxy, and the stack's environment variables; returns the stack."""
     _reset_moto(stack.moto_url)
     proxy_client.reset(stack.aws_endpoint_url)
+    proxy_client.configure(stack.aws_endpoint_url, deployment={"StateBucket": STATE_BUCKET})
     for name in list(os.environ):
         if name in _AWS_VARS_TO_DROP or name.startswith("AWS_ENDPOINT_URL_"):
             monkeypatch.delenv(name)

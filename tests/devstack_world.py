@@ -75,5 +75,8 @@ def make_world(stack, tmp: Path, zones=("example.test", "shop.test")) -> World:
     world.create_bucket(w.s3, EXPORT_BUCKET)
     for zone in zones:
         w.zones[zone] = world.create_zone(w.route53, zone)
+    # The deployment strict IAM judges the product by: this state and export bucket, every zone.
+    proxy_client.update_deployment(stack.aws_endpoint_url, {"StateBucket": STATE_BUCKET,
+                                                            "ExportBucket": EXPORT_BUCKET})
     proxy_client.reset_calls(stack.aws_endpoint_url)
     return w

@@ -79,6 +79,29 @@ def route53_calls(w, operation):
     return proxy_client.calls(w.stack.aws_endpoint_url, "route53", operation)
 
 
+def create_dns_role(w, zone_id: str = "Z0OTHERZONE") -> None:
+    """The role in the other account, with README's policy for its zone, listed in the deployment
+    (DnsRoleArns): strict IAM judges the product's calls made as the role by this policy."""
+    iam = boto3.client("iam")
+    iam.meta.events.register("before-sign.iam.*", lambda request, **_: request.headers.__setitem__(
+        "x-moto-account-id", OTHER_ACCOUNT))  # moto keeps IAM per account
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}
+    zone = f"arn:aws:route53:::hostedzone/{zone_id}"
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"},
+        {"Effect": "Allow", "Action": "route53:GetChange", "Resource": "arn:aws:route53:::change/*"},
+        {"Effect": "Allow", "Action": ["route53:GetHostedZone", "route53:ListResourceRecordSets"], "Resource": zone},
+        {"Effect": "Allow", "Action": "route53:ChangeResourceRecordSets", "Resource": zone, "Condition": {
+            "ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"]},
+            "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
+                                          "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"]}}}]}
+    name = ROLE.rsplit("/", 1)[-1]
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName=name, PolicyName="acme-dns", PolicyDocument=json.dumps(policy))
+    proxy_client.update_deployment(w.stack.aws_endpoint_url, {"DnsRoleArns": [ROLE]})
+
+
 def other_account_route53():
     return in_other_account("route53")
 
@@ -178,6 +201,7 @@ def test_a_cname_found_in_public_dns_is_followed(w, capsys, monkeypatch):
 def test_a_zone_in_another_account_is_reached_through_role_arn(w, capsys):
     other = other_account_route53()
     partner = world.create_zone(other, "partner.test")
+    create_dns_role(w, partner)
     visible = {z["Name"] for z in w.route53.list_hosted_zones()["HostedZones"]}
     assert "partner.test." not in visible, "the zone must live in the other account only"
     proxy_client.reset_calls(w.stack.aws_endpoint_url)
@@ -197,6 +221,7 @@ def test_a_zone_in_another_account_is_reached_through_role_arn(w, capsys):
 
 
 def test_a_role_that_sees_no_zone_for_the_name_fails_clearly(w, capsys):
+    create_dns_role(w)
     config = w.write_config([cert("lost", "example.test", role_arn=ROLE), cert("shop", "shop.test")])
     code, report = run(w, config, capsys)
     assert code == 1

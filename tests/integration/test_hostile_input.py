@@ -36,6 +36,7 @@ class Case:
     env: dict[str, str | None] = field(default_factory=dict)
     setup: Callable | None = None  # setup(world) -> extra format values for payload strings
     absent: tuple[str, ...] = ()  # what the output must NOT contain (secrets)
+    deployment: dict = field(default_factory=dict)  # the stack's parameters strict IAM judges by, if not the world's
 
 
 def cert(**extra) -> dict:
@@ -137,13 +138,15 @@ CONFIG_CASES = [
     Case("document-is-a-list", "config", "- example.test\n", ("a list",)),
     # Shapes are fine, only AWS knows these do not exist: checked read-only before anything is written.
     Case("zone-does-not-exist", "config", doc(cert(dns={"hosted_zone_id": "Z0NOSUCHZONE0000"})),
-         ("Z0NOSUCHZONE0000", "does not exist"), code=1),
+         ("Z0NOSUCHZONE0000", "does not exist"), code=1,
+         deployment={"HostedZoneIds": ["auto", "Z0NOSUCHZONE0000"]}),  # listed in the stack, deleted since
     Case("name-in-no-zone", "config", doc(cert(domains=["www.nowhere.test"])),
          ("no Route53 hosted zone found for www.nowhere.test",), code=1),
     Case("region-does-not-exist", "config", doc(cert(deploy={"acm": {"regions": ["us-east-9"]}})),
          ("acm:us-east-9", "not an AWS region"), code=1),
     Case("distribution-does-not-exist", "config", doc(cert(deploy={"cloudfront": {"distributions": ["E2ABCDEF123456"]}})),
-         ("cloudfront:E2ABCDEF123456", "no such distribution"), code=1),
+         ("cloudfront:E2ABCDEF123456", "no such distribution"), code=1,
+         deployment={"DistributionIds": ["auto", "E2ABCDEF123456"]}),
     Case("distribution-exists-other-is-missing", "config",
          doc(cert(deploy={"cloudfront": {"distributions": ["{dist}", "E3NOSUCHDIST000"]}})),
          ("cloudfront:E3NOSUCHDIST000",), code=1, setup=_distribution),
@@ -192,7 +195,8 @@ CLI_CASES = [
     Case("cli-state-bucket-unset", "cli", ["run", "--config", "{config}"], ("CERTRENEW_STATE_BUCKET",),
          env={"CERTRENEW_STATE_BUCKET": None}),
     Case("cli-state-bucket-missing", "cli", ["run", "--config", "{config}"], ("no-such-state-bucket", "does not exist"),
-         env={"CERTRENEW_STATE_BUCKET": "no-such-state-bucket"}),
+         env={"CERTRENEW_STATE_BUCKET": "no-such-state-bucket"},
+         deployment={"StateBucket": "no-such-state-bucket"}),  # the stack's bucket, deleted
     Case("cli-check-interval-bad", "cli", ["run", "--config", "{config}"], ("CERTRENEW_CHECK_INTERVAL", "soon"),
          env={"CERTRENEW_CHECK_INTERVAL": "soon"}),
     Case("cli-status-bad-config", "cli", ["status", "--config", "{bad_config}"], ("certificates[0].domains[0]",)),
@@ -250,6 +254,8 @@ def test_bad_input_is_refused_naming_the_problem_and_writes_nothing(w, case, cap
         else:
             monkeypatch.setenv(name, value)
     monkeypatch.setenv("CERTRENEW_CONFIG", str(good))
+    if case.deployment:
+        proxy_client.update_deployment(w.stack.aws_endpoint_url, case.deployment)
     proxy_client.reset_calls(w.stack.aws_endpoint_url)
     caplog.set_level(logging.INFO)
 

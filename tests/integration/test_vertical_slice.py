@@ -159,6 +159,8 @@ def test_unknown_only_name_exits_2(w, capsys):
 
 def test_missing_state_bucket_is_a_clear_error(w, capsys, monkeypatch):
     monkeypatch.setenv("CERTRENEW_STATE_BUCKET", "no-such-bucket")
+    # the stack's own bucket, deleted since (one the role may not touch answers AccessDenied instead)
+    proxy_client.update_deployment(w.stack.aws_endpoint_url, {"StateBucket": "no-such-bucket"})
     config = w.write_config([shop()])
     code = __import__("acme_flow.cli", fromlist=["main"]).main(["run", "--config", str(config)])
     assert code == 2

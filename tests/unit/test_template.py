@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import template_policy as tp  # noqa: E402
+from devstack import template_policy as tp
 
 # Actions that support no resource-level permission: the only ones allowed on "*".
 NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloudfront:ListDistributions"}

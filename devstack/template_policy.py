@@ -6,22 +6,20 @@ to its SAM-generated role (``Roles: [!Ref <Function>Role]``): the renewer and th
 ``RenewerPolicy``; the renewer alone may send to the fan-out queue. The SQS poller permissions
 SAM adds to the worker for its event source are not listed here.
 
-Used by tests/unit/test_template.py, and meant for the check that compares the AWS calls the
-code makes with what the policy allows:
+Used by tests/unit/test_template.py and by the devstack proxy's strict IAM rule
+(devstack/strict/iam.py), which judges every call the product makes by these statements:
 
-    from template_policy import actions_for_call, allowed_actions, missing_permissions
+    from devstack.template_policy import actions_for_call, allowed_actions, missing_permissions
 
     allowed_actions()                       # every action the role can get (all options on)
     allowed_actions({"DistributionIds": ""})  # ... with these parameter values
     actions_for_call("route53", "ChangeResourceRecordSets")  # -> ("route53:ChangeResourceRecordSets",)
-    missing_permissions([("s3", "HeadBucket"), ("acm", "GetCertificate")])
-        # -> {("acm", "GetCertificate"): ("acm:GetCertificate",)}
+    missing_permissions([("s3", "HeadBucket"), ("cloudfront", "GetDistribution")])
+        # -> {("cloudfront", "GetDistribution"): ("cloudfront:GetDistribution",)}
 
 Calls are (botocore service name, operation name) pairs, as botocore reports them in its
 events (``before-call.s3.GetObject``) and as ``Stubber`` takes them; snake_case method names
 (``get_object``) are accepted too.
-
-Import it with ``tests/`` on ``sys.path`` (test_template.py does so itself).
 """
 
 from __future__ import annotations
@@ -450,7 +448,7 @@ def missing_permissions(
     return missing
 
 
-if __name__ == "__main__":  # a readable dump: python tests/template_policy.py
+if __name__ == "__main__":  # a readable dump: python -m devstack.template_policy
     for st in resolved_statements(ALL_OPTIONS_PARAMETERS):  # the renewer's (the worker's lacks FanoutSend)
         print(json.dumps({"Sid": st.sid, "Action": st.actions, "Resource": st.resources,
                           "Condition": st.conditions, "OnlyIf": st.only_if}, indent=1))
