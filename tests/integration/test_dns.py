@@ -30,7 +30,6 @@ RENEWER_ROLE = "arn:aws:iam::123456789012:role/certrenew-renewer"
 @pytest.fixture
 def w(aws, tmp_path, monkeypatch):
     monkeypatch.setenv("CERTRENEW_STATE_BUCKET", STATE_BUCKET)
-    create_dns_role()
     return make_world(aws, tmp_path, zones=("example.test", "shop.test", "delegate.test"))
 
 
@@ -40,13 +39,6 @@ def in_other_account(service: str):
     client.meta.events.register(f"before-sign.{service}.*",
                                 lambda request, **_: request.headers.__setitem__("x-moto-account-id", OTHER_ACCOUNT))
     return client
-
-
-def create_dns_role() -> None:
-    """The role the zone's account gives certrenew, trusting the stack's function role only (README)."""
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"AWS": [RENEWER_ROLE]}}]}
-    in_other_account("iam").create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(trust))
 
 
 def cert(name, *domains, **dns):
@@ -79,14 +71,13 @@ def route53_calls(w, operation):
     return proxy_client.calls(w.stack.aws_endpoint_url, "route53", operation)
 
 
-def create_dns_role(w, zone_id: str = "Z0OTHERZONE") -> None:
-    """The role in the other account, with README's policy for its zone, listed in the deployment
-    (DnsRoleArns): strict IAM judges the product's calls made as the role by this policy."""
-    iam = boto3.client("iam")
-    iam.meta.events.register("before-sign.iam.*", lambda request, **_: request.headers.__setitem__(
-        "x-moto-account-id", OTHER_ACCOUNT))  # moto keeps IAM per account
+def create_dns_role(w, zone_id: str = "Z0OTHERZONE", role: str = ROLE, trusted: str = RENEWER_ROLE) -> None:
+    """The role in the other account as the README describes it: trusting the stack's function
+    role only (strict STS checks it), with the README's policy for its zone (strict IAM judges
+    the product's calls made as the role by it), and listed in the deployment's DnsRoleArns."""
+    iam = in_other_account("iam")  # moto keeps IAM per account
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}
+                                                     "Principal": {"AWS": [trusted]}}]}
     zone = f"arn:aws:route53:::hostedzone/{zone_id}"
     policy = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "route53:ListHostedZones", "Resource": "*"},
@@ -95,11 +86,13 @@ def create_dns_role(w, zone_id: str = "Z0OTHERZONE") -> None:
         {"Effect": "Allow", "Action": "route53:ChangeResourceRecordSets", "Resource": zone, "Condition": {
             "ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["_acme-challenge.*"]},
             "ForAllValues:StringEquals": {"route53:ChangeResourceRecordSetsRecordTypes": ["TXT"],
-                                          "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"]}}}]}
-    name = ROLE.rsplit("/", 1)[-1]
+                                          "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE"]}}}]}
+    name = role.rsplit("/", 1)[-1]
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
     iam.put_role_policy(RoleName=name, PolicyName="acme-dns", PolicyDocument=json.dumps(policy))
-    proxy_client.update_deployment(w.stack.aws_endpoint_url, {"DnsRoleArns": [ROLE]})
+    deployed = proxy_client.get_config(w.stack.aws_endpoint_url)["deployment"].get("DnsRoleArns")
+    roles = [r for r in (deployed if isinstance(deployed, list) else []) if r != "auto"]
+    proxy_client.update_deployment(w.stack.aws_endpoint_url, {"DnsRoleArns": [*roles, role]})
 
 
 def other_account_route53():
@@ -328,10 +321,9 @@ REFUSING_ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/certrenew-dns-not-trusted"
 
 
 def test_a_dns_role_that_cannot_be_assumed_fails_only_its_certificate_naming_the_role(w, capsys):
-    proxy_client.configure(w.stack.aws_endpoint_url, faults=[{
-        "service": "sts", "operation": "AssumeRole", "status": 403, "code": "AccessDenied", "count": None,
-        "message": f"User: arn:aws:sts::123456789012:assumed-role/certrenew-renewer/certrenew is not "
-                   f"authorized to perform: sts:AssumeRole on resource: {REFUSING_ROLE}"}])
+    # the role exists and the stack may assume it, but its trust policy names another principal:
+    # STS refuses (the devstack's strict STS rule answers as AWS does)
+    create_dns_role(w, w.zones["example.test"], role=REFUSING_ROLE, trusted="arn:aws:iam::999999999999:root")
     config = w.write_config([
         cert("partner", "www.example.test", hosted_zone_id=w.zones["example.test"], role_arn=REFUSING_ROLE),
         cert("shop", "shop.test"),
