@@ -23,7 +23,8 @@ from devstack.strict import RULE_FACTORIES, AwsError, Call
 
 ACCOUNT = "123456789012"  # moto's default account: the account the devstack's callers live in
 CALLERS = {
-    "renewer": f"arn:aws:iam::{ACCOUNT}:role/certrenew-renewer",
+    # the function's role session, as AWS names a Lambda's caller (trust policies match its role)
+    "renewer": f"arn:aws:sts::{ACCOUNT}:assumed-role/certrenew-renewer/certrenew",
     "admin": f"arn:aws:iam::{ACCOUNT}:root",
 }
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import boto3
 import pytest
@@ -21,7 +22,8 @@ from devstack.dns_bridge import OTHER_ACCOUNT
 
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 ACCOUNT = "123456789012"
-RENEWER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/certrenew-renewer"
+RENEWER_ROLE = f"arn:aws:iam::{ACCOUNT}:role/certrenew-renewer"  # the function's role
+RENEWER_SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/certrenew-renewer/certrenew"  # its calls
 SERVER_AUTH, CLIENT_AUTH = ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH
 ALL_KU = {"digital_signature": True, "key_encipherment": True}
 
@@ -331,7 +333,10 @@ def create_role(principals, effect: str = "Allow", extra_statements=()) -> str:
     iam = boto3.client("iam")
     iam.meta.events.register("before-sign.iam.*",
                              lambda request, **_: request.headers.__setitem__("x-moto-account-id", OTHER_ACCOUNT))
-    return iam.create_role(RoleName="certrenew-dns", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    arn = iam.create_role(RoleName="certrenew-dns", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    # the stack may assume it (DnsRoleArns), so what is judged here is the role's trust policy
+    proxy_client.update_deployment(os.environ["AWS_ENDPOINT_URL"], {"DnsRoleArns": [arn]})
+    return arn
 
 
 def renewer_sts():
@@ -355,7 +360,7 @@ def test_sts_refuses_a_caller_the_trust_policy_does_not_name(aws):
     role = create_role(["arn:aws:iam::999999999999:root"])
     code, status, message = refusal(renewer_sts().assume_role, RoleArn=role, RoleSessionName="certrenew")
     assert (code, status) == ("AccessDenied", 403)
-    assert message == f"User: {RENEWER_ROLE} is not authorized to perform: sts:AssumeRole on resource: {role}"
+    assert message == f"User: {RENEWER_SESSION} is not authorized to perform: sts:AssumeRole on resource: {role}"
 
 
 def test_sts_lets_the_role_named_in_the_trust_policy_assume_it(aws):

@@ -179,7 +179,10 @@ print("RESULT " + json.dumps(result))
 def test_built_handler_plans_the_packaged_config_on_the_devstack(native, py313, aws):
     import boto3
 
+    from devstack import proxy_client
+
     boto3.client("s3").create_bucket(Bucket="package-test-state")
+    proxy_client.update_deployment(aws.aws_endpoint_url, {"StateBucket": "package-test-state"})  # strict IAM
     root = native / "RenewerFunction"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CERTRENEW_", "PYTHON", "POWERTOOLS_"))}
     env.update(aws.env(), PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1", LAMBDA_TASK_ROOT=str(root),

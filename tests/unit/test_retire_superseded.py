@@ -178,7 +178,7 @@ class Acm:
 @pytest.mark.parametrize("acm, settled, note", [
     (Acm(), True, f"deleted {OLD}"),
     (Acm(in_use_by=["arn:aws:cloudfront::123456789012:distribution/E2ABCDEF123456"]), False,
-     f"kept {OLD} for a later run: still used by arn:aws:cloudfront"),
+     f"kept {OLD} for a later run: still used by cloudfront:E2ABCDEF123456"),
     (Acm(delete_error="ResourceInUseException"), False, f"kept {OLD} for a later run: ACM says it is still in use"),
     (Acm(delete_error="ResourceNotFoundException"), True, f"{OLD} already gone"),
     (Acm(gone=True), True, f"{OLD} already gone"),
@@ -188,6 +188,13 @@ def test_the_adapter_says_whether_the_retirement_is_settled(acm, settled, note):
     got = acm_adapter.AcmImporter(lambda region: acm).delete_if_unused("us-east-1", OLD, [])
     assert got[0] is settled and got[1].startswith(note)
     assert acm.deleted == ([OLD] if note.startswith("deleted") else [])
+
+
+def test_a_distribution_acm_and_the_scan_both_name_is_named_once():
+    acm = Acm(in_use_by=["arn:aws:cloudfront::123456789012:distribution/E2ABCDEF123456"])
+    _, note = acm_adapter.AcmImporter(lambda region: acm).delete_if_unused(
+        "us-east-1", OLD, ["cloudfront:E2ABCDEF123456", "cloudfront:E3OTHER"])
+    assert note == f"kept {OLD} for a later run: still used by cloudfront:E2ABCDEF123456, cloudfront:E3OTHER"
 
 
 def test_the_adapter_fails_clearly_on_other_errors():
