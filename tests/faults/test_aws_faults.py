@@ -108,9 +108,6 @@ def test_runs_under_throttling_and_5xx_eventually_succeed(w, capsys, figures):
     distribution = world.create_distribution(boto3.client("cloudfront"), ["example.test", "www.example.test"])
     proxy_client.reset_calls(w.stack.aws_endpoint_url)
     root = pebble_client.root_pem(w.stack)
-    # (the key type change comes before the forced renewal: moto drops an ACM certificate's tags
-    # on re-import, where AWS keeps them, and without its certrenew:managed tag the old
-    # certificate would be kept rather than deleted)
     steps = [
         ("first issuance", certificates(distribution, "rsa-2048"), (), {"site": "issued", "shop": "issued"}),
         ("key type change", certificates(distribution, "ec-p256"), (), {"site": "skipped", "shop": "renewed"}),

@@ -117,6 +117,20 @@ def test_acm_reimport_refuses_tags(aws, acm):
     assert import_cert(acm, key, leaf(key), CertificateArn=arn) == arn
 
 
+def test_acm_reimport_keeps_the_certificates_tags(aws, acm):
+    key = new_key()
+    tags = [{"Key": "certrenew:managed", "Value": "true"}, {"Key": "certrenew:name", "Value": "site"}]
+    arn = import_cert(acm, key, leaf(key), Tags=tags)
+    proxy_client.configure(aws.aws_endpoint_url, strict=False)
+    import_cert(acm, key, leaf(key), CertificateArn=arn)
+    assert acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", []) == [], "moto alone drops them"
+    acm.add_tags_to_certificate(CertificateArn=arn, Tags=tags)
+    proxy_client.configure(aws.aws_endpoint_url, strict=True)
+    import_cert(acm, key, leaf(key), CertificateArn=arn)
+    kept = acm.list_tags_for_certificate(CertificateArn=arn)["Tags"]
+    assert sorted(kept, key=lambda t: t["Key"]) == tags, "AWS keeps a certificate's tags on re-import"
+
+
 def test_acm_reimport_refuses_another_key_algorithm(aws, acm):
     ec_key, rsa_key = new_key("ec"), new_key("rsa")
     arn = import_cert(acm, ec_key, leaf(ec_key))
