@@ -67,6 +67,16 @@ def test_already_replaced_retries_once_without_replaces():
     assert order.replaces is None
 
 
+@pytest.mark.parametrize("typ", ["malformed", "serverInternal"])
+def test_an_order_the_ca_cannot_take_with_replaces_is_placed_once_without_it(typ):
+    # `replaces` only buys the rate-limit exemption: a CA that fails on it (Pebble 2.10 cannot find
+    # the certificate of a serial whose DER has a leading zero byte) still gets the renewal ordered
+    adapter = ScriptedAdapter([AcmeProblem(f"urn:ietf:params:acme:error:{typ}", "could not find order"), "ok"])
+    order = adapter.new_order(b"csr", ("example.com",), None, replaces="a.b")
+    assert adapter.sent == ["a.b", None]
+    assert order.replaces is None
+
+
 def test_other_problems_are_not_retried():
     adapter = ScriptedAdapter([AcmeProblem("urn:ietf:params:acme:error:rejectedIdentifier", "no"), "ok"])
     with pytest.raises(AcmeProblem, match="no"):

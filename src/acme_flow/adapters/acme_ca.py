@@ -37,6 +37,11 @@ USER_AGENT = "certrenew/0.1 (+acme-python)"
 TRANSIENT_CODES = {"badNonce", "rateLimited", "serverInternal"}
 ACCOUNT_GONE = "urn:ietf:params:acme:error:accountDoesNotExist"
 ALREADY_REPLACED = "urn:ietf:params:acme:error:alreadyReplaced"
+# Problems after which a renewal is ordered once more without `replaces` (RFC 9773 §5: it only
+# buys the rate-limit exemption): the CA says the certificate was already replaced, or it could
+# not take the field (Pebble 2.10 answers serverInternal for a serial whose DER has a leading 0).
+ORDER_AGAIN_WITHOUT_REPLACES = {ALREADY_REPLACED, "urn:ietf:params:acme:error:malformed",
+                                "urn:ietf:params:acme:error:serverInternal"}
 FIRST_POLL = 0.25
 MAX_POLL = 5.0
 BAD_NONCE_ATTEMPTS = 6
@@ -220,9 +225,9 @@ class AcmeCaAdapter:
         try:
             orderr = self._post_new_order(csr_pem, domains, profile, replaces)
         except AcmeProblem as exc:
-            if not replaces or exc.typ != ALREADY_REPLACED:
+            if not replaces or exc.typ not in ORDER_AGAIN_WITHOUT_REPLACES:
                 raise
-            log.warning("the CA says the certificate was already replaced: ordering without `replaces`")
+            log.warning("the CA refused the order with `replaces` (%s): ordering without it", exc)
             replaces = None
             orderr = self._post_new_order(csr_pem, domains, profile, None)
         found = [self._dns01(a) for a in orderr.authorizations if a.body.status != messages.STATUS_VALID]
