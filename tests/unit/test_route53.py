@@ -590,3 +590,28 @@ def test_split_counts_every_value_of_a_change_and_keeps_order():
     assert [len(p) for p in parts] == [250, 50]
     assert [c for p in parts for c in p] == batch
     assert _split([]) == []
+
+
+def test_a_part_that_went_through_before_a_later_part_lost_a_race_is_still_waited_for():
+    """A zone's changes over Route53's per-request limit go in two batches; when the second
+    loses a race and is retried, the first one's change is still polled until INSYNC."""
+    clock = FakeClock()
+    r53 = FakeRoute53(clock, insync_after=2)
+    zone = r53.add_zone("example.com")
+    dns, _ = adapter(r53)
+    names = [f"h{i}.example.com" for i in range(route53.MAX_VALUES_PER_BATCH + 10)]
+    records = _records(r53, dns, names)
+    raced = []
+
+    def other_writer_once(zone_id, changes):
+        last = changes[-1]["ResourceRecordSet"]["Name"]
+        if len(r53.batches) == 1 and not raced:  # the second batch: someone writes one of its names
+            raced.append(last)
+            r53.put(zone, last, "TXT", ['"other"'])
+    r53.before_change = other_writer_once
+    dns.present(records, deadline(clock))
+    first_change = next(iter(r53.polls))
+    assert raced and len(r53.batches) == 2, "the first part, then the raced name again (the refused batch changed nothing)"
+    assert r53.calls["ChangeResourceRecordSets"] == 3
+    assert r53.polls[first_change] >= 2, "the first part's change was polled until INSYNC"
+    assert r53.txt(zone, raced[0]) == ['"other"', f'"value-for-{raced[0].removeprefix("_acme-challenge.")}"']

@@ -222,7 +222,7 @@ class Route53Dns:
             wanted = _values_by_name(zone_records)
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    submitted += self._write(r53, zone_id, wanted, _adding, "publishing")
+                    self._write(r53, zone_id, wanted, _adding, "publishing", submitted)
                     break
                 except _InvalidChangeBatch as exc:
                     if attempt == WRITE_ATTEMPTS:
@@ -240,7 +240,7 @@ class Route53Dns:
             ours = _values_by_name(zone_records)
             for attempt in range(1, WRITE_ATTEMPTS + 1):
                 try:
-                    self._write(self._r53(role), zone_id, ours, _removing, "removal")
+                    self._write(self._r53(role), zone_id, ours, _removing, "removal", [])
                     break
                 except _InvalidChangeBatch as exc:
                     # Another writer changed a name between our read and our change: read again.
@@ -259,19 +259,20 @@ class Route53Dns:
             zone = self._zone_by_id.get(zone_id)
         return zone.record_count if zone else None
 
-    def _write(self, r53, zone_id: str, ours: dict[str, list[str]], edit: "_Edit", what: str) -> list[tuple]:
+    def _write(self, r53, zone_id: str, ours: dict[str, list[str]], edit: "_Edit", what: str,
+               pending: list[tuple]) -> None:
         """Read the names fresh, then change each one from exactly what was read (see the module
-        docstring); returns the changes not yet INSYNC. InvalidChangeBatch: someone wrote first."""
+        docstring); the changes not yet INSYNC are added to `pending` as they are submitted, so
+        a batch that went through before a later one lost a race is still waited for.
+        InvalidChangeBatch: someone wrote first."""
         current = _txt_values(r53, zone_id, list(ours), self._size_of(zone_id))
         groups = [g for g in (edit(name, current.get(name), values) for name, values in ours.items()) if g]
-        pending = []
         for part in _split_groups(groups):
             change_id, status = _submit(r53, zone_id, part, f"{what} of challenge records")
             names = len({c["ResourceRecordSet"]["Name"] for c in part})
             log.info("zone %s: %s of %d TXT names submitted (%s, %s)", zone_id, what, names, change_id, status)
             if status != "INSYNC":
                 pending.append((r53, zone_id, change_id))
-        return pending
 
     def _wait_insync(self, changes: list[tuple[Any, str, str]], deadline: Deadline) -> None:
         """Poll every pending change together until all are INSYNC, bounded by the deadline."""
