@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 _QUERY_CREDENTIAL = re.compile(r"^[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request$")
 
 # (method, path regex) -> operation, matched in order against the path after the API version.
@@ -69,6 +70,12 @@ _S3_BUCKET_SUBRESOURCES = {
 _S3_OBJECT_SUBRESOURCES = {"tagging": "ObjectTagging", "acl": "ObjectAcl", "retention": "ObjectRetention",
                            "legal-hold": "ObjectLegalHold", "attributes": "ObjectAttributes"}
 _VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}
+
+
+def access_key_id(headers) -> str | None:
+    """The access key id a SigV4 request is signed with (Credential=<key>/<scope>)."""
+    match = _ACCESS_KEY.search(headers.get("Authorization", "") or "")
+    return match.group(1) if match else None
 
 
 def service_and_region(headers, query: dict[str, list[str]]) -> tuple[str, str]:

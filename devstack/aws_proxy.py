@@ -547,22 +547,35 @@ def principal_of(headers) -> str:
 
 
 class MotoClients:
-    """boto3 clients straight to moto (not through the proxy), for rules that read moto's state."""
+    """boto3 clients straight to moto (not through the proxy), for rules that read moto's state.
+
+    moto keeps state per account: `account` reads another account's (moto's x-moto-account-id
+    header), `access_key` reads as that key's owner (moto maps an assumed role's key to the
+    role's account). Without either, the clients are the default account's administrator."""
 
     def __init__(self, moto_url: str) -> None:
         self.moto_url = moto_url
-        self._clients: dict[tuple[str, str | None], object] = {}
+        self._clients: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
-    def client(self, service: str, region: str | None = None):
-        key = (service, region or "us-east-1")
+    def client(self, service: str, region: str | None = None, *, account: str | None = None,
+               access_key: str | None = None):
+        key = (service, region or "us-east-1", account, access_key)
         with self._lock:  # a botocore session is not thread-safe for creating clients
             if key not in self._clients:
-                import boto3
-                session = boto3.session.Session(aws_access_key_id="devstack-admin",
-                                                aws_secret_access_key="devstack-admin")
-                self._clients[key] = session.client(service, region_name=key[1], endpoint_url=self.moto_url)
+                self._clients[key] = self._make(*key)
             return self._clients[key]
+
+    def _make(self, service: str, region: str, account: str | None, access_key: str | None):
+        import boto3
+        session = boto3.session.Session(aws_access_key_id=access_key or "devstack-admin",
+                                        aws_secret_access_key="devstack-admin")
+        client = session.client(service, region_name=region, endpoint_url=self.moto_url)
+        if account:
+            client.meta.events.register(f"before-sign.{client.meta.service_model.service_id.hyphenize()}.*",
+                                        lambda request, **_: request.headers.__setitem__("x-moto-account-id",
+                                                                                         account))
+        return client
 
 
 def make_server(port: int, moto_url: str, route53_delay: float = 0.0, host: str = "127.0.0.1",

@@ -12,7 +12,7 @@ A rule is an object with two methods, both optional:
     after(call: Call, resp) -> Response # moto's answer as AWS would give it (default: unchanged)
 
 `Call` carries the parsed request (service, region, operation, parameters, principal) and a
-way to read moto's state directly (`call.moto(service, region)`: a boto3 client that bypasses
+way to read moto's state directly (`call.moto(service, region, account=...)`: a boto3 client that bypasses
 the proxy, with the devstack's admin credentials), for rules that compare with what is stored.
 """
 
@@ -48,7 +48,7 @@ class Call:
     headers: Any  # case-insensitive (email.message.Message)
     body: bytes
     principal: str  # "admin" (test set-up), "renewer" (the product) or an assumed role's ARN
-    moto: Callable[[str, str | None], Any]  # (service, region) -> boto3 client straight to moto
+    moto: Callable[..., Any]  # (service, region, account=, access_key=) -> boto3 client straight to moto
     memory: dict = field(default_factory=dict)  # the rule set's shared memory (guarded by Rules.lock)
 
     def json(self) -> dict:

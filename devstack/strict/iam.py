@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import xml.etree.ElementTree as ET
 from functools import lru_cache
 from typing import Any, Callable, Iterable
@@ -59,7 +58,6 @@ DENIED = {  # service -> (code, HTTP status) of its "access denied" answer
     "kms": ("AccessDeniedException", 400),
 }
 
-_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 _TEMPLATE_PARAMETERS = frozenset(tp.load_template().get("Parameters", {}))
 
 
@@ -456,12 +454,6 @@ def normalized_record_name(name: str) -> str:
 
 # ---------------------------------------------------------------------------------- assumed roles
 
-def access_key_of(headers) -> str | None:
-    """The access key id a SigV4 request is signed with (Credential=<key>/<scope>)."""
-    match = _CREDENTIAL.search(headers.get("Authorization", "") or "")
-    return match.group(1) if match else None
-
-
 def remember_assumed_role(call: Call, resp) -> None:
     """After a successful AssumeRole: its access key id -> the role and session it stands for."""
     if resp.status != 200:
@@ -474,29 +466,9 @@ def remember_assumed_role(call: Call, resp) -> None:
             role, session.group(1).decode() if session else role)
 
 
-_IAM_BY_ACCOUNT: dict[str, Any] = {}
-_IAM_LOCK = threading.Lock()
-
-
-def _iam_of_account(call: Call, account: str):
-    """moto's IAM of one account (moto keeps IAM per account: `x-moto-account-id` picks it)."""
-    if account == ACCOUNT:
-        return call.moto("iam", None)
-    with _IAM_LOCK:
-        if account not in _IAM_BY_ACCOUNT:
-            import boto3
-            session = boto3.session.Session(aws_access_key_id="devstack-admin", aws_secret_access_key="devstack-admin")
-            client = session.client("iam", region_name=REGION,
-                                    endpoint_url=call.moto("iam", None).meta.endpoint_url)
-            client.meta.events.register("before-sign.iam.*", lambda request, **_: request.headers.__setitem__(
-                "x-moto-account-id", account))
-            _IAM_BY_ACCOUNT[account] = client
-        return _IAM_BY_ACCOUNT[account]
-
-
 def role_statements(call: Call, role_arn: str) -> list[tp.Statement]:
     """The role's own policies in moto's IAM of its account (inline and attached), as statements."""
-    iam = _iam_of_account(call, role_arn.split(":")[4])
+    iam = call.moto("iam", None, account=role_arn.split(":")[4])
     name = role_arn.rsplit("/", 1)[-1]
     documents = []
     try:
@@ -534,7 +506,7 @@ class RenewerPolicy:
     def before(self, call: Call) -> None:
         if call.principal != "renewer":
             return  # test set-up, also when it uses a role's credentials
-        assumed = call.memory.get(ASSUMED_KEY, {}).get(access_key_of(call.headers) or "")
+        assumed = call.memory.get(ASSUMED_KEY, {}).get(aws_ops.access_key_id(call.headers) or "")
         if assumed:
             self._judge(call, assumed[1], role_statements(call, assumed[0]), None)
         else:

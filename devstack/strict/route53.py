@@ -22,8 +22,6 @@ DELETE + CREATE pair of one set as an UPSERT) and answered as Route53 would.
 """
 from __future__ import annotations
 
-import re
-import threading
 from collections import Counter
 from xml.sax.saxutils import escape
 
@@ -122,24 +120,10 @@ def check_change(change: dict, key: Key, current: dict[Key, "tuple[int | None, C
         current[key] = wanted
 
 
-_CALLER_CLIENTS: dict[str, object] = {}
-_CALLER_LOCK = threading.Lock()
-
-
 def _moto_as_caller(call: Call):
     """A Route53 client straight to moto in the caller's account: moto tells accounts apart by
     the access key (an assumed role's key belongs to the role's account), not by the signature."""
-    found = re.search(r"Credential=([^/,\s]+)/", call.headers.get("Authorization", "") or "")
-    admin = call.moto("route53", None)
-    if not found:
-        return admin
-    key = found.group(1)
-    with _CALLER_LOCK:  # a botocore session is not thread-safe for creating clients
-        if key not in _CALLER_CLIENTS:
-            import boto3
-            _CALLER_CLIENTS[key] = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key="unused").client(
-                "route53", region_name="us-east-1", endpoint_url=admin.meta.endpoint_url)
-        return _CALLER_CLIENTS[key]
+    return call.moto("route53", None, access_key=aws_ops.access_key_id(call.headers))
 
 
 def _read(r53, zone_id: str, key: Key) -> "tuple[int | None, Counter] | None":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import threading
 from urllib.parse import unquote
 
 from devstack.strict import RULE_FACTORIES, AwsError, Call
@@ -74,35 +73,8 @@ def trust_allows(policy: dict, caller: str) -> bool:
     return any(s.get("Effect") == "Allow" for s in matching)
 
 
-class _AccountIam:
-    """IAM clients straight to moto, one per account (moto keeps IAM per account)."""
-
-    def __init__(self) -> None:
-        self._clients: dict[str, object] = {}
-        self._lock = threading.Lock()
-
-    def client(self, call: Call, account: str):
-        with self._lock:
-            if account not in self._clients:
-                import boto3
-                endpoint = call.moto("iam", "us-east-1").meta.endpoint_url
-                client = boto3.session.Session(aws_access_key_id="devstack-admin",
-                                               aws_secret_access_key="devstack-admin").client(
-                    "iam", region_name="us-east-1", endpoint_url=endpoint)
-
-                def in_account(request, **_):
-                    request.headers["x-moto-account-id"] = account
-
-                client.meta.events.register("before-sign.iam.*", in_account)
-                self._clients[account] = client
-            return self._clients[account]
-
-
 class AssumeRoleRule:
     """AssumeRole: an existing role whose trust policy allows the caller."""
-
-    def __init__(self) -> None:
-        self.iam = _AccountIam()
 
     def before(self, call: Call) -> None:
         if call.service != "sts" or call.operation != "AssumeRole":
@@ -120,7 +92,7 @@ class AssumeRoleRule:
         if not match:
             return None
         try:
-            role = self.iam.client(call, match.group(1)).get_role(RoleName=match.group(2))["Role"]
+            role = call.moto("iam", None, account=match.group(1)).get_role(RoleName=match.group(2))["Role"]
         except Exception:  # noqa: BLE001 - NoSuchEntity: AWS answers AccessDenied all the same
             return None
         if role.get("Arn") != role_arn:  # same name, other path

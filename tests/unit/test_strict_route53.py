@@ -56,7 +56,7 @@ class Response:
 def call_for(r53, zone, *changes) -> Call:
     return Call(service="route53", region="us-east-1", operation="ChangeResourceRecordSets", method="POST",
                 path=f"/2013-04-01/hostedzone/{zone}/rrset/", query={}, headers={}, body=body(changes),
-                principal="renewer", moto=lambda service, region: r53)
+                principal="renewer", moto=lambda service, region, **_: r53)
 
 
 def forward(r53, zone, *changes):
@@ -75,7 +75,7 @@ def check(r53, zone, *changes):
     """Ask the rule about the batch; when it lets it through, apply it to moto (as the proxy would)."""
     call = Call(service="route53", region="us-east-1", operation="ChangeResourceRecordSets", method="POST",
                 path=f"/2013-04-01/hostedzone/{zone}/rrset/", query={}, headers={}, body=body(changes),
-                principal="renewer", moto=lambda service, region: r53)
+                principal="renewer", moto=lambda service, region, **_: r53)
     ChangeBatchRule().before(call)
     r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": list(changes)})
 
