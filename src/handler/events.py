@@ -1,8 +1,8 @@
 """Lambda events into run requests. Pure: raises EventError naming the field.
 
 Three shapes: the scheduled event (the EventBridge Scheduler input of template.yaml, which
-carries the schedule's ARN, or the classic Scheduled Event; an empty event too), the manual event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ...}`, and the
-SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
+carries the schedule's ARN, or the classic Scheduled Event; an empty event too), the manual
+event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ...}`, and the SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
 `{"certificate": "name"}` (`parse_work_item`).
 """
 from __future__ import annotations

@@ -244,23 +244,24 @@ class EventBridgeNotifier:
         return out
 
     def notify(self, report: RunReport) -> None:
-        budget = [PUT_EVENTS_WAIT_BUDGET]  # seconds of backoff left for this run's events
+        budget = PUT_EVENTS_WAIT_BUDGET  # seconds of backoff left for this run's events
         for chunk in _chunks(self.entries(report), PUT_EVENTS_MAX_ENTRIES):
-            self._put(chunk, budget)
+            budget = self._put(chunk, budget)
 
-    def _put(self, chunk: list[dict[str, Any]], budget: list[float]) -> None:
+    def _put(self, chunk: list[dict[str, Any]], budget: float) -> float:
         """One PutEvents call, then again for the entries that failed with a retryable code
-        (a bounded number of times, with backoff); the others are logged."""
+        (a bounded number of times, with backoff); the others are logged. Returns the backoff
+        budget left."""
         pending = chunk
         for attempt in range(1, PUT_EVENTS_ATTEMPTS + 1):
             try:
                 got = self._events.put_events(Entries=pending)
             except (ClientError, BotoCoreError) as exc:
                 log.error("could not put %d certificate event(s) on %s: %s", len(pending), self.bus, exc)
-                return
+                return budget
             failed = [(e, a) for e, a in zip(pending, got.get("Entries", [])) if a.get("ErrorCode")]
             wait = min(PUT_EVENTS_BACKOFF * 2 ** (attempt - 1), PUT_EVENTS_MAX_WAIT)
-            last = attempt == PUT_EVENTS_ATTEMPTS or budget[0] < wait
+            last = attempt == PUT_EVENTS_ATTEMPTS or budget < wait
             retry = []
             for entry, answer in failed:
                 if answer["ErrorCode"] in RETRYABLE_ENTRY_ERRORS and not last:
@@ -268,12 +269,13 @@ class EventBridgeNotifier:
                 else:
                     _log_rejected(entry, answer, attempt)
             if not retry:
-                return
+                return budget
             log.info("EventBridge failed %d event(s) with a retryable code: trying again in %.1f s",
                      len(retry), wait)
-            budget[0] -= wait
+            budget -= wait
             self._sleep(wait)
             pending = retry
+        return budget
 
 
 def _log_rejected(entry: dict[str, Any], answer: dict[str, Any], attempts: int) -> None:
