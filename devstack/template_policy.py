@@ -383,6 +383,7 @@ IAM_ACTIONS_BY_CALL: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "GetObjectVersion"): ("s3:GetObjectVersion",),
     ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
     ("s3", "GetBucketLocation"): ("s3:GetBucketLocation",),  # the export bucket's region (preflight)
+    ("s3", "GetBucketEncryption"): ("s3:GetEncryptionConfiguration",),  # its default key (preflight)
     # DNS-01
     ("route53", "ListHostedZones"): ("route53:ListHostedZones",),
     ("route53", "ListHostedZonesByName"): ("route53:ListHostedZonesByName",),

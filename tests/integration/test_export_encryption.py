@@ -75,3 +75,14 @@ def test_an_export_key_of_the_bucket_region_encrypts_the_private_key(w, capsys, 
     assert code == 0 and report["certificates"][0]["outcome"] == "issued", report
     head = boto3.client("s3", region_name="eu-west-1").head_object(Bucket=EU_BUCKET, Key="site/privkey.pem")
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == eu_key
+
+
+def test_a_bucket_whose_default_is_a_customer_key_not_given_to_the_stack_fails_in_preflight(w, capsys):
+    bucket_key = key_in("us-east-1")
+    w.s3.put_bucket_encryption(Bucket=EXPORT_BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": bucket_key}}]})
+    code, report = w.run_json(w.write_config([site(EXPORT_BUCKET)]), capsys=capsys)
+    result = report["certificates"][0]
+    assert code == 1 and result["outcome"] == "failed", report
+    assert f"the bucket's default encryption is the KMS key {bucket_key}" in result["reason"]
+    assert not [k for k in w.state_keys() if k.startswith(("certificates/", "accounts/"))], "nothing ordered or stored"

@@ -14,10 +14,16 @@ EU_KEY = "arn:aws:kms:eu-west-1:123456789012:key/22222222-2222-2222-2222-2222222
 
 
 class FakeS3:
-    def __init__(self, locations=None):
+    def __init__(self, locations=None, default_keys=None):
         self.locations = locations or {}
+        self.default_keys = default_keys or {}  # bucket -> KMSMasterKeyID of its default SSE-KMS
         self.puts = []
         self.location_calls = []
+
+    def get_bucket_encryption(self, Bucket):
+        rule = ({"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.default_keys[Bucket]}
+                if Bucket in self.default_keys else {"SSEAlgorithm": "AES256"})
+        return {"ServerSideEncryptionConfiguration": {"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]}}
 
     def put_object(self, **kwargs):
         self.puts.append(kwargs)
@@ -98,3 +104,19 @@ def test_a_missing_export_bucket_fails_the_check():
 def test_key_region():
     assert kms_key_region(EU_KEY, "us-east-1") == "eu-west-1"
     assert kms_key_region("mrk-1234", "ca-central-1") == "ca-central-1"
+
+
+def test_a_bucket_encrypted_by_default_with_a_customer_key_needs_that_key_named():
+    # the function may use only the KMS key the stack names (ExportKmsKeyArn): writing into a
+    # bucket whose default is another customer key would fail at export, after the order
+    s3 = FakeS3({"certs": "eu-west-1"}, default_keys={"certs": EU_KEY})
+    with pytest.raises(DeployError, match=f"s3://certs: the bucket's default encryption is the KMS key {EU_KEY}.*"
+                                          "ExportKmsKeyArn"):
+        S3Exporter(s3, None, "us-east-1").check("certs")
+    S3Exporter(s3, EU_KEY, "us-east-1").check("certs")  # named: fine
+
+
+@pytest.mark.parametrize("default", [None, "alias/aws/s3", "arn:aws:kms:eu-west-1:123456789012:alias/aws/s3"])
+def test_sse_s3_and_the_aws_managed_key_need_no_export_key(default):
+    s3 = FakeS3({"certs": "eu-west-1"}, default_keys={"certs": default} if default else {})
+    S3Exporter(s3, None, "us-east-1").check("certs")

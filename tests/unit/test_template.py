@@ -16,6 +16,7 @@ NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloud
 # The full policy with every option on. Growing it is a decision: update this list knowingly.
 EXPECTED_ACTIONS = {
     "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetBucketLocation",
+    "s3:GetEncryptionConfiguration",
     "kms:GenerateDataKey", "kms:Decrypt",
     "route53:ListHostedZones", "route53:GetChange", "route53:GetHostedZone",
     "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets",
@@ -612,7 +613,7 @@ def test_export_permissions_only_when_a_bucket_is_given(template):
     st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs"}, template))
     assert st["ExportObjects"].actions == ("s3:PutObject",)
     assert st["ExportObjects"].resources == ("arn:aws:s3:::my-certs/*",)
-    assert st["ExportBucketLocation"].actions == ("s3:GetBucketLocation",)  # the preflight's region check
+    assert st["ExportBucketLocation"].actions == ("s3:GetBucketLocation", "s3:GetEncryptionConfiguration")
     assert st["ExportBucketLocation"].resources == ("arn:aws:s3:::my-certs",)
     assert "ExportKey" not in st
     st = by_sid(tp.resolved_statements({"ExportBucket": "my-certs", "ExportKmsKeyArn": key}, template))

@@ -28,10 +28,13 @@ class S3Exporter:
         self._bucket_regions: dict[str, str] = {}
 
     def check(self, bucket: str) -> None:
-        """Raise DeployError when the export bucket cannot be found, or when the export key is
-        in another region than the bucket (S3 uses only a KMS key of the bucket's region)."""
+        """Raise DeployError when the export bucket cannot be found, when the export key is in
+        another region than the bucket (S3 uses only a KMS key of the bucket's region), or when
+        no export key is set and the bucket's default encryption is a customer managed key
+        (the function may use only the key the stack names: the write would be refused)."""
         region = self._bucket_region(bucket)
         if not self._kms_key:
+            self._check_default_key(bucket)
             return
         key_region = kms_key_region(self._kms_key, self._region)
         if key_region != region:
@@ -40,6 +43,31 @@ class S3Exporter:
                 f"ExportKmsKeyArn) is in {key_region} but the bucket is in {region}: S3 can only use a "
                 f"KMS key of the bucket's region; give the ARN of a key in {region}, or leave it empty "
                 "to use the bucket's default encryption"))
+
+    def _check_default_key(self, bucket: str) -> None:
+        key = self._default_customer_key(bucket)
+        if key:
+            raise DeployError(f"s3://{bucket}", (
+                f"the bucket's default encryption is the KMS key {key}, and the function may use only "
+                "the export key the stack names: deploy with ExportKmsKeyArn set to that key's ARN "
+                "(CERTRENEW_EXPORT_KMS_KEY), or make the bucket's default SSE-S3 or the AWS managed "
+                "key aws/s3"))
+
+    def _default_customer_key(self, bucket: str) -> str | None:
+        """The customer managed KMS key of the bucket's default encryption, if it has one."""
+        try:
+            got = self._s3.get_bucket_encryption(Bucket=bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "ServerSideEncryptionConfigurationNotFoundError":
+                log.warning("could not read the default encryption of s3://%s (%s); going on", bucket, code or exc)
+            return None
+        for rule in got["ServerSideEncryptionConfiguration"].get("Rules", []):
+            default = rule.get("ApplyServerSideEncryptionByDefault", {})
+            key = default.get("KMSMasterKeyID")
+            if default.get("SSEAlgorithm", "").startswith("aws:kms") and key and not key.endswith("alias/aws/s3"):
+                return key
+        return None
 
     def _bucket_region(self, bucket: str) -> str:
         if bucket not in self._bucket_regions:
