@@ -261,6 +261,15 @@ def reimport_refusal(stored_pem: str, new_pem: str) -> str | None:
     return f"the new certificate drops {' and '.join(reasons)}" if reasons else None
 
 
+def _camel(constant: str) -> str:
+    first, *rest = constant.lower().split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+# serverAuth, clientAuth, codeSigning, ... (RFC 5280's names, from cryptography's public OIDs)
+_EKU_NAMES = {oid.dotted_string: _camel(name) for name, oid in vars(ExtendedKeyUsageOID).items()
+              if isinstance(oid, x509.ObjectIdentifier)}
+
+
 def _eku_name(dotted: str) -> str:
-    oid = x509.ObjectIdentifier(dotted)
-    return getattr(oid, "_name", None) or dotted
+    return _EKU_NAMES.get(dotted, dotted)
