@@ -50,6 +50,7 @@ class Call:
     principal: str  # "admin" (test set-up), "renewer" (the product) or an assumed role's ARN
     moto: Callable[..., Any]  # (service, region, account=, access_key=) -> boto3 client straight to moto
     memory: dict = field(default_factory=dict)  # the rule set's shared memory (guarded by Rules.lock)
+    scratch: dict = field(default_factory=dict)  # this call's own: what one rule read for the others, before for after
 
     def json(self) -> dict:
         """Parameters of a JSON-protocol call (ACM, EventBridge, SSM, Secrets Manager)."""

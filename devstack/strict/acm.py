@@ -130,11 +130,11 @@ class ImportCertificateRule:
         stored = self._stored(call, arn)
         if stored is not None:
             check_reimport(stored, cert, arn)
-            call.kept_tags = self._tags(call, arn)
+            call.scratch["acm_tags"] = self._tags(call, arn)
 
     def after(self, call: Call, resp):
         """A successful re-import keeps the tags the certificate had, as on AWS."""
-        tags = getattr(call, "kept_tags", None)
+        tags = call.scratch.get("acm_tags")
         if tags and resp.status == 200:
             arn = call.json()["CertificateArn"]
             call.moto("acm", call.region).add_tags_to_certificate(CertificateArn=arn, Tags=tags)

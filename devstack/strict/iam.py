@@ -32,6 +32,7 @@ from urllib.parse import unquote
 from devstack import aws_ops
 from devstack import template_policy as tp
 from devstack.strict import RULE_FACTORIES, AwsError, Call
+from devstack.strict import s3 as strict_s3
 
 ACCOUNT = tp.PSEUDO_PARAMETERS["AWS::AccountId"]
 REGION = tp.PSEUDO_PARAMETERS["AWS::Region"]
@@ -357,17 +358,8 @@ def _write_key(call: Call, bucket: str) -> list[str]:
 
 
 def _bucket_default_key(call: Call, bucket: str) -> str | None:
-    try:
-        rules = call.moto("s3", None).get_bucket_encryption(Bucket=bucket)[
-            "ServerSideEncryptionConfiguration"]["Rules"]
-    except Exception:  # noqa: BLE001 - no such bucket, no default encryption: no customer key
-        return None
-    for rule in rules:
-        default = rule.get("ApplyServerSideEncryptionByDefault", {})
-        if default.get("SSEAlgorithm", "").startswith("aws:kms"):
-            keys = _customer_key(call, default.get("KMSMasterKeyID"))
-            return keys[0] if keys else None
-    return None
+    keys = _customer_key(call, strict_s3.default_key(call, bucket))
+    return keys[0] if keys else None
 
 
 def _stored_key(call: Call, bucket: str, key: str) -> list[str]:

@@ -41,14 +41,23 @@ def requested_key(call: Call, bucket: str) -> str | None:
         if algorithm not in KMS_ALGORITHMS:
             return None
         return call.headers.get("x-amz-server-side-encryption-aws-kms-key-id")  # None: the aws/s3 key
-    return _default_key(call, bucket)
+    return default_key(call, bucket)
 
 
-def _default_key(call: Call, bucket: str) -> str | None:
+def default_key(call: Call, bucket: str) -> str | None:
+    """The KMS key id of the bucket's default SSE-KMS encryption (None: SSE-S3, none, or aws/s3
+    unnamed); read once per call, for every rule that asks."""
+    cached = call.scratch.setdefault("s3_default_key", {})
+    if bucket not in cached:
+        cached[bucket] = _read_default_key(call, bucket)
+    return cached[bucket]
+
+
+def _read_default_key(call: Call, bucket: str) -> str | None:
     try:
         rules = call.moto("s3", "us-east-1").get_bucket_encryption(Bucket=bucket)[
             "ServerSideEncryptionConfiguration"]["Rules"]
-    except Exception:  # noqa: BLE001 - no default encryption configured
+    except Exception:  # noqa: BLE001 - no such bucket or no default encryption configured
         return None
     for rule in rules:
         default = rule.get("ApplyServerSideEncryptionByDefault") or {}
