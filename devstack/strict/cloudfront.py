@@ -116,12 +116,12 @@ class ViewerCertificateRule:
         if arn:
             check_viewer_certificate(call, aliases, arn)
         if call.operation == "UpdateDistribution":
-            call.memory.setdefault("cloudfront_before", {})[id(call)] = self._current_arn(call)
+            call.scratch["viewer_arn_before"] = self._current_arn(call)
 
     def after(self, call: Call, resp):
         if call.service != "cloudfront" or call.operation != "UpdateDistribution":
             return resp
-        old = call.memory.get("cloudfront_before", {}).pop(id(call), None)
+        old = call.scratch.get("viewer_arn_before")
         _, new = viewer_settings(call.body)
         if resp.status == 200 and old and old != new:
             dist_arn = self._distribution_arn(call)
