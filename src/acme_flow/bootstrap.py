@@ -1,5 +1,7 @@
 """The composition root: the only place that reads the environment and builds boto3 clients
-and adapters. The Lambda handler and the CLI both call `build_renewer`."""
+and adapters (`build_adapters`); `build_renewer` makes the use case from them. The Lambda
+handler and the CLI both call it; the unit tests make the use case from fakes instead
+(`Renewer.from_adapters`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import parse_config
 from .errors import ConfigError, DnsRoleError, Problem, SettingsError
 from .models import Config
+from .ports import Adapters, Clock, Notifier
 from .renewal import Renewer
 
 PACKAGED_CONFIG = "certificates.yaml"
@@ -234,50 +237,56 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def build_renewer(config: Config, settings: Settings, clients: Clients | None = None,
-                  clock: SystemClock | None = None) -> Renewer:
+def build_adapters(settings: Settings, clients: Clients, config: Config, clock: Clock,
+                   wrap: Callable[[str, Any], Any] | None = None) -> Adapters:
+    """Every adapter of a run, from the settings and this invocation's boto3 clients; `wrap`
+    (name, port) -> port lets the handler trace every port method."""
     # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
     from .adapters.acm import AcmImporter
     from .adapters.acme_ca import AcmeCaAdapter
     from .adapters.cloudfront import CloudFrontAttacher
     from .adapters.dns_check import DnsPropagation, parse_resolvers
-    from .adapters.notify import CompositeNotifier, EventBridgeNotifier, SnsNotifier
     from .adapters.route53 import Route53Dns, dns_cname_lookup
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
 
-    quiet_libraries()
-    clients = clients or Clients(settings.region)
     acme = config.acme
     eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None
-
-    def make_ca() -> AcmeCaAdapter:
-        return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab)
-
     resolvers = parse_resolvers(settings.dns_resolvers)
-    propagation = DnsPropagation(resolvers)
-    clock = clock or SystemClock()
+    state = S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key)
+    wrap = wrap or (lambda name, port: port)
+    return Adapters(
+        state=wrap("state", state),
+        ledger=wrap("ledger", state),
+        ca=lambda: wrap("ca", AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email,
+                                            eab=eab)),
+        dns=wrap("dns", Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None))),
+        propagation=wrap("propagation", DnsPropagation(resolvers)),
+        importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
+                                              lambda region: clients.single_try("acm", region))),
+        cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.get("cloudfront"))),
+        exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region)),
+        notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
+        clock=clock,
+    )
+
+
+def build_notifier(settings: Settings, clients: Clients, config: Config, clock: Clock) -> Notifier:
+    from .adapters.notify import CompositeNotifier, EventBridgeNotifier, SnsNotifier
+
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
-    notifier = CompositeNotifier(
+    return CompositeNotifier(
         SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
         EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
                             sleep=clock.sleep) if settings.event_bus else None)
-    return Renewer(
-        config=config,
-        state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
-        ca=make_ca,
-        dns=Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None)),
-        propagation=propagation,
-        importer=AcmImporter(lambda region: clients.get("acm", region),
-                             lambda region: clients.single_try("acm", region)),
-        cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
-        exporter=S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region),
-        notifier=notifier,
-        clock=clock,
-        check_name_servers=not propagation.uses_fixed_resolvers,
-        check_interval=settings.check_interval,
-        workers=WORKERS,
-    )
+
+
+def build_renewer(config: Config, settings: Settings, clients: Clients | None = None,
+                  clock: Clock | None = None, wrap: Callable[[str, Any], Any] | None = None) -> Renewer:
+    quiet_libraries()
+    adapters = build_adapters(settings, clients or Clients(settings.region), config, clock or SystemClock(), wrap)
+    return Renewer.from_adapters(config, adapters, workers=WORKERS, check_interval=settings.check_interval,
+                                 check_name_servers=not adapters.propagation.uses_fixed_resolvers)
 
 
 def _region_of(arn: str) -> str | None:

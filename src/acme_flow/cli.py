@@ -106,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     clock = bootstrap.SystemClock()
     renewer = bootstrap.build_renewer(config, settings, clock=clock)
     options = RunOptions(only=tuple(args.only), force=args.force, dry_run=args.dry_run)
-    report = renewer.run(Deadline(clock, args.timeout), options)
+    report = renewer.apply(renewer.plan(options), Deadline(clock, args.timeout))
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return report.exit_code
 
@@ -122,7 +122,7 @@ def _renewer(args: argparse.Namespace):
 
 def cmd_status(args: argparse.Namespace) -> int:
     renewer = _renewer(args)
-    rows = status_rows(renewer.plan(), renewer.clock.now())
+    rows = status_rows(renewer.plan().rows, renewer.clock.now())
     print(json.dumps(rows, indent=2) if args.json else render_status(rows))
     return 0
 

@@ -14,19 +14,18 @@ A failure of one certificate never stops the others: results map each name to
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
 
 from . import pki
 from .errors import CertrenewError, PropagationTimeout, VerificationError
-from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Deadline
-from .ports import AcmeCa, Clock, DnsProvider, PendingOrder, PropagationCheck, TxtRecord
+from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Deadline, IssuanceTimings
+from .parallel import map_settled, settle
+from .ports import AcmeCa, ChallengeLedger, Clock, DnsProvider, PendingOrder, PropagationCheck, TxtRecord
 
 log = logging.getLogger("certrenew.issuance")
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,6 @@ class Issued:
     info: CertificateInfo
     root: str  # issuer name of the chosen chain's root
     replaced: str | None = None  # the ARI CertID the CA recorded as replaced by this order
-    seconds: float = 0.0  # the issuance batch this certificate was in: first order to last verification
-    dns_wait: float = 0.0  # publishing the TXT values until the CA could see them (shared by the run)
 
 
 @dataclass
@@ -55,60 +52,70 @@ class _Work:
 
 @dataclass
 class Issuer:
-    ca: AcmeCa
     dns: DnsProvider
     propagation: PropagationCheck
+    ledger: ChallengeLedger
     clock: Clock
     check_name_servers: bool = True  # False when fixed resolvers are configured
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
-    on_publish: Callable[[list[TxtRecord]], None] | None = None  # before any TXT value is written
-    on_cleaned: Callable[[], None] | None = None  # once every value is removed again
-    _dns_wait: float = field(default=0.0, init=False)
 
-    def issue_all(self, specs: list[CertificateSpec], deadline: Deadline,
-                  replaces: dict[str, str] | None = None) -> dict[str, Issued | Exception]:
-        """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it renews."""
+    def check(self, spec: CertificateSpec) -> None:
+        """Every `_acme-challenge` name of `spec` has a hosted zone we can write (read-only)."""
+        for domain in dict.fromkeys(d.removeprefix("*.") for d in spec.domains):
+            self.dns.locate(f"_acme-challenge.{domain}", "", spec)
+
+    def sweep_stale(self) -> None:
+        """Remove TXT values that a crashed earlier run published and never removed."""
+        for run, records in self.ledger.stale_challenges(self.clock.now()):
+            try:
+                self.dns.remove(records)
+                self.ledger.forget_challenges(run)
+                log.info("swept %d TXT values left by run %s", len(records), run)
+            except CertrenewError as exc:
+                log.warning("could not sweep the TXT values of run %s: %s", run, exc)
+
+    def issue_all(self, ca: AcmeCa, specs: list[CertificateSpec], deadline: Deadline, run_id: str,
+                  until: dt.datetime, replaces: dict[str, str] | None = None,
+                  ) -> tuple[dict[str, Issued | Exception], IssuanceTimings]:
+        """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it
+        renews; the ledger holds the run's TXT values (as `run_id`, until `until`) while published."""
         results: dict[str, Issued | Exception] = {}
         started = self.clock.monotonic()
         works = [_Work(s, (replaces or {}).get(s.name)) for s in specs]
-        live = self._start_orders(works, results)
-        live = self._locate_records(live, results)
+        live = self._locate_records(self._start_orders(ca, works, results), results)
+        records = [r for w in live for r in w.records]
         published: list[TxtRecord] = []
+        dns_wait = 0.0
         try:
-            records = [r for w in live for r in w.records]
             if records:
                 log.info("publishing %d TXT values for %d certificates", len(records), len(live))
-                if self.on_publish:
-                    self.on_publish(records)
+                self.ledger.record_challenges(run_id, records, until)
                 published = records
                 dns_started = self.clock.monotonic()
                 self.dns.present(records, deadline)
                 live = self._check_propagation(live, records, deadline, results)
-                self._dns_wait = self.clock.monotonic() - dns_started
-            live = self._answer_and_wait(live, deadline, results)
-            live = self._finalize(live, deadline, results)
+                dns_wait = self.clock.monotonic() - dns_started
+            live = self._finalize(ca, self._answer_and_wait(ca, live, deadline, results), deadline, results)
         except CertrenewError as exc:
             for work in live:
                 results.setdefault(work.spec.name, exc)
             live = []
         finally:
             if published:
-                self._cleanup(published)
+                self._cleanup(published, run_id)
         for work in live:
-            results[work.spec.name] = _settle(lambda w=work: self._choose_and_verify(w))
-        elapsed = self.clock.monotonic() - started
-        return {name: replace(r, seconds=elapsed, dns_wait=self._dns_wait) if isinstance(r, Issued) else r
-                for name, r in results.items()}
+            results[work.spec.name] = settle(lambda w=work: self._choose_and_verify(w))
+        return results, IssuanceTimings(self.clock.monotonic() - started, dns_wait)
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _start_orders(self, works: list[_Work], results: dict) -> list[_Work]:
+    def _start_orders(self, ca: AcmeCa, works: list[_Work], results: dict) -> list[_Work]:
         def start(work: _Work) -> _Work:
             key = pki.generate_key(work.spec.key)
             work.key_pem = pki.key_to_pem(key)
             work.csr_pem = pki.make_csr(key, work.spec.domains)
-            work.order = self.ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile, work.replaces)
+            work.order = ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile, work.replaces)
             log.info("order %s for %s: %d challenges to answer%s", work.order.url, work.spec.name,
                      len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
             return work
@@ -119,7 +126,7 @@ class Issuer:
             assert work.order is not None
             work.records = [self.dns.locate(c.record_name, c.value, work.spec) for c in work.order.challenges]
             return work
-        return _keep(works, results, [(w, _settle(lambda w=w: locate(w))) for w in works], "zone lookup")
+        return _keep(works, results, [(w, settle(lambda w=w: locate(w))) for w in works], "zone lookup")
 
     def _check_propagation(self, works: list[_Work], records: list[TxtRecord], deadline: Deadline,
                            results: dict) -> list[_Work]:
@@ -141,38 +148,37 @@ class Issuer:
                 results[work.spec.name] = exc
             return [w for w in works if w not in failed]
 
-    def _answer_and_wait(self, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
+    def _answer_and_wait(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
         """Answer every challenge of the run first, then poll: the CA validates them all in
         parallel, and most authorizations are valid by the time they are first polled."""
         def answer(work: _Work) -> _Work:
             assert work.order is not None
             for challenge in work.order.challenges:
-                self.ca.answer(challenge)
+                ca.answer(challenge)
             return work
 
         def wait(work: _Work) -> _Work:
             assert work.order is not None
-            self.ca.wait_valid(work.order, deadline)
+            ca.wait_valid(work.order, deadline)
             log.info("authorizations valid for %s", work.spec.name)
             return work
         answered = self._each(works, answer, results, "answering")
         log.info("answered the challenges of %d certificates", len(answered))
         return self._each(answered, wait, results, "validation")
 
-    def _finalize(self, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
+    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
         def finalize(work: _Work) -> _Work:
             assert work.order is not None
-            work.chains = self.ca.finalize(work.order, work.csr_pem, deadline).fullchains
+            work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
             return work
         return self._each(works, finalize, results, "finalize")
 
-    def _cleanup(self, records: list[TxtRecord]) -> None:
+    def _cleanup(self, records: list[TxtRecord], run_id: str) -> None:
         try:
             self.dns.remove(records)
             log.info("removed %d TXT values", len(records))
-            if self.on_cleaned:
-                self.on_cleaned()
+            self.ledger.forget_challenges(run_id)
         except Exception as exc:  # cleanup must never hide the run's own outcome
             log.error("could not remove TXT values (a later run sweeps them): %s", exc)
 
@@ -205,23 +211,6 @@ def choose_chain(fullchains: Iterable[str], preferred_root: str | None) -> str:
                 return chain
         log.info("no chain ends at %r; using the default chain", preferred_root)
     return chains[0]
-
-
-def map_settled(fn: Callable[[T], R], items: list[T], workers: int) -> list[R | Exception]:
-    """Apply `fn` to each item concurrently; each result is the value or the exception raised."""
-    if not items:
-        return []
-    if len(items) == 1 or workers <= 1:
-        return [_settle(lambda i=i: fn(i)) for i in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(lambda i: _settle(lambda: fn(i)), items))
-
-
-def _settle(thunk: Callable[[], R]) -> R | Exception:
-    try:
-        return thunk()
-    except Exception as exc:  # every failure belongs to its certificate
-        return exc
 
 
 def _keep(works: list[_Work], results: dict, outcomes: list[tuple[_Work, Any]], step: str) -> list[_Work]:

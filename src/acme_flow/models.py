@@ -61,6 +61,36 @@ class S3Export:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
+ACM, CLOUDFRONT, S3 = "acm", "cloudfront", "s3"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A place a certificate is deployed to: a kind and the id within that kind.
+
+    Printed (and kept in the state) as `acm:<region>`, `cloudfront:<distribution id>` or
+    `s3://<bucket>/<prefix>`; `parse` reads exactly what `str` prints."""
+
+    kind: str
+    id: str
+
+    @classmethod
+    def acm(cls, region: str) -> Target:
+        return cls(ACM, region)
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        if text.startswith("s3://"):
+            return cls(S3, text.removeprefix("s3://"))
+        kind, sep, ident = text.partition(":")
+        if not (sep and kind and ident):
+            raise ValueError(f"{text!r} is not a deploy target (kind:id or s3://bucket/prefix)")
+        return cls(kind, ident)
+
+    def __str__(self) -> str:
+        return f"s3://{self.id}" if self.kind == S3 else f"{self.kind}:{self.id}"
+
+
 @dataclass(frozen=True)
 class DeploySpec:
     acm_regions: tuple[str, ...] = ()
@@ -74,6 +104,14 @@ class DeploySpec:
         if self.cloudfront and US_EAST_1 not in regions:
             regions.append(US_EAST_1)
         return tuple(regions)
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every target, in deploy order: ACM first (CloudFront attaches the us-east-1 copy)."""
+        found = [Target.acm(r) for r in self.all_acm_regions]
+        found += [Target(CLOUDFRONT, d) for d in self.cloudfront]
+        if self.s3:
+            found.append(Target(S3, f"{self.s3.bucket}/{self.s3.prefix}"))
+        return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -138,16 +176,20 @@ class CertificateMaterial:
 
 @dataclass(frozen=True)
 class Placement:
-    """One deploy target and what it holds: `acm:<region>`, `cloudfront:<id>` or `s3://bucket/prefix`."""
+    """One deploy target and what it holds (a target given as text is parsed)."""
 
-    target: str
+    target: Target
     serial: str  # serial of the certificate deployed there
     arn: str | None = None  # the ACM certificate ARN (imported, or attached to CloudFront)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.target, str):
+            object.__setattr__(self, "target", Target.parse(self.target))
+
     def describe(self) -> str:
-        if self.target.startswith("acm:") and self.arn:
+        if self.target.kind == ACM and self.arn:
             return f"acm:{self.arn}"
-        return self.target
+        return str(self.target)
 
 
 @dataclass(frozen=True)
@@ -177,11 +219,11 @@ class Deployment:
     placements: tuple[Placement, ...] = ()
     retiring: tuple[Retiring, ...] = ()
 
-    def get(self, target: str) -> Placement | None:
+    def get(self, target: Target) -> Placement | None:
         return next((p for p in self.placements if p.target == target), None)
 
     def acm_arn(self, region: str) -> str | None:
-        placement = self.get(f"acm:{region}")
+        placement = self.get(Target.acm(region))
         return placement.arn if placement else None
 
     def with_placement(self, placement: Placement) -> Deployment:
@@ -200,7 +242,7 @@ class Deployment:
         return tuple(p.describe() for p in self.placements if serial is None or p.serial == serial)
 
     def to_dict(self) -> list[dict[str, Any]]:
-        return [{"target": p.target, "serial": p.serial, "arn": p.arn} for p in self.placements]
+        return [{"target": str(p.target), "serial": p.serial, "arn": p.arn} for p in self.placements]
 
     def retiring_to_dict(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.retiring]
@@ -308,8 +350,6 @@ class CertificateResult:
     not_after: dt.datetime | None = None
     next_check: dt.datetime | None = None
     targets: tuple[str, ...] = ()
-    issuance_seconds: float | None = None  # order to verified certificate (issued/renewed only)
-    dns_wait_seconds: float | None = None  # TXT publish until visible, shared by the run's orders
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -320,9 +360,16 @@ class CertificateResult:
             "not_after": _iso(self.not_after),
             "next_check": _iso(self.next_check),
             "targets": list(self.targets),
-            "issuance_seconds": _round(self.issuance_seconds),
-            "dns_wait_seconds": _round(self.dns_wait_seconds),
         }
+
+
+@dataclass(frozen=True)
+class IssuanceTimings:
+    """The run's one issuance round: first order to last verified certificate, and the DNS part
+    of it (publishing the TXT values until the CA could see them), shared by all its orders."""
+
+    seconds: float
+    dns_wait: float
 
 
 @dataclass(frozen=True)
@@ -331,6 +378,7 @@ class RunReport:
     started: dt.datetime
     finished: dt.datetime
     dry_run: bool = False
+    issuance: IssuanceTimings | None = None  # None when the run ordered nothing
 
     @property
     def ok(self) -> bool:
@@ -353,6 +401,8 @@ class RunReport:
             "started": _iso(self.started),
             "finished": _iso(self.finished),
             "counts": self.counts(),
+            "issuance_seconds": _round(self.issuance.seconds) if self.issuance else None,
+            "dns_wait_seconds": _round(self.issuance.dns_wait) if self.issuance else None,
             "certificates": [r.to_dict() for r in self.results],
         }
 

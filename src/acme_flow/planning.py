@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .models import Action, CertificateSpec, RenewalDecision, RenewalWindow, StoredCertificate
+from .models import Action, CertificateSpec, RenewalDecision, RenewalWindow, StoredCertificate, Target
 
 SHORT_LIFETIME = dt.timedelta(days=10)
 
@@ -36,19 +36,11 @@ def updated_window(previous: RenewalWindow | None, start: dt.datetime, end: dt.d
                          explanation_url=explanation_url)
 
 
-def wanted_targets(spec: CertificateSpec) -> list[str]:
-    """Every deploy target the config names, in deploy order (ACM first: CloudFront needs it)."""
-    targets = [f"acm:{r}" for r in spec.deploy.all_acm_regions]
-    targets += [f"cloudfront:{d}" for d in spec.deploy.cloudfront]
-    if spec.deploy.s3:
-        targets.append(spec.deploy.s3.location)
-    return targets
-
-
-def missing_targets(spec: CertificateSpec, stored: StoredCertificate) -> list[str]:
-    """Targets the config names that do not hold the stored certificate (absent or older)."""
+def missing_targets(spec: CertificateSpec, stored: StoredCertificate) -> list[Target]:
+    """Targets the config names that do not hold the stored certificate (absent or older), in
+    deploy order."""
     missing = []
-    for target in wanted_targets(spec):
+    for target in spec.deploy.targets():
         placement = stored.deployment.get(target)
         if placement is None or placement.serial != stored.info.serial:
             missing.append(target)
@@ -106,7 +98,7 @@ def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.date
         return RenewalDecision(name, Action.ISSUE, reason, renew_at=renew_at)
     missing = missing_targets(spec, stored)
     if missing:
-        return RenewalDecision(name, Action.DEPLOY, "not deployed to " + ", ".join(missing), renew_at=renew_at)
+        return RenewalDecision(name, Action.DEPLOY, "not deployed to " + ", ".join(map(str, missing)), renew_at=renew_at)
     if window is not None and now < window.start:
         return RenewalDecision(name, Action.NONE, f"ARI window opens {_fmt(window.start)}; renews at "
                                                   f"{_fmt(renew_at)}", renew_at=renew_at)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline,
+from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline, Deployment,
                      RunReport, StoredCertificate)
 
 # ---- ACME -------------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class StateStore(Protocol):
 
     def load_account(self, directory: str) -> AccountState | None: ...
 
-    def save_account(self, account: AccountState) -> None: ...
+    def save_account(self, account: AccountState) -> AccountState: ...
 
     def load_certificate(self, name: str) -> StoredCertificate | None: ...
 
@@ -139,12 +139,17 @@ class StateStore(Protocol):
 
     def release(self, name: str, holder: str, now: dt.datetime) -> None: ...
 
-    def record_challenges(self, run_id: str, records: list[dict], until: dt.datetime) -> None: ...
+
+class ChallengeLedger(Protocol):
+    """The TXT values a run published, written down before they are, so a run that dies before
+    removing them is swept by a later one."""
+
+    def record_challenges(self, run_id: str, records: list[TxtRecord], until: dt.datetime) -> None: ...
 
     def forget_challenges(self, run_id: str) -> None: ...
 
-    def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[dict]]]:
-        """(run id, records) of runs that published TXT values and never removed them."""
+    def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[TxtRecord]]]:
+        """(run id, records) of runs past `until` that never removed their values."""
 
 
 # ---- deploy, notify, time ---------------------------------------------------------------------
@@ -180,6 +185,22 @@ class Exporter(Protocol):
         """Raise DeployError when the bucket cannot be found or the export key cannot serve it."""
 
 
+class Deployer(Protocol):
+    """Brings a certificate's targets to the stored serial (deploy.py; one kind per target kind)."""
+
+    def check(self, spec: CertificateSpec) -> None:
+        """Raise DeployError when a target of `spec` does not exist or cannot be used (read-only)."""
+
+    def deploy(self, spec: CertificateSpec, stored: StoredCertificate,
+               before: Deployment) -> tuple[Deployment, list[str]]:
+        """Deploy to every target not holding `stored` yet; returns the new deployment (ACM
+        certificates of `before` replaced by a new ARN put on its retire list) and the errors."""
+
+    def retire(self, deployment: Deployment) -> tuple[Deployment, list[str]]:
+        """Delete the retiring certificates nothing uses any more; returns the deployment
+        without them and a note per certificate tried."""
+
+
 class Notifier(Protocol):
     def notify(self, report: RunReport) -> None: ...
 
@@ -190,3 +211,19 @@ class Clock(Protocol):
     def monotonic(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """Every edge of a run, built by bootstrap from settings and boto3 clients, or from fakes."""
+
+    state: StateStore
+    ledger: ChallengeLedger
+    ca: Callable[[], AcmeCa]  # made on first use: a run with nothing stored never talks to the CA
+    dns: DnsProvider
+    propagation: PropagationCheck
+    importer: CertificateImporter
+    cloudfront: CloudFrontAttacher
+    exporter: Exporter
+    notifier: Notifier
+    clock: Clock

@@ -36,21 +36,18 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
                          dry_run=request.dry_run or request.action == "plan")
     logger.info("run requested", extra={"action": request.action, "source": request.source,
                                         "certificates": list(request.certificates), "force": request.force})
-    plan = None
+    with phase("plan"):
+        plan = wired.renewer.plan(options)
     if not options.dry_run and wired.handler_settings.queue_url:
-        with phase("plan"):
-            rows = wired.renewer.plan(options)
-        due = fanout.due_names(rows)
-        if wired.handler_settings.fans_out(len(due)):
-            answer = fanout.dispatch(wired, rows, force=options.force)
+        if wired.handler_settings.fans_out(len(plan.due())):
+            answer = fanout.dispatch(wired, plan)
             run_metrics.add_run_metrics(metrics, time.monotonic() - started)
             return answer
-        logger.info("renewing inline", extra={"due": len(due),
+        logger.info("renewing inline", extra={"due": len(plan.due()),
                                               "threshold": wired.handler_settings.fanout_threshold})
-        plan = rows
     seconds = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
     with phase("run"):
-        report = wired.renewer.run(Deadline(wired.clock, seconds), options, plan)
+        report = wired.renewer.apply(plan, Deadline(wired.clock, seconds))
     run_metrics.emit_report(metrics, report, time.monotonic() - started)
     logger.info("run finished", extra={"ok": report.ok, "counts": report.counts()})
     return report.to_dict()

@@ -7,8 +7,8 @@ dimension per certificate would make every certificate a set of billed custom me
 |---|---|---|---|
 | `DaysToExpiry` | None | certificate | days left on the certificate in place after the run |
 | `CertificatesIssued`, `...Renewed`, `...Deployed`, `...Skipped`, `...Failed`, `...Queued` | Count | certificate | 1 |
-| `IssuanceDuration` | Seconds | issued/renewed certificate | its order to its verified certificate |
-| `DnsWait` | Seconds | issued/renewed certificate | TXT publish (Route53 INSYNC) until visible; one DNS round serves all orders of a run |
+| `IssuanceDuration` | Seconds | run that ordered | the run's issuance round: first order to last verified certificate |
+| `DnsWait` | Seconds | run that ordered | TXT publish (Route53 INSYNC) until visible; one DNS round serves all orders of a run |
 | `RunDuration` | Seconds | invocation | the whole invocation (plan, orders, deploys) |
 | `ColdStart` | Count | cold invocation | Powertools, dimension `function_name` |
 
@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from acme_flow.models import CertificateResult, Outcome, RunReport
+from acme_flow.models import CertificateResult, IssuanceTimings, Outcome, RunReport
 
 OUTCOME_METRICS = {
     Outcome.ISSUED: "CertificatesIssued",
@@ -41,17 +41,12 @@ def days_left(not_after: dt.datetime | None, now: dt.datetime) -> float | None:
 
 
 def emit_certificate(metrics: Any, name: str, metric: str, not_after: dt.datetime | None, now: dt.datetime,
-                     issuance_seconds: float | None = None, dns_wait_seconds: float | None = None,
                      **properties: Any) -> None:
     """One EMF document for one certificate."""
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     left = days_left(not_after, now)
     if left is not None:
         metrics.add_metric(name="DaysToExpiry", unit=MetricUnit.NoUnit, value=left)
-    if issuance_seconds is not None:
-        metrics.add_metric(name="IssuanceDuration", unit=MetricUnit.Seconds, value=round(issuance_seconds, 3))
-    if dns_wait_seconds is not None:
-        metrics.add_metric(name="DnsWait", unit=MetricUnit.Seconds, value=round(dns_wait_seconds, 3))
     metrics.add_metadata(key="certificate", value=name)
     for key, value in properties.items():
         if value is not None:
@@ -66,10 +61,7 @@ def emit_results(metrics: Any, results: Iterable[CertificateResult], now: dt.dat
         metric = OUTCOME_METRICS.get(r.outcome)
         if metric is None:  # planned: a dry run measures nothing
             continue
-        emit_certificate(metrics, r.name, metric, r.not_after, now,
-                         issuance_seconds=getattr(r, "issuance_seconds", None),
-                         dns_wait_seconds=getattr(r, "dns_wait_seconds", None),
-                         outcome=r.outcome.value, serial=r.serial,
+        emit_certificate(metrics, r.name, metric, r.not_after, now, outcome=r.outcome.value, serial=r.serial,
                          reason=r.reason if r.outcome is Outcome.FAILED else None)
         count += 1
     return count
@@ -80,8 +72,12 @@ def emit_report(metrics: Any, report: RunReport, run_seconds: float) -> None:
     (`log_metrics` flushes it with the cold-start metric when the handler returns)."""
     if not report.dry_run:
         emit_results(metrics, report.results, report.finished)
-    add_run_metrics(metrics, run_seconds)
+    add_run_metrics(metrics, run_seconds, *([report.issuance] if report.issuance else []))
 
 
-def add_run_metrics(metrics: Any, run_seconds: float) -> None:
+def add_run_metrics(metrics: Any, run_seconds: float, *rounds: IssuanceTimings) -> None:
+    """The invocation's duration, and each issuance round it ran (the worker may run two)."""
     metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=round(run_seconds, 3))
+    for issuance in rounds:
+        metrics.add_metric(name="IssuanceDuration", unit=MetricUnit.Seconds, value=round(issuance.seconds, 3))
+        metrics.add_metric(name="DnsWait", unit=MetricUnit.Seconds, value=round(issuance.dns_wait, 3))

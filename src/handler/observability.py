@@ -130,17 +130,17 @@ def phase(name: str) -> Iterator[None]:
 
 
 class TracedPort:
-    """Wraps a port (state store, DNS, importer, ...): every call of `methods` becomes a
-    subsegment `## <label>.<method>`. Arguments and results are never recorded."""
+    """Wraps a port (state store, DNS, importer, ...) as it is built: every call of one of its
+    public methods becomes a subsegment `## <label>.<method>`. Arguments and results are never
+    recorded; attributes that are not methods pass through."""
 
-    def __init__(self, inner: Any, label: str, methods: tuple[str, ...]) -> None:
+    def __init__(self, label: str, inner: Any) -> None:
         self._inner = inner
         self._label = label
-        self._methods = frozenset(methods)
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
-        if name not in self._methods or not callable(attr):
+        if name.startswith("_") or not callable(attr):
             return attr
 
         @functools.wraps(attr)

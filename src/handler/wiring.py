@@ -1,5 +1,5 @@
-"""What the Lambda entry points add to `bootstrap.build_renewer`: tracing of the ports and the
-fan-out queue.
+"""What the Lambda entry points add to `bootstrap.build_renewer`: tracing of every port (each
+port is wrapped as it is built) and the fan-out queue.
 
 Everything is built per invocation: the config is read again (a change needs no redeploy), and
 no boto3 client outlives an invocation (assumed-role credentials for cross-account DNS expire).
@@ -15,19 +15,6 @@ from acme_flow.renewal import Renewer
 
 from .observability import TracedPort, tracer
 from .settings import HandlerSettings
-
-# Ports whose calls become X-Ray subsegments (when tracing is on), by Renewer attribute.
-TRACED_PORTS = {
-    "state": ("check_ready", "load_account", "save_account", "load_certificate", "save_certificate",
-              "update", "record_deployment"),
-    "dns": ("present", "remove"),
-    "propagation": ("wait_visible",),
-    "importer": ("import_certificate",),
-    "cloudfront": ("attach",),
-    "exporter": ("export",),
-    "notifier": ("notify",),
-}
-
 
 @dataclass
 class Wired:
@@ -49,17 +36,9 @@ def build() -> Wired:
     clients = bootstrap.Clients(settings.region)
     config = bootstrap.load_config(settings, clients)
     clock = bootstrap.SystemClock()
-    renewer = bootstrap.build_renewer(config, settings, clients=clients, clock=clock)
-    if not tracer().disabled:
-        trace_ports(renewer)
+    wrap = None if tracer().disabled else TracedPort  # every port method an X-Ray subsegment
+    renewer = bootstrap.build_renewer(config, settings, clients=clients, clock=clock, wrap=wrap)
     return Wired(settings, handler_settings, config, clients, clock, renewer)
-
-
-def trace_ports(renewer: Renewer) -> None:
-    """Every call of the traced ports' methods becomes an X-Ray subsegment."""
-    for attribute, methods in TRACED_PORTS.items():
-        if hasattr(renewer, attribute):
-            setattr(renewer, attribute, TracedPort(getattr(renewer, attribute), attribute, methods))
 
 
 def _region_of_queue(url: str) -> str | None:

@@ -36,20 +36,12 @@ class CertificateFailed(CertrenewError):
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    items: dict[str, WorkItem | EventError] = {}
-    for index, record in enumerate(event["Records"]):
-        message_id = str(record.get("messageId") or f"#{index}")
-        try:
-            items[message_id] = parse_work_item(record.get("body"))
-        except EventError as exc:
-            logger.error("malformed fan-out message", extra={"message_id": message_id, "problem": str(exc)})
-            items[message_id] = exc
-    work = [item for item in items.values() if isinstance(item, WorkItem)]
-
+    items = _parse_records(event)
     started = time.monotonic()
     wired = build()
     started_at = wired.clock.now()
     known = set(wired.config.names())
+    work = [item for item in items.values() if isinstance(item, WorkItem)]
     unknown = sorted({w.certificate for w in work if w.certificate not in known})
     if unknown:
         logger.warning("certificates no longer in the config: dropped", extra={"certificates": unknown})
@@ -58,20 +50,50 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
                      and w.certificate not in forced)
     logger.info("worker batch", extra={"records": len(items), "certificates": normal + forced,
                                        "forced": forced, "malformed": len(items) - len(work)})
-
-    remaining = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
-    deadline = Deadline(wired.clock, remaining)
-    outcomes: dict[str, CertificateResult] = {}
-    for force, names in ((False, normal), (True, forced)):
-        if not names:
-            continue
-        with phase("run"):
-            outcomes.update(_run(wired, deadline, tuple(names), force))
-    run_seconds = time.monotonic() - started
+    deadline = Deadline(wired.clock, context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS)
+    reports = [_run(wired, deadline, tuple(names), force) for force, names in ((False, normal), (True, forced))
+               if names]
+    outcomes = {r.name: r for report in reports for r in report.results}
     now = wired.clock.now()
     run_metrics.emit_results(metrics, outcomes.values(), now)
-    run_metrics.add_run_metrics(metrics, run_seconds)
+    run_metrics.add_run_metrics(metrics, time.monotonic() - started, *(r.issuance for r in reports if r.issuance))
+    response = _batch_response(event, items, outcomes, set(unknown), context)
+    report = RunReport(tuple(outcomes.values()), started_at, now)
+    logger.info("worker batch finished", extra={
+        "ok": report.ok, "counts": report.counts(), "failed": [r.name for r in report.results if r.outcome is Outcome.FAILED],
+        "batch_item_failures": len(response.get("batchItemFailures", []))})
+    return response
 
+
+def _parse_records(event: dict[str, Any]) -> dict[str, WorkItem | EventError]:
+    """Each record's work item by message id; a malformed body is kept as its error."""
+    items: dict[str, WorkItem | EventError] = {}
+    for index, record in enumerate(event["Records"]):
+        message_id = str(record.get("messageId") or f"#{index}")
+        try:
+            items[message_id] = parse_work_item(record.get("body"))
+        except EventError as exc:
+            logger.error("malformed fan-out message", extra={"message_id": message_id, "problem": str(exc)})
+            items[message_id] = exc
+    return items
+
+
+def _run(wired: Any, deadline: Deadline, names: tuple[str, ...], force: bool) -> RunReport:
+    """One renewal run for these certificates; a run that cannot start fails each of them."""
+    with phase("run"):
+        try:
+            renewer = wired.renewer
+            return renewer.apply(renewer.plan(RunOptions(only=names, force=force)), deadline)
+        except CertrenewError as exc:
+            logger.error("worker run failed", extra={"certificates": list(names), "error": str(exc)})
+            now = wired.clock.now()
+            return RunReport(tuple(CertificateResult(n, Outcome.FAILED, str(exc)) for n in names), now, now)
+
+
+def _batch_response(event: dict[str, Any], items: dict[str, WorkItem | EventError],
+                    outcomes: dict[str, CertificateResult], unknown: set[str], context: Any) -> dict[str, Any]:
+    """Powertools' partial batch response: a record fails when its certificate failed or its
+    body is malformed."""
     # imported here: the renewer function, which rarely sees a batch, starts faster without it
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -87,23 +109,8 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return result.outcome.value
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(event=_with_ids(event), record_handler=record_handler,
-                                        processor=processor, context=context)
-    report = RunReport(tuple(outcomes.values()), started_at, now)
-    logger.info("worker batch finished", extra={
-        "ok": report.ok, "counts": report.counts(), "failed": [r.name for r in report.results if r.outcome is Outcome.FAILED],
-        "batch_item_failures": len(response.get("batchItemFailures", []))})
-    return response
-
-
-def _run(wired: Any, deadline: Deadline, names: tuple[str, ...], force: bool) -> dict[str, CertificateResult]:
-    """One renewal run for these certificates; a run that cannot start fails each of them."""
-    try:
-        report = wired.renewer.run(deadline, RunOptions(only=names, force=force))
-    except CertrenewError as exc:
-        logger.error("worker run failed", extra={"certificates": list(names), "error": str(exc)})
-        return {n: CertificateResult(n, Outcome.FAILED, str(exc)) for n in names}
-    return {r.name: r for r in report.results}
+    return process_partial_response(event=_with_ids(event), record_handler=record_handler,
+                                    processor=processor, context=context)
 
 
 def _unique(names) -> list[str]:

@@ -50,7 +50,7 @@ def test_an_invocations_renewer_and_clients_are_collected_once_dropped(tmp_path)
     for _ in range(3):  # three warm invocations in one process
         clients = Clients(settings.region)
         renewer = build_renewer(config, settings, clients=clients)
-        renewer.importer  # noqa: B018 - built and used as the handler would
+        renewer.settlement.deployer  # noqa: B018 - built and used as the handler would
         clients.get("acm", "eu-west-1")
         refs += [weakref.ref(clients), weakref.ref(clients._session), weakref.ref(renewer)]
         del clients, renewer

@@ -10,7 +10,7 @@ import threading
 import pytest
 from aws_lambda_powertools import Metrics
 
-from acme_flow.models import CertificateResult, Outcome, RunReport
+from acme_flow.models import CertificateResult, IssuanceTimings, Outcome, RunReport
 from handler import metrics as run_metrics
 from handler import observability
 from handler.observability import NoTracer, TracedPort, XrayTracer, emf_to_stderr, tracing_disabled
@@ -64,16 +64,20 @@ class Port:
         return {"key_pem": secret}
 
     def other(self):
+        return "also traced"
+
+    def _private(self):
         return "not traced"
 
 
-def test_traced_port_opens_one_subsegment_per_call_and_records_nothing_else(monkeypatch):
+def test_traced_port_opens_one_subsegment_per_public_method_call_and_records_nothing_else(monkeypatch):
     fake = FakeTracer()
     monkeypatch.setattr(observability, "tracer", lambda: XrayTracer(fake))
-    port = TracedPort(Port(), "state", ("save",))
+    port = TracedPort("state", Port())
     assert port.save("-----BEGIN PRIVATE KEY-----") == {"key_pem": "-----BEGIN PRIVATE KEY-----"}
-    assert port.other() == "not traced" and port.marker == "plain attribute"
-    assert fake.provider.opened == ["## state.save"]
+    assert port.other() == "also traced" and port.marker == "plain attribute"
+    assert port._private() == "not traced"
+    assert fake.provider.opened == ["## state.save", "## state.other"]
     assert fake.annotations == []
 
 
@@ -81,7 +85,7 @@ def test_subsegments_only_on_the_handler_thread(monkeypatch):
     fake = FakeTracer()
     xray = XrayTracer(fake)
     monkeypatch.setattr(observability, "tracer", lambda: xray)
-    port = TracedPort(Port(), "dns", ("save",))
+    port = TracedPort("dns", Port())
     worker = threading.Thread(target=port.save, args=("x",))
     worker.start()
     worker.join()
@@ -111,8 +115,7 @@ def _documents(emit) -> list[dict]:
 
 def test_one_document_per_certificate_with_its_name_as_a_property():
     results = [
-        CertificateResult("a", Outcome.RENEWED, "ARI window", serial="0a", not_after=NOW + dt.timedelta(days=45),
-                          issuance_seconds=2.25, dns_wait_seconds=1.0),
+        CertificateResult("a", Outcome.RENEWED, "ARI window", serial="0a", not_after=NOW + dt.timedelta(days=45)),
         CertificateResult("b", Outcome.FAILED, "CA error rateLimited", not_after=NOW + dt.timedelta(days=3, hours=12)),
         CertificateResult("c", Outcome.SKIPPED, "not due", serial="0c", not_after=NOW + dt.timedelta(days=70)),
         CertificateResult("d", Outcome.PLANNED, "would issue"),
@@ -121,7 +124,7 @@ def test_one_document_per_certificate_with_its_name_as_a_property():
     assert [d["certificate"] for d in docs] == ["a", "b", "c"], "planned rows measure nothing"
     a, b, c = docs
     assert a["CertificatesRenewed"] == [1.0] and a["DaysToExpiry"] == [45.0]
-    assert a["IssuanceDuration"] == [2.25] and a["DnsWait"] == [1.0] and a["serial"] == "0a"
+    assert a["serial"] == "0a" and "IssuanceDuration" not in a, "issuance is timed once per run"
     assert b["CertificatesFailed"] == [1.0] and b["DaysToExpiry"] == [3.5] and b["reason"] == "CA error rateLimited"
     assert "IssuanceDuration" not in b and "reason" not in c
     for doc in docs:
@@ -129,6 +132,16 @@ def test_one_document_per_certificate_with_its_name_as_a_property():
         assert directive["Namespace"] == "certrenew-test"
         assert directive["Dimensions"] == [["service"]], "no per-certificate dimension (each would be billed)"
         assert doc["service"] == "certrenew"
+
+
+def test_the_runs_issuance_round_is_measured_once():
+    results = (CertificateResult("a", Outcome.ISSUED, "new", serial="0a", not_after=NOW + dt.timedelta(days=90)),
+               CertificateResult("b", Outcome.RENEWED, "due", serial="0b", not_after=NOW + dt.timedelta(days=90)))
+    report = RunReport(results, NOW, NOW, issuance=IssuanceTimings(seconds=2.25, dns_wait=1.0))
+    docs = _documents(lambda m: (run_metrics.emit_report(m, report, 3.5), m.flush_metrics()))
+    run = [d for d in docs if "RunDuration" in d]
+    assert len(run) == 1 and run[0]["IssuanceDuration"] == [2.25] and run[0]["DnsWait"] == [1.0]
+    assert not any("IssuanceDuration" in d for d in docs if "certificate" in d)
 
 
 def test_a_dry_run_measures_only_its_duration():

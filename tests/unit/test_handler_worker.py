@@ -11,8 +11,9 @@ import pytest
 
 from acme_flow.cli import LocalContext
 from acme_flow.errors import EventError, StateBucketMissing
-from acme_flow.models import (AcmeSettings, Action, CertificateResult, CertificateSpec, Config, Deployment, Outcome,
-                              Placement, RenewalDecision, RunReport)
+from acme_flow.models import (AcmeSettings, Action, CertificateResult, CertificateSpec, Config, Deployment,
+                              IssuanceTimings, Outcome, Placement, RenewalDecision, RunReport)
+from acme_flow.renewal import Plan
 from handler import app, worker
 from handler.settings import HandlerSettings
 
@@ -32,10 +33,11 @@ class Clock:
 
 
 @dataclass
-class Row:  # the shape of renewal.PlanRow
+class Row:  # the shape of survey.PlanRow
     spec: CertificateSpec
     decision: RenewalDecision
     stored: object
+    window: object = None
 
 
 def stored(serial="0a1b", days=50):
@@ -72,10 +74,10 @@ class FakeRenewer:
                 rows.append(Row(spec, RenewalDecision(spec.name, Action.ISSUE, "no certificate yet"), None))
             else:
                 rows.append(Row(spec, RenewalDecision(spec.name, Action.NONE, "renews at 2027-01-01", NOW), stored()))
-        return rows
+        return Plan(options, tuple(rows), NOW)
 
-    def run(self, deadline, options, plan=None):
-        rows = plan if plan is not None else self.plan(options)  # as the real Renewer does
+    def apply(self, plan, deadline):
+        rows, options = plan.rows, plan.options
         self.runs.append((options.only, options.force, options.dry_run))
         if self.error:
             raise self.error
@@ -89,12 +91,13 @@ class FakeRenewer:
                 results.append(CertificateResult(name, Outcome.FAILED, f"no Route53 hosted zone found for {name}"))
             elif row.decision.action is Action.ISSUE:
                 results.append(CertificateResult(name, Outcome.ISSUED, "no certificate yet", serial="ff",
-                                                 not_after=NOW + dt.timedelta(days=90), issuance_seconds=1.5,
-                                                 dns_wait_seconds=0.5))
+                                                 not_after=NOW + dt.timedelta(days=90)))
             else:
                 results.append(CertificateResult(name, Outcome.SKIPPED, row.decision.reason, serial="0a1b",
                                                  not_after=NOW + dt.timedelta(days=50)))
-        report = RunReport(tuple(results), NOW, NOW, dry_run=options.dry_run)
+        issued = any(r.outcome is Outcome.ISSUED for r in results)
+        report = RunReport(tuple(results), NOW, NOW, dry_run=options.dry_run,
+                           issuance=IssuanceTimings(1.5, 0.5) if issued else None)
         if not options.dry_run:
             self.notifier.notify(report)
         return report
@@ -154,10 +157,10 @@ def test_a_failed_certificate_is_a_batch_item_failure(wire, capsys):
     assert failed["certificate"] == "b" and "no Route53 hosted zone" in failed["reason"]
     issued = [d for d in docs if "CertificatesIssued" in d]
     assert sorted(d["certificate"] for d in issued) == ["a", "c"]
-    assert all(d["IssuanceDuration"] == [1.5] and d["DnsWait"] == [0.5] and d["DaysToExpiry"] == [90.0]
-               for d in issued)
+    assert all(d["DaysToExpiry"] == [90.0] and "IssuanceDuration" not in d for d in issued)
     (run,) = [d for d in docs if "RunDuration" in d]
     assert "certificate" not in run
+    assert run["IssuanceDuration"] == [1.5] and run["DnsWait"] == [0.5], "the batch's one issuance round"
 
 
 def test_malformed_unknown_and_duplicate_records(wire):

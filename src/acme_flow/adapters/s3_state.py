@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,6 +33,7 @@ from .. import pki
 from ..errors import StateBucketMissing, StateError
 from ..models import (AccountState, CertificateInfo, CertificateMaterial, Deployment, KeyType,
                       RenewalWindow, StoredCertificate)
+from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.state")
 SCHEMA = 1
@@ -210,15 +212,14 @@ class S3StateStore:
 
     # -- challenge ledger -----------------------------------------------------------------------
 
-    def record_challenges(self, run_id: str, records: list[dict], until: dt.datetime) -> None:
-        """Note the TXT values a run is about to publish, so a later run can sweep them after a crash."""
+    def record_challenges(self, run_id: str, records: list[TxtRecord], until: dt.datetime) -> None:
         self._put(f"challenges/{run_id}.json", json.dumps({"run": run_id, "until": until.isoformat(),
-                                                           "records": records}))
+                                                           "records": [asdict(r) for r in records]}))
 
     def forget_challenges(self, run_id: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=f"challenges/{run_id}.json")
 
-    def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[dict]]]:
+    def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[TxtRecord]]]:
         """Ledgers of runs that ended without cleaning up (past their deadline)."""
         stale = []
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="challenges/"):
@@ -226,8 +227,8 @@ class S3StateStore:
                 try:
                     data = self._get_json(obj["Key"]) or {}
                     if dt.datetime.fromisoformat(data["until"]) < now:
-                        stale.append((data["run"], list(data["records"])))
-                except (StateError, KeyError, ValueError) as exc:
+                        stale.append((data["run"], [TxtRecord(**r) for r in data["records"]]))
+                except (StateError, KeyError, ValueError, TypeError) as exc:
                     log.warning("ignoring unreadable challenge ledger %s: %s", obj["Key"], exc)
         return stale
 

@@ -1,0 +1,153 @@
+"""Deploying a stored certificate: the `Deployer`, with one kind per target kind.
+
+A target is a `Target` (kind + id). Each kind checks its targets before anything is written
+(read-only), places the certificate on one target, and says which of its targets still use a
+superseded ACM certificate. The `Deployer` walks a certificate's targets in deploy order (ACM
+first: CloudFront attaches the us-east-1 copy), records what each holds, puts ACM certificates
+replaced by a new ARN on the retire list, and deletes retired ones once nothing uses them.
+
+Adding a target kind is one adapter (its AWS calls, behind a port) and one kind here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Mapping, Protocol
+
+from . import planning
+from .errors import CertrenewError
+from .models import (ACM, CLOUDFRONT, S3, US_EAST_1, CertificateSpec, Deployment, Placement,
+                     StoredCertificate, Target)
+from .ports import Adapters, CertificateImporter, Clock, CloudFrontAttacher, Exporter
+
+
+class TargetKind(Protocol):
+    def check(self, target: Target) -> None:
+        """Raise DeployError when the target does not exist or cannot be used; read-only."""
+
+    def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
+              deployment: Deployment) -> Placement:
+        """Put the stored certificate on the target (`deployment`: what is placed so far)."""
+
+    def users_of(self, region: str, arn: str) -> list[str]:
+        """Targets of this kind that use the ACM certificate `arn` (kept from being deleted)."""
+
+
+class AcmKind:
+    """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one."""
+
+    def __init__(self, importer: CertificateImporter) -> None:
+        self._importer = importer
+
+    def check(self, target: Target) -> None:
+        self._importer.check_region(target.id)
+
+    def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
+              deployment: Deployment) -> Placement:
+        arn = self._importer.import_certificate(target.id, stored.material, spec.name,
+                                                deployment.acm_arn(target.id))
+        return Placement(target, stored.info.serial, arn)
+
+    def users_of(self, region: str, arn: str) -> list[str]:
+        return []
+
+    def delete_if_unused(self, region: str, arn: str, users: list[str]) -> tuple[bool, str]:
+        return self._importer.delete_if_unused(region, arn, users)
+
+
+class CloudFrontKind:
+    """`cloudfront:<distribution id>`: attach the certificate's us-east-1 ACM copy."""
+
+    def __init__(self, cloudfront: CloudFrontAttacher) -> None:
+        self._cloudfront = cloudfront
+
+    def check(self, target: Target) -> None:
+        self._cloudfront.check(target.id)
+
+    def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
+              deployment: Deployment) -> Placement:
+        copy = deployment.get(Target.acm(US_EAST_1))
+        if copy is None or copy.serial != stored.info.serial or copy.arn is None:
+            raise CertrenewError(f"{target}: the us-east-1 ACM copy was not imported")
+        self._cloudfront.attach(target.id, copy.arn, stored.info.names)
+        return Placement(target, stored.info.serial, copy.arn)
+
+    def users_of(self, region: str, arn: str) -> list[str]:
+        return self._cloudfront.distributions_using(arn) if region == US_EAST_1 else []
+
+
+class S3ExportKind:
+    """`s3://<bucket>/<prefix>`: the PEM files for servers."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self._exporter = exporter
+
+    def check(self, target: Target) -> None:
+        self._exporter.check(_bucket_and_prefix(target)[0])
+
+    def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
+              deployment: Deployment) -> Placement:
+        bucket, prefix = _bucket_and_prefix(target)
+        self._exporter.export(bucket, prefix, stored.material)
+        return Placement(target, stored.info.serial)
+
+    def users_of(self, region: str, arn: str) -> list[str]:
+        return []
+
+
+class Deployer:
+    def __init__(self, acm: AcmKind, others: Mapping[str, TargetKind], clock: Clock) -> None:
+        self._acm = acm
+        self._kinds: dict[str, TargetKind] = {ACM: acm, **others}
+        self._clock = clock
+
+    @classmethod
+    def from_adapters(cls, adapters: Adapters) -> Deployer:
+        return cls(AcmKind(adapters.importer), {CLOUDFRONT: CloudFrontKind(adapters.cloudfront),
+                                                S3: S3ExportKind(adapters.exporter)}, adapters.clock)
+
+    def check(self, spec: CertificateSpec) -> None:
+        for target in spec.deploy.targets():
+            self._kinds[target.kind].check(target)
+
+    def deploy(self, spec: CertificateSpec, stored: StoredCertificate,
+               before: Deployment) -> tuple[Deployment, list[str]]:
+        deployment, errors = stored.deployment, []
+        for target in planning.missing_targets(spec, stored):
+            try:
+                placement = self._kinds[target.kind].place(target, spec, stored, deployment)
+                deployment = deployment.with_placement(placement)
+            except CertrenewError as exc:
+                errors.append(str(exc))
+        return superseded(before, deployment, self._clock.now()), errors
+
+    def retire(self, deployment: Deployment) -> tuple[Deployment, list[str]]:
+        """A retiring certificate still in use (CloudFront lets go of one a while after
+        UpdateDistribution) stays on the list for a later run."""
+        settled, notes = set(), []
+        for old in deployment.retiring:
+            if deployment.acm_arn(old.region) == old.arn:
+                settled.add(old.arn)  # in use by this very certificate again: never delete it
+                continue
+            try:
+                users = [u for kind in self._kinds.values() for u in kind.users_of(old.region, old.arn)]
+                done, note = self._acm.delete_if_unused(old.region, old.arn, users)
+            except CertrenewError as exc:
+                done, note = False, f"kept {old.arn} for a later run: could not retire it ({exc})"
+            notes.append(note)
+            if done:
+                settled.add(old.arn)
+        return deployment.without_retiring(settled), notes
+
+
+def superseded(before: Deployment, after: Deployment, now: dt.datetime) -> Deployment:
+    """ACM certificates `before` held that `after` replaced by a new ARN go on the retire list."""
+    for old in before.placements:
+        region = old.target.id
+        if old.target.kind == ACM and old.arn and after.acm_arn(region) != old.arn:
+            after = after.with_retiring(region, old.arn, now)
+    return after
+
+
+def _bucket_and_prefix(target: Target) -> tuple[str, str]:
+    bucket, _, prefix = target.id.partition("/")
+    return bucket, prefix

@@ -1,0 +1,31 @@
+"""Running one step for many certificates at once, on a small thread pool."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_all(fn: Callable[[T], R], items: list[T], workers: int) -> list[R]:
+    """`fn` of every item, in order, concurrently. An exception `fn` lets out is a bug of the
+    step (steps settle their own failures): it is raised here, after every item has finished."""
+    if not items:
+        return []
+    if len(items) == 1 or workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def map_settled(fn: Callable[[T], R], items: list[T], workers: int) -> list[R | Exception]:
+    """`fn` of every item concurrently; each result is the value or the exception it raised."""
+    return map_all(lambda item: settle(lambda: fn(item)), items, workers)
+
+
+def settle(thunk: Callable[[], R]) -> R | Exception:
+    try:
+        return thunk()
+    except Exception as exc:  # every failure belongs to its certificate
+        return exc

@@ -1,0 +1,89 @@
+"""Settling one certificate once its order is done: store what was issued, deploy it to every
+target, retire the ACM certificates it superseded, and say what happened."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, replace
+
+from .errors import CertrenewError
+from .issuance import Issued
+from .models import Action, CertificateResult, CertificateSpec, Deployment, Outcome, StoredCertificate
+from .ports import Clock, Deployer, StateStore
+from .results import certificate_result, with_notes
+from .survey import PlanRow, Survey
+
+log = logging.getLogger("certrenew.renewal")
+
+
+@dataclass
+class Settlement:
+    directory: str
+    state: StateStore
+    survey: Survey
+    deployer: Deployer
+    clock: Clock
+
+    def finish(self, row: PlanRow, issued: Issued | Exception | None) -> CertificateResult:
+        spec, decision, stored = row.spec, row.decision, row.stored
+        if decision.action is Action.NONE:
+            if row.window_changed:
+                stored = self.state.update(replace(stored, window=row.window))
+            stored, notes = self.retire(stored)
+            return certificate_result(spec, Outcome.SKIPPED, with_notes(decision.reason, notes), stored,
+                                      decision.renew_at)
+        if decision.action is Action.DEPLOY:
+            assert stored is not None
+            return self.deploy(spec, stored, stored.deployment, Outcome.DEPLOYED, decision.reason)
+        if not isinstance(issued, Issued):
+            raise issued or CertrenewError("not issued")
+        new = self.store(spec, issued, stored)
+        outcome = Outcome.RENEWED if stored is not None else Outcome.ISSUED
+        reason = decision.reason + (f"; replaces {issued.replaced}" if issued.replaced else "")
+        return self.deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
+
+    def store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
+        """The new version, written before the pointer flips to it, with its first ARI window."""
+        now = self.clock.now()
+        window = None
+        try:
+            window = self.survey.fetch_window(issued.material.cert_pem, None, now)
+        except CertrenewError as exc:
+            log.warning("%s: no renewal information yet (%s)", spec.name, exc)
+        new = StoredCertificate(
+            name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
+            key_type=spec.key, profile=spec.profile, directory=self.directory,
+            info=issued.info, material=issued.material, issued_at=now,
+            deployment=previous.deployment if previous else Deployment(), window=window,
+            replaced=issued.replaced)
+        return self.state.save_certificate(new)
+
+    def deploy(self, spec: CertificateSpec, stored: StoredCertificate, before: Deployment, outcome: Outcome,
+               reason: str) -> CertificateResult:
+        """Bring every configured target to the stored serial; record what succeeded."""
+        deployment, errors = self.deployer.deploy(spec, stored, before)
+        stored = self.state.update(replace(stored, deployment=deployment))
+        stored, notes = self.retire(stored)
+        if errors:
+            reason = with_notes(f"{reason}; deploy failed: " + "; ".join(errors), notes)
+            return certificate_result(spec, Outcome.FAILED, reason, stored)
+        return certificate_result(spec, outcome, with_notes(reason, notes), stored, None,
+                                  deployment.targets(stored.info.serial))
+
+    def retire(self, stored: StoredCertificate | None) -> tuple[StoredCertificate | None, list[str]]:
+        """Delete superseded ACM certificates nothing uses any more; one still in use stays on
+        the list for a later run. Only when the list is not empty."""
+        if stored is None or not stored.deployment.retiring:
+            return stored, []
+        deployment, notes = self.deployer.retire(stored.deployment)
+        if deployment != stored.deployment:
+            try:
+                stored = self.state.update(replace(stored, deployment=deployment))
+            except CertrenewError as exc:
+                log.warning("%s: could not record the retired certificates (%s); a later run sees they are gone",
+                            stored.name, exc)
+        return stored, notes
+
+
+def _version(now: dt.datetime, serial: str) -> str:
+    return f"{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{serial[:16]}"
