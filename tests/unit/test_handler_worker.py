@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from acme_flow.cli import LocalContext
 from acme_flow.errors import EventError, StateBucketMissing
 from acme_flow.models import (AcmeSettings, Action, CertificateResult, CertificateSpec, Config, Deployment, Outcome,
                               Placement, RenewalDecision, RunReport)
 from handler import app, worker
+from handler.local import LocalContext
 from handler.settings import HandlerSettings
 
 NOW = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.timezone.utc)
