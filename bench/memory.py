@@ -54,14 +54,24 @@ def status_kb(field: str) -> int:
 
 # ---- child: one handler, many warm invocations ----------------------------------------------------
 
-def child(event_file: Path, invocations: int, out: Path) -> int:
-    from acme_flow.cli import LocalContext
-    from handler.app import lambda_handler
+def local_invoke():
+    """`handler.local.invoke`; a `--src` tree older than handler/local.py gets the same from its CLI."""
+    try:
+        from handler.local import invoke
+    except ImportError:
+        from acme_flow.cli import LocalContext
+        from handler.app import lambda_handler
 
+        return lambda event, timeout: lambda_handler(event, LocalContext(timeout))
+    return invoke
+
+
+def child(event_file: Path, invocations: int, out: Path) -> int:
+    invoke = local_invoke()
     event = json.loads(event_file.read_text())
     rss = []
     for _ in range(invocations):
-        result = lambda_handler(event, LocalContext(900))
+        result = invoke(event, timeout=900)
         if result.get("ok") is False or result.get("batchItemFailures"):
             raise SystemExit(f"the handler failed: {json.dumps(result)[:2000]}")
         rss.append(status_kb("VmRSS"))

@@ -81,14 +81,11 @@ def _seed(stack, state_dir: Path) -> Path:
 
 
 def _invoke_scheduled() -> dict:
-    from acme_flow.cli import LocalContext, _logs_to_stderr
-    from handler.app import lambda_handler
-
-    _logs_to_stderr()  # the handler's JSON logs on stderr, the report on stdout
+    from handler.local import invoke
 
     event = json.loads((REPO / "events" / "scheduled.json").read_text())
     print("== invoking the Lambda handler with events/scheduled.json", flush=True)
-    return lambda_handler(event, LocalContext(900))
+    return invoke(event, timeout=900)  # the handler's JSON logs on stderr, the report on stdout
 
 
 def _print_report(report: dict) -> None:

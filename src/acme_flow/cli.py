@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
 import shlex
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Sequence
 
 from . import bootstrap
@@ -138,46 +140,28 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         event = json.loads(Path(args.event).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read the event file {args.event}: {exc}") from None
-    from handler.app import lambda_handler  # the real handler, as `sam local invoke` runs it
+    from handler.local import invoke  # the real handler, as `sam local invoke` runs it
 
-    _logs_to_stderr()  # like `sam local invoke`: logs on stderr, the result alone on stdout
-    result = lambda_handler(event, LocalContext(args.timeout))
+    result = invoke(event, timeout=args.timeout)  # logs on stderr, the result alone on stdout
     print(json.dumps(result, indent=2))
     failed = result.get("ok") is False or bool(result.get("batchItemFailures"))  # SQS worker answers
     return 1 if failed else 0
 
 
-def _logs_to_stderr() -> None:
-    for handler in logging.getLogger("certrenew").handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-            handler.setStream(sys.stderr)
-
-
-class LocalContext:
-    """Enough of the Lambda context object for the handler and Powertools."""
-
-    function_name = "certrenew-local"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:certrenew-local"
-    memory_limit_in_mb = 512
-    aws_request_id = "local-invoke"
-    log_group_name = "/aws/lambda/certrenew-local"
-    log_stream_name = "local"
-
-    def __init__(self, timeout: float) -> None:
-        import time
-
-        self._end = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        import time
-
-        return max(0, int((self._end - time.monotonic()) * 1000))
+def _devstack(args: argparse.Namespace, module: str) -> ModuleType:
+    """`devstack.<module>`, loaded only when a devstack subcommand runs: the devstack is development
+    tooling, absent where only src/ is installed (the Lambda package)."""
+    try:
+        return importlib.import_module(f"devstack.{module}")
+    except ImportError as exc:
+        raise CertrenewError(
+            f"`certrenew {args.command}` needs the devstack (Pebble, moto server, DNS bridge): development "
+            "tooling available from a source checkout of certrenew, not in this installation; in the "
+            f"checkout run `pip install -e '.[dev]'` (or `make demo`) ({exc})") from None
 
 
 def cmd_devstack(args: argparse.Namespace) -> int:
-    from devstack import stack
-
+    stack = _devstack(args, "stack")
     state_dir = Path(args.dir or os.environ.get("CERTRENEW_DEVSTACK_DIR") or ".devstack/run")
     if args.action == "up":
         running = stack.up(state_dir, route53_delay=args.route53_delay)
@@ -200,9 +184,7 @@ def _exports(env: dict[str, str]) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from devstack import demo
-
-    return demo.run(keep=args.keep)
+    return _devstack(args, "demo").run(keep=args.keep)
 
 
 if __name__ == "__main__":

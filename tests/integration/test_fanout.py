@@ -12,10 +12,10 @@ import json
 import boto3
 import pytest
 
-from acme_flow.cli import LocalContext
 from devstack import proxy_client
 from devstack_world import EXPORT_BUCKET, STATE_BUCKET, make_world
 from handler import app, worker
+from handler.local import LocalContext
 
 COUNT = 200
 BATCH = 25  # the event source mapping's BatchSize (template WorkerBatchSize): one DNS round each

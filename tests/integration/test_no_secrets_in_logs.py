@@ -18,6 +18,7 @@ import secret_scan
 from acme_flow import cli
 from devstack import world
 from devstack_world import EXPORT_BUCKET, STATE_BUCKET, make_world
+from handler.local import LocalContext
 
 EAB_HMAC = secret_scan.TEST_EAB_HMAC
 JWS = ('{"protected": "eyJhbGciOiJFUzI1NiJ9", "payload": "e30", '
@@ -133,8 +134,8 @@ def test_lambda_handler_at_debug_logs_and_returns_no_secret(w, tmp_path, monkeyp
     scan = secret_scan.current()
     with secret_scan.libraries_at_debug():
         assert logging.getLogger("botocore").getEffectiveLevel() == logging.DEBUG, "botocore starts at DEBUG"
-        result = lambda_handler({"action": "renew"}, cli.LocalContext(300))
-        again = lambda_handler({"action": "renew", "force": True}, cli.LocalContext(300))
+        result = lambda_handler({"action": "renew"}, LocalContext(300))
+        again = lambda_handler({"action": "renew", "force": True}, LocalContext(300))
         held = logging.getLogger("botocore").getEffectiveLevel()
     secret_scan.record_output("lambda_handler return values", [result, again])
     assert [c["outcome"] for c in result["certificates"]] == ["issued"], result

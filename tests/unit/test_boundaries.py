@@ -68,3 +68,65 @@ def test_only_the_composition_roots_import_adapters_and_boto3():
 def test_powertools_only_in_the_handler():
     for path in CORE.rglob("*.py"):
         assert "aws_lambda_powertools" not in roots(imports_of(path)), path
+
+
+REPO = SRC.parent
+PRODUCT = {"acme_flow", "handler"}
+
+
+def module_level_imports(tree: ast.Module) -> set[str]:
+    """Modules imported when the module itself is imported: everything but function bodies
+    (class bodies, `if` and `try` blocks run at import time)."""
+    found, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module or "")
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
+              in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
+            found.add(str(node.args[0].value))
+        todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_module_of_src_imports_the_devstack_at_import_time():
+    sample = ast.parse("import os\nif os:\n    import devstack.stack\ndef up():\n    from devstack import demo\n")
+    assert module_level_imports(sample) == {"os", "devstack.stack"}, "the scanner sees imports at module level only"
+    modules = sorted(p for package in PRODUCT for p in (SRC / package).rglob("*.py"))
+    assert len(modules) > 20
+    offenders = {str(p.relative_to(SRC)): sorted(n for n in module_level_imports(ast.parse(p.read_text()))
+                                                 if n.split(".")[0] == "devstack")
+                 for p in modules}
+    assert {k: v for k, v in offenders.items() if v} == {}, "the devstack is development tooling: import it lazily"
+
+
+def private_product_names(tree: ast.Module) -> list[str]:
+    """`_name`s of acme_flow/handler that the code imports or reads off an imported product module."""
+    found, bound = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in PRODUCT:
+                    found += [alias.name] * any(part.startswith("_") for part in alias.name.split("."))
+                    bound.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PRODUCT and not node.level:
+            found += [node.module] * any(part.startswith("_") for part in node.module.split("."))
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+            bound |= {a.asname or a.name for a in node.names}
+    found += [f"{n.value.id}.{n.attr}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+              and isinstance(n.value, ast.Name) and n.value.id in bound and n.attr.startswith("_")
+              and not n.attr.startswith("__")]
+    return found
+
+
+def test_the_devstack_uses_only_public_names_of_the_product():
+    sample = ast.parse("from acme_flow.cli import LocalContext, _logs_to_stderr\nfrom acme_flow import pki\n"
+                       "pki._private(1)\nimport handler._x\n")
+    assert sorted(private_product_names(sample)) == ["acme_flow.cli._logs_to_stderr", "handler._x", "pki._private"]
+    tooling = sorted((REPO / "devstack").rglob("*.py")) + sorted((REPO / "bench").glob("*.py"))
+    offenders = {str(p.relative_to(REPO)): private_product_names(ast.parse(p.read_text())) for p in tooling}
+    assert {k: v for k, v in offenders.items() if v} == {}

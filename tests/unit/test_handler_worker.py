@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from acme_flow.cli import LocalContext
 from acme_flow.errors import EventError, StateBucketMissing
 from acme_flow.models import (AcmeSettings, Action, CertificateResult, CertificateSpec, Config, Deployment,
                               IssuanceTimings, Outcome, Placement, RenewalDecision, RunReport)
 from acme_flow.renewal import Plan
 from handler import app, worker
+from handler.local import LocalContext
 from handler.settings import HandlerSettings
 
 NOW = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.timezone.utc)
