@@ -13,7 +13,7 @@ from ..errors import Problem
 from ..models import AcmeSettings, CertificateSpec, Config, Eab, KeyType
 from .kit import BAD, Invalid, Validator, all_valid, at, describe, kind, show
 from .names import domains
-from .targets import DEPLOY_KEYS, DNS_KEYS, Targets, dns_spec, notify_spec, targets
+from .targets import DEPLOY_KEYS, DNS_KEYS, Targets, deploy_targets, dns_spec, notify_spec
 
 T = TypeVar("T")
 
@@ -63,7 +63,7 @@ def build_config(data: Any, source: str) -> Config | list[Problem]:
     if v.problems:
         return v.problems
     if config is BAD:
-        raise AssertionError("a value was refused without a problem")
+        raise AssertionError("config: a value was marked BAD but no problem was reported")
     return config
 
 
@@ -273,12 +273,12 @@ def _certificate(v: Validator, value: Any, path: str, defaults: _Settings
         return None
     name = _name(v, cert.get("name"), f"{path}.name")
     settings = _settings(v, cert, path, defaults)
-    names = domains(v, cert.get("domains"), f"{path}.domains", settings.profile.value)
+    dns_names = domains(v, cert.get("domains"), f"{path}.domains", settings.profile.value)
     dns = dns_spec(v, v.optional_mapping(cert, "dns", path, DNS_KEYS), f"{path}.dns")
-    deploy = targets(v, v.optional_mapping(cert, "deploy", path, DEPLOY_KEYS),
-                     f"{path}.deploy", name)
+    deploy = deploy_targets(v, v.optional_mapping(cert, "deploy", path, DEPLOY_KEYS),
+                            f"{path}.deploy", name)
     _check_key_for_targets(v, settings.key, deploy, path, name)
-    valid_names = all_valid(names)
+    valid_names = all_valid(dns_names)
     deploy_spec = deploy if deploy is BAD else deploy.spec()
     chosen = _chosen(settings)
     if name is BAD or valid_names is BAD or dns is BAD or deploy_spec is BAD or chosen is BAD:

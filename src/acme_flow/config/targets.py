@@ -78,8 +78,8 @@ class Targets:
         return DeploySpec(acm_regions=regions, cloudfront=distributions, s3=self.s3)
 
 
-def targets(v: Validator, deploy: dict[str, Any] | None, path: str,
-            name: str | Invalid) -> Targets | Invalid:
+def deploy_targets(v: Validator, deploy: dict[str, Any] | None, path: str,
+                   name: str | Invalid) -> Targets | Invalid:
     if deploy is None:
         return BAD
     regions = _target_list(v, deploy, path, "acm", "regions", "AWS regions", REGION_RE,
