@@ -1,0 +1,169 @@
+"""The AWS side of a certificate: its Route53 zone, where it is deployed, where runs are notified.
+
+Ids are checked for their shape only (moto makes ids AWS would not); bucket names follow the
+S3 naming rules, ARNs the shape of their service's.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import DeploySpec, DnsSpec, NotifySpec, S3Export
+from .kit import BAD, Invalid, Validator, all_valid, describe, show
+from .names import is_ip
+
+DNS_KEYS = ("hosted_zone_id", "role_arn")
+DEPLOY_KEYS = ("acm", "cloudfront", "s3")
+NOTIFY_KEYS = ("sns_topic_arn",)
+
+# AWS zone ids start with Z (Z0123456789); moto makes other uppercase ids: only the shape is checked.
+ZONE_RE = re.compile(r"^[A-Z0-9]{1,32}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+REGION_RE = re.compile(
+    r"^(us|eu|ap|sa|ca|me|af|il|mx)(-gov|-iso[a-z]*)?-"
+    r"(north|south|east|west|central|northeast|southeast|northwest|southwest)-\d$")
+# AWS ids start with E (E2ABCDEF123456); moto makes other uppercase ids, so only the shape is checked.
+DISTRIBUTION_RE = re.compile(r"^[A-Z0-9]{10,20}$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+SNS_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+MAX_PREFIX_CHARS = 900  # S3 keys are at most 1024 bytes; leave room for the file names
+
+
+# ---- dns -------------------------------------------------------------------------------------
+
+
+def dns_spec(v: Validator, dns: dict[str, Any] | None, path: str) -> DnsSpec | Invalid:
+    if dns is None:
+        return BAD
+    raw_zone, raw_role = dns.get("hosted_zone_id"), dns.get("role_arn")
+    zone = None if raw_zone is None else _zone_id(v, raw_zone, f"{path}.hosted_zone_id")
+    role = None if raw_role is None else v.matching(
+        raw_role, f"{path}.role_arn", ROLE_ARN_RE,
+        "an IAM role ARN (like arn:aws:iam::111111111111:role/dns)")
+    if zone is BAD or role is BAD:
+        return BAD
+    return DnsSpec(hosted_zone_id=zone, role_arn=role)
+
+
+def _zone_id(v: Validator, value: Any, path: str) -> str | Invalid:
+    what = "a Route53 hosted zone id (like Z0123456789ABC)"
+    text = v.string(value, path, what)
+    if text is BAD:
+        return BAD
+    zone = text.removeprefix("/hostedzone/")
+    if not ZONE_RE.match(zone):
+        hint = f" (did you mean {show(zone.upper())}?)" if ZONE_RE.match(zone.upper()) else ""
+        return v.add(path, f"{show(text)} is not {what}{hint}")
+    return zone
+
+
+# ---- deploy ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The deploy section as checked; any part may be BAD."""
+
+    acm_regions: tuple[str | Invalid, ...]
+    cloudfront: tuple[str | Invalid, ...]
+    s3: S3Export | None | Invalid
+
+    def spec(self) -> DeploySpec | Invalid:
+        regions, distributions = all_valid(self.acm_regions), all_valid(self.cloudfront)
+        if regions is BAD or distributions is BAD or self.s3 is BAD:
+            return BAD
+        return DeploySpec(acm_regions=regions, cloudfront=distributions, s3=self.s3)
+
+
+def deploy_targets(v: Validator, deploy: dict[str, Any] | None, path: str,
+                   name: str | Invalid) -> Targets | Invalid:
+    if deploy is None:
+        return BAD
+    regions = _target_list(v, deploy, path, "acm", "regions", "AWS regions", REGION_RE,
+                           "an AWS region (like us-east-1)")
+    distributions = _target_list(v, deploy, path, "cloudfront", "distributions", "distribution ids",
+                                 DISTRIBUTION_RE, "a CloudFront distribution id (like E2ABCDEF123456)")
+    s3 = _s3_export(v, deploy.get("s3"), f"{path}.s3", name)
+    return Targets(acm_regions=regions, cloudfront=distributions, s3=s3)
+
+
+def _target_list(v: Validator, deploy: dict[str, Any], path: str, target: str, key: str, plural: str,
+                 pattern: re.Pattern[str], what: str) -> tuple[str | Invalid, ...]:
+    """`deploy.<target>: {<key>: [...]}`: a unique list of ids matching `pattern`."""
+    if deploy.get(target) is None:
+        return ()
+    section = v.mapping(deploy[target], f"{path}.{target}", (key,), required=(key,))
+    if section is None or section.get(key) is None:
+        return ()
+    return v.unique_list(section[key], f"{path}.{target}.{key}", plural,
+                         lambda raw, p: v.matching(raw, p, pattern, what))
+
+
+def _s3_export(v: Validator, value: Any, path: str, name: str | Invalid) -> S3Export | None | Invalid:
+    if value is None:
+        return None
+    s3 = v.mapping(value, path, ("bucket", "prefix"), required=("bucket",))
+    if s3 is None:
+        return BAD
+    raw_bucket, raw_prefix = s3.get("bucket"), s3.get("prefix")
+    # a missing bucket is reported by the mapping check
+    bucket = BAD if raw_bucket is None else _bucket(v, raw_bucket, f"{path}.bucket")
+    if raw_prefix is None:
+        prefix: str | Invalid = f"{name}/" if isinstance(name, str) else BAD
+    else:
+        prefix = _prefix(v, raw_prefix, f"{path}.prefix")
+    if bucket is BAD or prefix is BAD:
+        return BAD
+    return S3Export(bucket=bucket, prefix=prefix)
+
+
+def _bucket(v: Validator, value: Any, path: str) -> str | Invalid:
+    rule = ("an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-', starting and "
+            "ending with a letter or digit")
+    text = v.string(value, path, rule)
+    if text is BAD:
+        return BAD
+    if not BUCKET_RE.match(text):
+        return v.add(path, f"{show(text)} is not {rule}")
+    if ".." in text:
+        return v.add(path, f"{show(text)} is not a valid S3 bucket name: no '..' allowed")
+    if is_ip(text):
+        return v.add(path, f"{show(text)} is not a valid S3 bucket name: it looks like an "
+                           f"IP address")
+    if text.startswith(BUCKET_RESERVED_PREFIXES) or text.endswith(BUCKET_RESERVED_SUFFIXES):
+        return v.add(path, f"{show(text)} is not a valid S3 bucket name: it uses a prefix "
+                           f"or suffix that AWS reserves")
+    return text
+
+
+def _prefix(v: Validator, value: Any, path: str) -> str | Invalid:
+    rule = "a key prefix like 'example.com/' (no leading '/', no '..' segments)"
+    if not isinstance(value, str):
+        return v.add(path, f"expected {rule}; got {describe(value)}")
+    if value.startswith("/"):
+        return v.add(path, f"{show(value)} starts with '/': expected {rule}")
+    if ".." in value.split("/"):
+        return v.add(path, f"{show(value)} has a '..' segment: expected {rule}")
+    if len(value) > MAX_PREFIX_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return v.add(path, f"{show(value)} is too long or has control characters: "
+                           f"expected {rule}")
+    return value
+
+
+# ---- notify ----------------------------------------------------------------------------------
+
+
+def notify_spec(v: Validator, data: dict[str, Any]) -> NotifySpec | Invalid:
+    notify = v.optional_mapping(data, "notify", "", NOTIFY_KEYS)
+    if notify is None:
+        return BAD
+    raw = notify.get("sns_topic_arn")
+    arn = None if raw is None else v.matching(
+        raw, "notify.sns_topic_arn", SNS_ARN_RE,
+        "an SNS topic ARN (like arn:aws:sns:us-east-1:111111111111:certrenew)")
+    if arn is BAD:
+        return BAD
+    return NotifySpec(sns_topic_arn=arn)
