@@ -115,8 +115,10 @@ def test_make_build_makes_the_deployable_artifact(artifact):
     for name in FUNCTIONS:
         root = artifact / name
         assert f"CodeUri: {name}" in built
-        for module in ("handler/app.py", "handler/worker.py", "handler/events.py", "acme_flow/renewal.py",
-                       "acme_flow/bootstrap.py", "acme_flow/adapters/queue.py", "acme_flow/adapters/notify.py"):
+        for module in ("handler/app.py", "handler/worker.py", "handler/events.py", "handler/local.py",
+                       "acme_flow/renewal.py", "acme_flow/deploy.py", "acme_flow/config/__init__.py",
+                       "acme_flow/config/schema.py", "acme_flow/bootstrap.py", "acme_flow/adapters/queue.py",
+                       "acme_flow/adapters/notify.py"):
             assert (root / module).is_file(), f"{name}: {module} missing"
         # the packaged config is a real file (src/certificates.yaml is a symlink in the repo)
         packaged = root / "certificates.yaml"
