@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -16,6 +15,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import parse_config
+from .deadline import SystemClock
 from .errors import ConfigError, DnsRoleError, Problem, SettingsError
 from .models import Config
 from .renewal import Renewer
@@ -218,17 +218,6 @@ def read_secret(ref: str, clients: Clients) -> str:
         raise ConfigError([Problem("acme.eab.hmac_key", f"cannot read {ref}: {exc}")]) from None
 
 
-class SystemClock:
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
-
-
 def quiet_libraries() -> None:
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -261,7 +250,7 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     notifier = CompositeNotifier(
         SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
         EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
-                            sleep=clock.sleep) if settings.event_bus else None)
+                            clock=clock) if settings.event_bus else None)
     return Renewer(
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),

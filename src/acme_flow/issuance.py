@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from . import pki
 from .errors import CertrenewError, PropagationTimeout, VerificationError
-from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Deadline
+from .deadline import Deadline
+from .models import CertificateInfo, CertificateMaterial, CertificateSpec
 from .ports import AcmeCa, Clock, DnsProvider, PendingOrder, PropagationCheck, TxtRecord
 
 log = logging.getLogger("certrenew.issuance")

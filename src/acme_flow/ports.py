@@ -5,8 +5,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline,
-                     RunReport, StoredCertificate)
+from .deadline import Deadline
+from .models import AccountState, CertificateMaterial, CertificateSpec, RunReport, StoredCertificate
 
 # ---- ACME -------------------------------------------------------------------------------------
 

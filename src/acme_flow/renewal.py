@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from . import pki, planning
+from .deadline import Deadline
 from .errors import CertrenewError, ConfigError, InputError, Problem, StateError
 from .issuance import Issued, Issuer, map_settled
-from .models import (US_EAST_1, AccountState, Action, CertificateResult, CertificateSpec, Config, Deadline,
+from .models import (US_EAST_1, AccountState, Action, CertificateResult, CertificateSpec, Config,
                      Deployment, Outcome, Placement, RenewalDecision, RenewalWindow, RunReport,
                      StoredCertificate)
 from .ports import (AcmeCa, CertificateImporter, Clock, CloudFrontAttacher, DnsProvider, Exporter,

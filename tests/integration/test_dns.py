@@ -13,10 +13,11 @@ from botocore.exceptions import ClientError
 from botocore.retries import standard as botocore_standard
 
 from acme_flow import cli
-from acme_flow.bootstrap import Clients, SystemClock
+from acme_flow.bootstrap import Clients
+from acme_flow.deadline import Deadline, SystemClock
 from acme_flow.adapters import route53 as route53_adapter
 from acme_flow.adapters.route53 import Route53Dns, dns_cname_lookup
-from acme_flow.models import CertificateSpec, Deadline
+from acme_flow.models import CertificateSpec
 from devstack import proxy_client, world
 from devstack.dns_bridge import OTHER_ACCOUNT
 from devstack_world import STATE_BUCKET, make_world

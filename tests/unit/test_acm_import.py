@@ -5,6 +5,7 @@ from botocore.exceptions import ClientError
 from acme_flow.adapters import acm as acm_adapter
 from acme_flow.errors import DeployError
 from certfactory import MiniCA
+from fakes import FakeClock
 
 
 def error(code, status=400):
@@ -51,32 +52,40 @@ class FakeAcm:
         return {"Certificate": {"Serial": str(serial), "KeyAlgorithm": "EC_prime256v1"}}
 
 
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    monkeypatch.setattr(acm_adapter.time, "sleep", lambda s: None)
-
-
 MATERIAL = MiniCA().leaf(("example.com",))
 
 
+def importer(fake, clock):
+    return acm_adapter.AcmImporter(lambda r: fake, clock=clock, jitter=lambda delay: delay)
+
+
 def test_a_lost_first_import_response_is_found_not_repeated():
-    fake = FakeAcm(["lost"])
-    importer = acm_adapter.AcmImporter(lambda r: fake)
-    arn = importer.import_certificate("us-east-1", MATERIAL, "site", None)
+    fake, clock = FakeAcm(["lost"]), FakeClock()
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
     assert fake.calls == 1 and list(fake.certs) == [arn]
+    assert clock.sleeps == [1.0], "one wait through the injected clock before looking"
 
 
 def test_a_throttled_first_import_is_tried_again():
-    fake = FakeAcm(["fail", "fail"])
-    arn = acm_adapter.AcmImporter(lambda r: fake).import_certificate("us-east-1", MATERIAL, "site", None)
+    fake, clock = FakeAcm(["fail", "fail"]), FakeClock()
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
     assert fake.calls == 3 and list(fake.certs) == [arn]
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_a_first_import_that_keeps_failing_gives_up_after_a_bounded_number_of_tries():
+    fake, clock = FakeAcm(["fail"] * 10), FakeClock()
+    with pytest.raises(DeployError, match="acm:us-east-1.*ThrottlingException"):
+        importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
+    assert fake.calls == acm_adapter.FIRST_IMPORT_ATTEMPTS and not fake.certs
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
 
 
 def test_a_permanent_error_is_not_retried():
-    fake = FakeAcm(["denied"])
+    fake, clock = FakeAcm(["denied"]), FakeClock()
     with pytest.raises(DeployError, match="AccessDeniedException"):
-        acm_adapter.AcmImporter(lambda r: fake).import_certificate("us-east-1", MATERIAL, "site", None)
-    assert fake.calls == 1
+        importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
+    assert fake.calls == 1 and clock.sleeps == []
 
 
 @pytest.mark.parametrize("text, value", [("0a:1b", 0x0A1B), ("2587", 2587), ("", None), ("zz", None)])

@@ -9,7 +9,7 @@ import pytest
 from acme_flow.adapters import dns_check
 from acme_flow.adapters.dns_check import DnsAnswerError, DnsPropagation, host_addresses, parse_resolvers
 from acme_flow.errors import PropagationTimeout
-from acme_flow.models import Deadline
+from acme_flow.deadline import Deadline
 from acme_flow.ports import TxtRecord
 from fakes import FakeClock
 

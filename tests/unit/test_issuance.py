@@ -5,7 +5,8 @@ import pytest
 from acme_flow import pki
 from acme_flow.errors import ValidationFailed, VerificationError, ZoneNotFound
 from acme_flow.issuance import Issuer, choose_chain, map_settled
-from acme_flow.models import CertificateSpec, Deadline
+from acme_flow.deadline import Deadline
+from acme_flow.models import CertificateSpec
 from acme_flow.ports import Dns01Challenge, IssuedChains, PendingOrder, TxtRecord
 from certfactory import MiniCA, make_cert
 from fakes import FakeClock

@@ -19,8 +19,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
+from ..deadline import Deadline
 from ..errors import DeadlineExceeded, PropagationTimeout
-from ..models import Deadline
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.dns")

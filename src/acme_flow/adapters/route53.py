@@ -31,8 +31,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..deadline import Deadline, SystemClock
 from ..errors import DeadlineExceeded, DnsError, DnsRoleError, ZoneNotFound
-from ..models import CertificateSpec, Deadline
+from ..models import CertificateSpec
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.route53")
