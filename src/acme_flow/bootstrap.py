@@ -229,9 +229,9 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     from .adapters.acm import AcmImporter
     from .adapters.acme_ca import AcmeCaAdapter
     from .adapters.cloudfront import CloudFrontAttacher
-    from .adapters.dns_check import DnsPropagation, parse_resolvers
+    from .adapters.dns_check import DnsPropagation, dns_cname_lookup, parse_resolvers
     from .adapters.notify import CompositeNotifier, EventBridgeNotifier, SnsNotifier
-    from .adapters.route53 import Route53Dns, dns_cname_lookup
+    from .adapters.route53 import Route53Dns
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
 
@@ -241,11 +241,11 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
     eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None
 
     def make_ca() -> AcmeCaAdapter:
-        return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab)
+        return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab, clock=clock)
 
-    resolvers = parse_resolvers(settings.dns_resolvers)
-    propagation = DnsPropagation(resolvers)
     clock = clock or SystemClock()
+    resolvers = parse_resolvers(settings.dns_resolvers)
+    dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None), clock=clock)
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     notifier = CompositeNotifier(
         SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
@@ -255,15 +255,14 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
         config=config,
         state=S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key),
         ca=make_ca,
-        dns=Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None)),
-        propagation=propagation,
+        dns=dns,
+        propagation=DnsPropagation(resolvers, name_servers=dns.name_servers),
         importer=AcmImporter(lambda region: clients.get("acm", region),
-                             lambda region: clients.single_try("acm", region)),
+                             lambda region: clients.single_try("acm", region), clock=clock),
         cloudfront=CloudFrontAttacher(clients.get("cloudfront")),
         exporter=S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region),
         notifier=notifier,
         clock=clock,
-        check_name_servers=not propagation.uses_fixed_resolvers,
         check_interval=settings.check_interval,
         workers=WORKERS,
     )

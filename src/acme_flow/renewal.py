@@ -60,7 +60,6 @@ class Renewer:
     exporter: Exporter
     notifier: Notifier
     clock: Clock
-    check_name_servers: bool = True
     workers: int = 8
     check_interval: dt.timedelta = dt.timedelta(days=7)  # time to the next scheduled run
     random_fraction: Callable[[], float] = random.random
@@ -264,7 +263,7 @@ class Renewer:
             return {r.spec.name: exc for r in rows}
         until = self.clock.now() + dt.timedelta(seconds=deadline.remaining()) + LEASE_MARGIN
         issuer = Issuer(ca=ca, dns=self.dns, propagation=self.propagation, clock=self.clock,
-                        check_name_servers=self.check_name_servers, workers=self.workers,
+                        workers=self.workers,
                         on_publish=lambda records: self.state.record_challenges(
                             run_id, [asdict(r) for r in records], until),
                         on_cleaned=lambda: self.state.forget_challenges(run_id))

@@ -60,16 +60,14 @@ class FakeDns:
     def remove(self, records):
         self.removed.append(list(records))
 
-    def name_servers(self, record):
-        return ["ns1.test"]
 
 
 class FakePropagation:
     def __init__(self):
         self.seen = None
 
-    def wait_visible(self, records, servers, deadline):
-        self.seen = servers
+    def wait_visible(self, records, deadline):
+        self.seen = list(records)
 
 
 def issuer(ca, dns=None):
@@ -155,7 +153,7 @@ class SlowPropagation:
     def __init__(self, clock):
         self.clock, self.allowed = clock, None
 
-    def wait_visible(self, records, servers, deadline):
+    def wait_visible(self, records, deadline):
         from acme_flow.errors import PropagationTimeout
 
         self.allowed = deadline.remaining()
