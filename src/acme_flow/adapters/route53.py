@@ -137,12 +137,10 @@ class Route53Dns:
         """Every hosted zone the role sees: one ListHostedZones pagination per role and run."""
         with self._lock:
             if role not in self._zones:
-                zones = []
                 r53 = self._r53(role)
                 try:
-                    for page in r53.get_paginator("list_hosted_zones").paginate():
-                        for z in page["HostedZones"]:
-                            zones.append(_zone_from(z))
+                    zones = [_zone_from(z) for page in r53.get_paginator("list_hosted_zones").paginate()
+                             for z in page["HostedZones"]]
                 except _client_errors() as exc:
                     raise DnsError(f"cannot list Route53 hosted zones{_as(role)}: {exc}") from None
                 log.info("%d hosted zones%s (%d public)", len(zones), _as(role), sum(not z.private for z in zones))
@@ -279,15 +277,14 @@ class Route53Dns:
 
         def all_insync() -> bool | None:
             pending[:] = [c for c in pending if _change_status(*c) != "INSYNC"]
-            return True if not pending else None
-        if not pending:
-            return
+            return not pending or None
         try:
-            deadline.poll(all_insync, "Route53 changes to be INSYNC", interval=FIRST_POLL,
-                          max_interval=MAX_POLL, backoff=POLL_FACTOR, wait_first=True, last_look=True)
+            if pending:
+                deadline.poll(all_insync, "Route53 changes to be INSYNC", interval=FIRST_POLL,
+                              max_interval=MAX_POLL, backoff=POLL_FACTOR, wait_first=True, last_look=True)
+                log.info("Route53 is INSYNC for %d change(s)", len(changes))
         except DeadlineExceeded:
-            raise DeadlineExceeded("Route53 change(s) " + ", ".join(c for _, _, c in pending) + " to be INSYNC") from None
-        log.info("Route53 is INSYNC for %d change(s)", len(changes))
+            raise DeadlineExceeded(f"Route53 change(s) {', '.join(c for _, _, c in pending)} to be INSYNC") from None
 
 
 # -- Route53 calls ------------------------------------------------------------------------------
@@ -323,12 +320,11 @@ def _change_status(r53, zone_id: str, change_id: str) -> str:
         raise DnsError(f"Route53 zone {zone_id}: cannot read change {change_id}: {exc}") from None
 
 
-def _rrset_entry(rrset: dict) -> tuple[str, str, list[str], int] | None:
-    """(name, type, values, ttl) of a plain record set; None for alias and routing-policy sets."""
-    if "AliasTarget" in rrset or "SetIdentifier" in rrset:
-        return None
-    values = [r["Value"] for r in rrset.get("ResourceRecords", [])]
-    return _normal(rrset["Name"]), rrset["Type"], values, int(rrset.get("TTL", TTL))
+def _rrset_entries(page: dict) -> list[tuple[str, str, list[str], int]]:
+    """(name, type, values, ttl) of each plain record set of a listing page (alias and
+    routing-policy sets are left out)."""
+    return [(_normal(r["Name"]), r["Type"], [v["Value"] for v in r.get("ResourceRecords", [])], int(r.get("TTL", TTL)))
+            for r in page.get("ResourceRecordSets", []) if "AliasTarget" not in r and "SetIdentifier" not in r]
 
 
 def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[list[str], int]]] | None:
@@ -337,10 +333,8 @@ def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[lis
     kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "MaxItems": str(PAGE_SIZE)}
     for _ in range(max_pages):
         page = _list(r53, zone_id, **kwargs)
-        for rrset in page.get("ResourceRecordSets", []):
-            entry = _rrset_entry(rrset)
-            if entry:
-                out[entry[0]][entry[1]] = (entry[2], entry[3])
+        for name, rtype, values, ttl in _rrset_entries(page):
+            out[name][rtype] = (values, ttl)
         if not page.get("IsTruncated"):
             return dict(out)
         kwargs["StartRecordName"] = page["NextRecordName"]
@@ -354,12 +348,7 @@ def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[lis
 def _read_name(r53, zone_id: str, name: str) -> dict[str, tuple[list[str], int]]:
     """Every plain record set at one name (one call: they sort together)."""
     page = _list(r53, zone_id, HostedZoneId=zone_id, StartRecordName=name, MaxItems="10")
-    out = {}
-    for rrset in page.get("ResourceRecordSets", []):
-        entry = _rrset_entry(rrset)
-        if entry and entry[0] == name:
-            out[entry[1]] = (entry[2], entry[3])
-    return out
+    return {rtype: (values, ttl) for at, rtype, values, ttl in _rrset_entries(page) if at == name}
 
 
 def _txt_values(r53, zone_id: str, names: list[str], record_count: int | None) -> dict[str, tuple[list[str], int]]:
