@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import pki
 from ..deadline import Deadline, Jitter, SystemClock, spread
-from ..errors import DeployError, VerificationError
+from ..errors import DeadlineExceeded, DeployError, VerificationError
 from ..models import CertificateMaterial, KeyType
 
 log = logging.getLogger("certrenew.acm")
@@ -110,7 +110,7 @@ class AcmImporter:
             return Deadline(self._clock, FIRST_IMPORT_BUDGET).retry(
                 attempt, f"importing {name} into ACM {region}", retryable=_retryable,
                 attempts=FIRST_IMPORT_ATTEMPTS, base=FIRST_IMPORT_BASE, jitter=self._jitter)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
             raise _deploy_error(f"acm:{region}", exc) from None
 
     def _holds(self, region: str, arn: str, material: CertificateMaterial) -> bool:

@@ -90,7 +90,7 @@ class DnsPropagation:
         def all_seen() -> bool | None:
             rounds.append(1)
             self._look(pending, why, min(self._query_timeout, max(FINAL_LOOK, deadline.remaining())))
-            return True if not pending else None
+            return not pending or None
         try:
             deadline.poll(all_seen, "DNS propagation", interval=FIRST_POLL, max_interval=MAX_POLL, backoff=2.0,
                           last_look=True)
