@@ -81,6 +81,20 @@ def test_a_first_import_that_keeps_failing_gives_up_after_a_bounded_number_of_tr
     assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
 
 
+def test_the_retries_of_a_first_import_stay_within_their_budget():
+    fake, clock = FakeAcm(["fail"] * 10), FakeClock()
+    slow = fake.import_certificate
+
+    def import_certificate(**kw):
+        clock.sleep(50)  # each try takes 50 s before it is throttled
+        return slow(**kw)
+    fake.import_certificate = import_certificate
+    with pytest.raises(DeployError, match="acm:us-east-1: deadline reached"):
+        importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
+    assert fake.calls == 4 and clock.t <= acm_adapter.FIRST_IMPORT_BUDGET + 50
+    assert clock.sleeps == [50, 1.0, 50, 2.0, 50, 4.0, 50], "no wait past the budget"
+
+
 def test_a_permanent_error_is_not_retried():
     fake, clock = FakeAcm(["denied"]), FakeClock()
     with pytest.raises(DeployError, match="AccessDeniedException"):
