@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, Union
 
 from .errors import DeadlineExceeded
 
@@ -21,7 +21,7 @@ T = TypeVar("T")
 # The nominal backoff delay of a retry -> the wait actually taken (see `spread`).
 Jitter = Callable[[float], float]
 # Whether an exception is worth another try: exception classes, or a predicate.
-Retryable = "type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]"
+Retryable = Union[type[BaseException], tuple[type[BaseException], ...], Callable[[BaseException], bool]]
 
 
 class SystemClock:
@@ -95,7 +95,7 @@ class Deadline:
             result = check()
         return result
 
-    def retry(self, fn: Callable[[], T], what: str, *, retryable: Any, attempts: int, base: float,
+    def retry(self, fn: Callable[[], T], what: str, *, retryable: Retryable, attempts: int, base: float,
               factor: float = 2.0, cap: float = math.inf, jitter: Jitter | None = None,
               asked: Callable[[BaseException], float | None] | None = None,
               longest: float = math.inf) -> T:
@@ -128,7 +128,7 @@ class Deadline:
         raise AssertionError("unreachable")
 
 
-def _predicate(retryable: Any) -> Callable[[BaseException], bool]:
+def _predicate(retryable: Retryable) -> Callable[[BaseException], bool]:
     if isinstance(retryable, (type, tuple)):
         return lambda exc: isinstance(exc, retryable)
     return retryable
