@@ -8,7 +8,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -18,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import parse_config
+from .deadline import SystemClock
 from .errors import ConfigError, DnsRoleError, Problem, SettingsError
 from .models import Config
 from .ports import Adapters, Clock, Notifier
@@ -221,17 +221,6 @@ def read_secret(ref: str, clients: Clients) -> str:
         raise ConfigError([Problem("acme.eab.hmac_key", f"cannot read {ref}: {exc}")]) from None
 
 
-class SystemClock:
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
-
-
 def quiet_libraries() -> None:
     for name in CHATTY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -245,8 +234,8 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     from .adapters.acm import AcmImporter
     from .adapters.acme_ca import AcmeCaAdapter
     from .adapters.cloudfront import CloudFrontAttacher
-    from .adapters.dns_check import DnsPropagation, parse_resolvers
-    from .adapters.route53 import Route53Dns, dns_cname_lookup
+    from .adapters.dns_check import DnsPropagation, dns_cname_lookup, parse_resolvers
+    from .adapters.route53 import Route53Dns
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
 
@@ -254,16 +243,17 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None
     resolvers = parse_resolvers(settings.dns_resolvers)
     state = S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key)
+    dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None), clock=clock)
     wrap = wrap or (lambda name, port: port)
     return Adapters(
         state=wrap("state", state),
         ledger=wrap("ledger", state),
         ca=lambda: wrap("ca", AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email,
-                                            eab=eab)),
-        dns=wrap("dns", Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None))),
-        propagation=wrap("propagation", DnsPropagation(resolvers)),
+                                            eab=eab, clock=clock)),
+        dns=wrap("dns", dns),
+        propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
         importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
-                                              lambda region: clients.single_try("acm", region))),
+                                              lambda region: clients.single_try("acm", region), clock=clock)),
         cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.get("cloudfront"))),
         exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region)),
         notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
@@ -278,15 +268,14 @@ def build_notifier(settings: Settings, clients: Clients, config: Config, clock: 
     return CompositeNotifier(
         SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
         EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
-                            sleep=clock.sleep) if settings.event_bus else None)
+                            clock=clock) if settings.event_bus else None)
 
 
 def build_renewer(config: Config, settings: Settings, clients: Clients | None = None,
                   clock: Clock | None = None, wrap: Callable[[str, Any], Any] | None = None) -> Renewer:
     quiet_libraries()
     adapters = build_adapters(settings, clients or Clients(settings.region), config, clock or SystemClock(), wrap)
-    return Renewer.from_adapters(config, adapters, workers=WORKERS, check_interval=settings.check_interval,
-                                 check_name_servers=not adapters.propagation.uses_fixed_resolvers)
+    return Renewer.from_adapters(config, adapters, workers=WORKERS, check_interval=settings.check_interval)
 
 
 def _region_of(arn: str) -> str | None:

@@ -13,8 +13,8 @@ from types import ModuleType
 from typing import Sequence
 
 from . import bootstrap
+from .deadline import Deadline
 from .errors import CertrenewError, InputError
-from .models import Deadline
 from .renewal import REVOCATION_REASONS, RunOptions
 from .report import render_report, render_status, status_rows
 

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable
 
 from . import pki
 from .errors import CertrenewError, PropagationTimeout, VerificationError
-from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Deadline, IssuanceTimings
+from .deadline import Deadline
+from .models import CertificateInfo, CertificateMaterial, CertificateSpec, IssuanceTimings
 from .parallel import map_settled, settle
 from .ports import AcmeCa, ChallengeLedger, Clock, DnsProvider, PendingOrder, PropagationCheck, TxtRecord
 
@@ -56,7 +57,6 @@ class Issuer:
     propagation: PropagationCheck
     ledger: ChallengeLedger
     clock: Clock
-    check_name_servers: bool = True  # False when fixed resolvers are configured
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
 
@@ -130,16 +130,9 @@ class Issuer:
 
     def _check_propagation(self, works: list[_Work], records: list[TxtRecord], deadline: Deadline,
                            results: dict) -> list[_Work]:
-        servers = {}
-        if self.check_name_servers:
-            by_zone: dict[str, list[str]] = {}
-            for record in records:
-                if record.zone_id not in by_zone:
-                    by_zone[record.zone_id] = self.dns.name_servers(record)
-                servers[record.name] = by_zone[record.zone_id]
         try:
             limit = deadline.within(min(self.propagation_timeout, deadline.remaining() / 2))
-            self.propagation.wait_visible(records, servers, limit)
+            self.propagation.wait_visible(records, limit)
             log.info("all %d TXT values are visible", len(records))
             return works
         except PropagationTimeout as exc:

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .errors import DeadlineExceeded
 
 US_EAST_1 = "us-east-1"
 
@@ -415,31 +414,3 @@ def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-# ---- time ---------------------------------------------------------------------------------
-
-
-class Deadline:
-    """A point in monotonic time by which a wait must give up. Pure: the clock is given."""
-
-    def __init__(self, clock: Any, seconds: float) -> None:
-        self._clock = clock
-        self._end = clock.monotonic() + max(0.0, seconds)
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - self._clock.monotonic())
-
-    def within(self, seconds: float) -> Deadline:
-        """A deadline `seconds` from now, never later than this one."""
-        return Deadline(self._clock, min(seconds, self.remaining()))
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-    def sleep(self, seconds: float, what: str) -> None:
-        """Sleep `seconds`, or raise DeadlineExceeded if the deadline comes first."""
-        if seconds >= self.remaining():
-            self._clock.sleep(self.remaining())
-            raise DeadlineExceeded(what)
-        self._clock.sleep(max(0.0, seconds))

@@ -5,8 +5,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .models import (AccountState, CertificateMaterial, CertificateSpec, Deadline, Deployment,
-                     RunReport, StoredCertificate)
+from .deadline import Deadline
+from .models import AccountState, CertificateMaterial, CertificateSpec, Deployment, RunReport, StoredCertificate
 
 # ---- ACME -------------------------------------------------------------------------------------
 
@@ -110,9 +110,9 @@ class DnsProvider(Protocol):
 
 
 class PropagationCheck(Protocol):
-    def wait_visible(self, records: list[TxtRecord], name_servers: dict[str, list[str]],
-                     deadline: Deadline) -> None:
-        """Wait until every record's value is served (raises PropagationTimeout)."""
+    def wait_visible(self, records: list[TxtRecord], deadline: Deadline) -> None:
+        """Wait until every record's value is served by its zone's name servers, or by the
+        configured resolvers (raises PropagationTimeout)."""
 
 
 # ---- state ------------------------------------------------------------------------------------

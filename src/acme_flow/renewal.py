@@ -20,8 +20,9 @@ from .account import CaAccess
 from .deploy import Deployer
 from .errors import CertrenewError, InputError
 from .issuance import Issued, Issuer
-from .models import (Action, CertificateResult, CertificateSpec, Config, Deadline, IssuanceTimings,
-                     Outcome, RunReport, StoredCertificate)
+from .deadline import Deadline
+from .models import (Action, CertificateResult, CertificateSpec, Config, IssuanceTimings, Outcome, RunReport,
+                     StoredCertificate)
 from .parallel import map_all
 from .ports import Adapters, Clock, Notifier, StateStore
 from .results import certificate_result, failed, planned
@@ -89,13 +90,12 @@ class Renewer:
 
     @classmethod
     def from_adapters(cls, config: Config, adapters: Adapters, *, workers: int = 8,
-                      check_interval: dt.timedelta = dt.timedelta(days=7), check_name_servers: bool = True,
+                      check_interval: dt.timedelta = dt.timedelta(days=7),
                       random_fraction: Callable[[], float] = random.random) -> Renewer:
         ca = CaAccess(adapters.ca, adapters.state, config.acme.directory, config.acme.email)
         survey = Survey(config, adapters.state, ca, check_interval, random_fraction, workers)
         return cls(config, adapters.state, ca, survey,
-                   Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock,
-                          check_name_servers=check_name_servers, workers=workers),
+                   Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers),
                    Settlement(config.acme.directory, adapters.state, survey, Deployer.from_adapters(adapters),
                               adapters.clock), adapters.notifier, adapters.clock, workers)
 

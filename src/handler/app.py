@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from acme_flow.models import Deadline
+from acme_flow.deadline import Deadline
 from acme_flow.renewal import RunOptions
 
 from . import fanout

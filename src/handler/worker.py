@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 from acme_flow.errors import CertrenewError, EventError
-from acme_flow.models import CertificateResult, Deadline, Outcome, RunReport
+from acme_flow.deadline import Deadline
+from acme_flow.models import CertificateResult, Outcome, RunReport
 from acme_flow.renewal import RunOptions
 
 from . import metrics as run_metrics

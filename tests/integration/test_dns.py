@@ -13,10 +13,12 @@ from botocore.exceptions import ClientError
 from botocore.retries import standard as botocore_standard
 
 from acme_flow import cli
-from acme_flow.bootstrap import Clients, SystemClock
-from acme_flow.adapters import route53 as route53_adapter
-from acme_flow.adapters.route53 import Route53Dns, dns_cname_lookup
-from acme_flow.models import CertificateSpec, Deadline
+from acme_flow.bootstrap import Clients
+from acme_flow.deadline import Deadline, SystemClock
+from acme_flow.adapters import dns_check as dns_check_adapter
+from acme_flow.adapters.dns_check import dns_cname_lookup
+from acme_flow.adapters.route53 import Route53Dns
+from acme_flow.models import CertificateSpec
 from devstack import proxy_client, world
 from devstack.dns_bridge import OTHER_ACCOUNT
 from devstack_world import STATE_BUCKET, make_world
@@ -184,7 +186,7 @@ def test_a_cname_found_in_public_dns_is_followed(w, capsys, monkeypatch):
     assert (record.name, record.zone_id) == ("_acme-challenge.app-corp.delegate.test", w.zones["delegate.test"])
 
     # The whole run, with the CNAME lookups sent to the bridge as they would go to public DNS.
-    monkeypatch.setattr(route53_adapter, "dns_cname_lookup", lambda *a, **k: dns_cname_lookup(bridge, timeout=2))
+    monkeypatch.setattr(dns_check_adapter, "dns_cname_lookup", lambda *a, **k: dns_cname_lookup(bridge, timeout=2))
     proxy_client.reset_calls(w.stack.aws_endpoint_url)
     code, report = run(w, w.write_config([cert("app", "app.corp.test")]), capsys=capsys)
     assert code == 0, report

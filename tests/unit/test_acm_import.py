@@ -5,6 +5,7 @@ from botocore.exceptions import ClientError
 from acme_flow.adapters import acm as acm_adapter
 from acme_flow.errors import DeployError
 from certfactory import MiniCA
+from fakes import FakeClock
 
 
 def error(code, status=400):
@@ -51,32 +52,54 @@ class FakeAcm:
         return {"Certificate": {"Serial": str(serial), "KeyAlgorithm": "EC_prime256v1"}}
 
 
-@pytest.fixture(autouse=True)
-def no_sleep(monkeypatch):
-    monkeypatch.setattr(acm_adapter.time, "sleep", lambda s: None)
-
-
 MATERIAL = MiniCA().leaf(("example.com",))
 
 
+def importer(fake, clock):
+    return acm_adapter.AcmImporter(lambda r: fake, clock=clock, jitter=lambda delay: delay)
+
+
 def test_a_lost_first_import_response_is_found_not_repeated():
-    fake = FakeAcm(["lost"])
-    importer = acm_adapter.AcmImporter(lambda r: fake)
-    arn = importer.import_certificate("us-east-1", MATERIAL, "site", None)
+    fake, clock = FakeAcm(["lost"]), FakeClock()
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
     assert fake.calls == 1 and list(fake.certs) == [arn]
+    assert clock.sleeps == [1.0], "one wait through the injected clock before looking"
 
 
 def test_a_throttled_first_import_is_tried_again():
-    fake = FakeAcm(["fail", "fail"])
-    arn = acm_adapter.AcmImporter(lambda r: fake).import_certificate("us-east-1", MATERIAL, "site", None)
+    fake, clock = FakeAcm(["fail", "fail"]), FakeClock()
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
     assert fake.calls == 3 and list(fake.certs) == [arn]
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_a_first_import_that_keeps_failing_gives_up_after_a_bounded_number_of_tries():
+    fake, clock = FakeAcm(["fail"] * 10), FakeClock()
+    with pytest.raises(DeployError, match="acm:us-east-1.*ThrottlingException"):
+        importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
+    assert fake.calls == acm_adapter.FIRST_IMPORT_ATTEMPTS and not fake.certs
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_the_retries_of_a_first_import_stay_within_their_budget():
+    fake, clock = FakeAcm(["fail"] * 10), FakeClock()
+    slow = fake.import_certificate
+
+    def import_certificate(**kw):
+        clock.sleep(50)  # each try takes 50 s before it is throttled
+        return slow(**kw)
+    fake.import_certificate = import_certificate
+    with pytest.raises(DeployError, match="acm:us-east-1: deadline reached"):
+        importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
+    assert fake.calls == 4 and clock.t <= acm_adapter.FIRST_IMPORT_BUDGET + 50
+    assert clock.sleeps == [50, 1.0, 50, 2.0, 50, 4.0, 50], "no wait past the budget"
 
 
 def test_a_permanent_error_is_not_retried():
-    fake = FakeAcm(["denied"])
+    fake, clock = FakeAcm(["denied"]), FakeClock()
     with pytest.raises(DeployError, match="AccessDeniedException"):
-        acm_adapter.AcmImporter(lambda r: fake).import_certificate("us-east-1", MATERIAL, "site", None)
-    assert fake.calls == 1
+        importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", None)
+    assert fake.calls == 1 and clock.sleeps == []
 
 
 @pytest.mark.parametrize("text, value", [("0a:1b", 0x0A1B), ("2587", 2587), ("", None), ("zz", None)])

@@ -8,8 +8,10 @@ from cryptography import x509
 
 from acme_flow import pki
 from acme_flow.adapters import acme_ca
-from acme_flow.errors import AcmeProblem
+from acme_flow.errors import AcmeProblem, DeadlineExceeded
+from acme_flow.deadline import Deadline
 from certfactory import MiniCA
+from fakes import FakeClock
 
 
 def test_new_order_carries_replaces_only_when_given():
@@ -121,42 +123,59 @@ def raising(*responses):
 
 
 @pytest.fixture
-def sleeps(monkeypatch):
-    slept = []
-    monkeypatch.setattr(acme_ca.time, "sleep", slept.append)
-    return slept
+def clock():
+    return FakeClock()
 
 
-def test_rate_limited_with_a_short_retry_after_waits_that_long_and_retries(sleeps):
+def adapter_call(clock, **kwargs):
+    """The adapter's request wrapper, waiting through the fake clock."""
+    return acme_ca.AcmeCaAdapter("https://ca.test/dir", clock=clock, **kwargs)._request
+
+
+def test_rate_limited_with_a_short_retry_after_waits_that_long_and_retries(clock):
     ok = response(200, {"status": "valid"})
     call = raising(response(429, problem("rateLimited"), {"Retry-After": "3"}), ok)
-    assert acme_ca._call("creating the order", call) is ok
-    assert sleeps == [3.0]
+    assert adapter_call(clock)("creating the order", call) is ok
+    assert clock.sleeps == [3.0]
 
 
-def test_rate_limited_for_longer_than_the_run_can_wait_fails_at_once_with_the_ca_text(sleeps):
+def test_rate_limited_for_longer_than_the_run_can_wait_fails_at_once_with_the_ca_text(clock):
     call = raising(response(429, problem("rateLimited", "too many certificates"), {"Retry-After": "3600"}))
     with pytest.raises(acme_ca.AcmeTransientProblem, match="too many certificates"):
-        acme_ca._call("creating the order", call)
-    assert sleeps == []
+        adapter_call(clock)("creating the order", call)
+    assert clock.sleeps == []
 
 
-def test_a_5xx_without_a_problem_document_is_retried_with_backoff(sleeps):
+def test_a_5xx_without_a_problem_document_is_retried_with_backoff(clock):
     ok = response(200, {"status": "valid"})
     call = raising(response(503), response(502), ok)
-    assert acme_ca._call("polling", call) is ok
-    assert len(sleeps) == 2 and 0.5 <= sleeps[0] <= 1.5 and 1.0 <= sleeps[1] <= 3.0
+    assert adapter_call(clock)("polling", call) is ok
+    assert len(clock.sleeps) == 2 and 0.5 <= clock.sleeps[0] <= 1.5 and 1.0 <= clock.sleeps[1] <= 3.0
 
 
-def test_permanent_problems_fail_at_once(sleeps):
+def test_transient_problems_are_tried_a_bounded_number_of_times_then_raised(clock):
+    call = raising(*[response(503)] * 10)
+    with pytest.raises(acme_ca.AcmeTransientProblem, match="polling: HTTP 503"):
+        adapter_call(clock, jitter=lambda delay: delay)("polling", call)
+    assert clock.sleeps == [1.0, 2.0, 4.0] and len(call.left) == 10 - acme_ca.RETRY_ATTEMPTS
+
+
+def test_retries_of_a_request_stop_at_the_run_deadline(clock):
+    call = raising(*[response(429, problem("rateLimited"), {"Retry-After": "20"})] * 4)
+    with pytest.raises(DeadlineExceeded, match="polling the order"):
+        adapter_call(clock)("polling the order", call, Deadline(clock, 30))
+    assert clock.sleeps == [20.0], "the second wait would pass the deadline: none is taken"
+
+
+def test_permanent_problems_fail_at_once(clock):
     call = raising(response(403, problem("unauthorized", "no such authorization")), response(200, {}))
     with pytest.raises(AcmeProblem, match="no such authorization") as err:
-        acme_ca._call("answering", call)
+        adapter_call(clock)("answering", call)
     assert not isinstance(err.value, acme_ca.AcmeTransientProblem)
-    assert sleeps == [] and len(call.left) == 1
+    assert clock.sleeps == [] and len(call.left) == 1
 
 
 def test_a_409_with_a_problem_document_stays_a_problem():
     with pytest.raises(AcmeProblem) as err:
-        acme_ca._call("creating the order", raising(response(409, problem("alreadyReplaced"))))
+        adapter_call(FakeClock())("creating the order", raising(response(409, problem("alreadyReplaced"))))
     assert err.value.typ == acme_ca.ALREADY_REPLACED

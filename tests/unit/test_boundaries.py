@@ -132,3 +132,22 @@ def test_the_devstack_uses_only_public_names_of_the_product():
     tooling = sorted((REPO / "devstack").rglob("*.py")) + sorted((REPO / "bench").glob("*.py"))
     offenders = {str(p.relative_to(REPO)): private_product_names(ast.parse(p.read_text())) for p in tooling}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def _time_sleeps(path: Path) -> list[int]:
+    """Lines that sleep through the time module: `time.sleep(...)`, or `sleep` imported from it."""
+    tree = ast.parse(path.read_text())
+    aliases = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+               for a in n.names if a.name == "time"}
+    lines = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "time"
+             and any(a.name == "sleep" for a in n.names)]
+    lines += [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "sleep"
+              and isinstance(n.value, ast.Name) and n.value.id in aliases]
+    return sorted(lines)
+
+
+def test_only_the_wait_primitive_sleeps():
+    """Every wait goes through Deadline.poll/retry and the injected clock (DESIGN.md)."""
+    sleeping = {str(p.relative_to(CORE)): _time_sleeps(p) for p in CORE.rglob("*.py")}
+    assert [p for p, lines in sleeping.items() if lines] == ["deadline.py"], sleeping
+    assert _time_sleeps(CORE / "deadline.py"), "the check itself finds time.sleep where it is"

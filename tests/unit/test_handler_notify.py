@@ -10,6 +10,7 @@ from acme_flow.adapters.notify import (EXPIRING, CompositeNotifier, EventBridgeN
                                        expiring, subject_line)
 from acme_flow.models import (AcmeSettings, CertificateResult, CertificateSpec, Config, DeploySpec, Outcome,
                               RunReport, S3Export)
+from fakes import FakeClock
 
 NOW = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.timezone.utc)
 ARN = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
@@ -224,30 +225,30 @@ def test_events_go_ten_per_call_and_rejections_are_logged(caplog):
 
 def test_entries_failed_inside_a_200_answer_are_retried_with_backoff(caplog):
     events = FakeEvents(flaky={"c03": 2, "c12": 1}, code="ThrottlingException")
-    waits = []
+    clock = FakeClock()
     run = report(*[result(f"c{i:02d}", Outcome.ISSUED, 90) for i in range(13)])
-    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(run)
+    EventBridgeNotifier(events, CONFIG, clock=clock).notify(run)
     names = [[json.loads(e["Detail"])["name"] for e in call] for call in events.calls]
     assert names == [[f"c{i:02d}" for i in range(10)], ["c03"], ["c03"],
                      [f"c{i:02d}" for i in range(10, 13)], ["c12"]]
-    assert waits == [0.5, 1.0, 0.5], "waits go through the injected sleep, doubling"
+    assert clock.sleeps == [0.5, 1.0, 0.5], "waits go through the injected clock, doubling"
     assert "not accepted" not in caplog.text
 
 
 def test_retryable_failures_stop_after_a_bounded_number_of_attempts(caplog):
     events = FakeEvents(reject={"c01"}, code="InternalFailure")
-    waits = []
-    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(report(result("c01", Outcome.FAILED)))
-    assert len(events.calls) == 4 and len(waits) == 3
+    clock = FakeClock()
+    EventBridgeNotifier(events, CONFIG, clock=clock).notify(report(result("c01", Outcome.FAILED)))
+    assert len(events.calls) == 4 and len(clock.sleeps) == 3
     assert "event certrenew.certificate.failed for c01 not accepted (after 4 attempts): InternalFailure" in caplog.text
 
 
 def test_the_backoff_of_a_run_is_bounded_whatever_the_number_of_events():
     events = FakeEvents(reject={f"c{i:03d}" for i in range(200)}, code="ThrottlingException")
-    waits = []
-    EventBridgeNotifier(events, CONFIG, sleep=waits.append).notify(
+    clock = FakeClock()
+    EventBridgeNotifier(events, CONFIG, clock=clock).notify(
         report(*[result(f"c{i:03d}", Outcome.ISSUED, 90) for i in range(200)]))
-    assert sum(waits) <= 20.0
+    assert 0 < sum(clock.sleeps) <= 20.0
 
 
 def test_planned_rows_make_no_events():

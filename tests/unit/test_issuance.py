@@ -5,7 +5,8 @@ import pytest
 from acme_flow import pki
 from acme_flow.errors import ValidationFailed, VerificationError, ZoneNotFound
 from acme_flow.issuance import Issuer, choose_chain, map_settled
-from acme_flow.models import CertificateSpec, Deadline
+from acme_flow.deadline import Deadline
+from acme_flow.models import CertificateSpec
 from acme_flow.ports import Dns01Challenge, IssuedChains, PendingOrder, TxtRecord
 from certfactory import MiniCA, make_cert
 from fakes import FakeClock
@@ -59,16 +60,14 @@ class FakeDns:
     def remove(self, records):
         self.removed.append(list(records))
 
-    def name_servers(self, record):
-        return ["ns1.test"]
 
 
 class FakePropagation:
     def __init__(self):
         self.seen = None
 
-    def wait_visible(self, records, servers, deadline):
-        self.seen = servers
+    def wait_visible(self, records, deadline):
+        self.seen = list(records)
 
 
 def issuer(ca, dns=None):
@@ -154,7 +153,7 @@ class SlowPropagation:
     def __init__(self, clock):
         self.clock, self.allowed = clock, None
 
-    def wait_visible(self, records, servers, deadline):
+    def wait_visible(self, records, deadline):
         from acme_flow.errors import PropagationTimeout
 
         self.allowed = deadline.remaining()

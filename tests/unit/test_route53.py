@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 from acme_flow.adapters import route53
 from acme_flow.adapters.route53 import Route53Dns, _change, _split
 from acme_flow.errors import DeadlineExceeded, DnsError, DnsRoleError, ZoneNotFound
-from acme_flow.models import CertificateSpec, Deadline, DnsSpec
+from acme_flow.deadline import Deadline
+from acme_flow.models import CertificateSpec, DnsSpec
 from acme_flow.ports import TxtRecord
 from fakes import FakeClock
 

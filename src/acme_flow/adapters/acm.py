@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import re
-import time
 from typing import Any, Callable
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .. import pki
-from ..errors import DeployError, VerificationError
+from ..deadline import Deadline, Jitter, SystemClock, spread
+from ..errors import DeadlineExceeded, DeployError, VerificationError
 from ..models import CertificateMaterial, KeyType
 
 log = logging.getLogger("certrenew.acm")
@@ -34,7 +33,9 @@ ACM_KEY_ALGORITHMS = {
 }
 RETRYABLE_CODES = {"ThrottlingException", "Throttling", "RequestLimitExceeded", "TooManyRequestsException",
                    "InternalFailure", "ServiceUnavailable"}
-FIRST_IMPORT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+FIRST_IMPORT_ATTEMPTS = 5  # the import and four more tries, after 1, 2, 4 and 8 s (jittered)
+FIRST_IMPORT_BASE = 1.0
+FIRST_IMPORT_BUDGET = 180.0  # seconds for all tries: five of up to 30 s read time, and waits of 22.5 s at most
 # What AWS answers for a region the account has not enabled (an opt-in region): the credentials
 # are unknown there. JSON services (ACM) say UnrecognizedClientException, query ones InvalidClientTokenId.
 REGION_NOT_ENABLED_CODES = {"UnrecognizedClientException", "InvalidClientTokenId"}
@@ -48,10 +49,14 @@ NAME_TAG = "certrenew:name"
 
 class AcmImporter:
     """`client_for(region)` returns an ACM client for that region; `single_try_for(region)` one
-    that never retries on its own (a first import is not idempotent: see `_first_import`)."""
+    that never retries on its own (a first import is not idempotent: see `_first_import`).
+    `clock` and `jitter` time the retries of a first import."""
 
-    def __init__(self, client_for: Callable[[str], Any], single_try_for: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, client_for: Callable[[str], Any], single_try_for: Callable[[str], Any] | None = None,
+                 *, clock: Any = None, jitter: Jitter | None = None) -> None:
         self._client_for = client_for
+        self._clock = clock or SystemClock()
+        self._jitter = jitter or spread(0.5, 1.5)
         self._single_try_for = single_try_for or client_for
         self._regions_checked: dict[str, str | None] = {}  # region -> why it cannot be used (None: fine)
 
@@ -92,18 +97,21 @@ class AcmImporter:
         again we look for the one the lost response may have created (by its tags)."""
         tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": NAME_TAG, "Value": name}]
         acm_once = self._single_try_for(region)
-        for delay in (*FIRST_IMPORT_RETRY_DELAYS, None):
-            try:
-                return acm_once.import_certificate(Tags=tags, **args)["CertificateArn"]
-            except (ClientError, BotoCoreError) as exc:
-                if delay is None or not _retryable(exc):
-                    raise _deploy_error(f"acm:{region}", exc) from None
-                log.warning("importing %s into ACM %s failed (%s); checking before retrying", name, region, exc)
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            found = self._find_ours(self._client_for(region), name, material)
-            if found and self._holds(region, found, material):
-                return found
-        raise AssertionError("unreachable")
+        tried = []
+
+        def attempt() -> str:
+            if tried:
+                found = self._find_ours(self._client_for(region), name, material)
+                if found and self._holds(region, found, material):
+                    return found
+            tried.append(True)
+            return acm_once.import_certificate(Tags=tags, **args)["CertificateArn"]
+        try:
+            return Deadline(self._clock, FIRST_IMPORT_BUDGET).retry(
+                attempt, f"importing {name} into ACM {region}", retryable=_retryable,
+                attempts=FIRST_IMPORT_ATTEMPTS, base=FIRST_IMPORT_BASE, jitter=self._jitter)
+        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+            raise _deploy_error(f"acm:{region}", exc) from None
 
     def _holds(self, region: str, arn: str, material: CertificateMaterial) -> bool:
         """Whether the certificate at `arn` is this very one (same serial)."""
@@ -261,9 +269,11 @@ def _serial_number(text: str | None) -> int | None:
         return None
 
 
-def _retryable(exc: Exception) -> bool:
-    if not isinstance(exc, ClientError):
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, BotoCoreError):
         return True  # connection trouble: the request may or may not have arrived
+    if not isinstance(exc, ClientError):
+        return False
     err = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return status >= 500 or err.get("Code") in RETRYABLE_CODES

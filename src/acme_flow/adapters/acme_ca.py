@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
@@ -25,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from requests.utils import parse_header_links
 
 from .. import pki
+from ..deadline import Deadline, Jitter, SystemClock, Wait, spread
 from ..errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
-from ..models import AccountState, Deadline
+from ..models import AccountState
 from ..ports import Dns01Challenge, IssuedChains, PendingOrder, RenewalInfo
 
 # The library logs every JWS it posts at DEBUG: keep it quiet whatever the root level is.
@@ -47,7 +46,8 @@ MAX_POLL = 5.0
 BAD_NONCE_ATTEMPTS = 6
 ARI_DEFAULT_RETRY = 6 * 3600.0
 AUTHZ_FETCH_WORKERS = 8
-RETRY_DELAYS = (1.0, 2.0, 4.0)  # transient CA errors: three more tries with jittered backoff
+RETRY_ATTEMPTS = 4  # transient CA errors: three more tries with jittered backoff from RETRY_BASE
+RETRY_BASE = 1.0
 MAX_RETRY_WAIT = 30.0  # a Retry-After longer than this fails the step instead of waiting
 T = TypeVar("T")
 
@@ -118,8 +118,11 @@ class AcmeCaAdapter:
     """One CA directory, one account key. Create with `AcmeCaAdapter(...)`, then `use_account`."""
 
     def __init__(self, directory: str, *, ca_bundle: str | None = None, email: str | None = None,
-                 eab: tuple[str, Callable[[], str]] | None = None, timeout: float = 30.0) -> None:
+                 eab: tuple[str, Callable[[], str]] | None = None, timeout: float = 30.0,
+                 clock: Any = None, jitter: Jitter | None = None) -> None:
         self.directory = directory
+        self._clock = clock or SystemClock()
+        self._jitter = jitter  # of the retry backoff (default: 0.5 to 1.5 times the delay)
         self._verify: str | bool = ca_bundle or True
         self._email = email
         self._eab = eab  # (kid, lazy HMAC key reader)
@@ -134,7 +137,8 @@ class AcmeCaAdapter:
     def _directory(self) -> messages.Directory:
         if self._dir is None:
             self._plain = _Network(None, verify_ssl=self._verify, user_agent=USER_AGENT, timeout=int(self._timeout))
-            self._dir = _call("reading the directory", lambda: client.ClientV2.get_directory(self.directory, self._plain))
+            self._dir = self._request("reading the directory",
+                                      lambda: client.ClientV2.get_directory(self.directory, self._plain))
         return self._dir
 
     def profiles(self) -> dict[str, str] | None:
@@ -151,8 +155,9 @@ class AcmeCaAdapter:
         if not _has(directory, "renewalInfo"):
             return None
         url = directory["renewalInfo"].rstrip("/") + "/" + pki.ari_cert_id(cert_pem)
-        response = _call("fetching renewal information", lambda: self._plain.get(url, content_type="application/json"))
-        body = _call("reading renewal information", lambda: messages.RenewalInfo.from_json(response.json()))
+        response = self._request("fetching renewal information",
+                                 lambda: self._plain.get(url, content_type="application/json"))
+        body = self._request("reading renewal information", lambda: messages.RenewalInfo.from_json(response.json()))
         window = body.suggested_window
         return RenewalInfo(start=_aware(window.start), end=_aware(window.end),
                            retry_after=retry_after_seconds(response.headers.get("Retry-After"), ARI_DEFAULT_RETRY),
@@ -188,7 +193,7 @@ class AcmeCaAdapter:
     def _existing_account_url(self, account: AccountState) -> str | None:
         regr = messages.RegistrationResource(uri=account.url, body=messages.Registration())
         try:
-            return _call("looking up the account", lambda: self._acme.query_registration(regr).uri)
+            return self._request("looking up the account", lambda: self._acme.query_registration(regr).uri)
         except AcmeProblem as exc:
             if exc.typ == ACCOUNT_GONE:
                 log.warning("the CA no longer knows account %s: registering the same key again", account.url)
@@ -206,7 +211,7 @@ class AcmeCaAdapter:
         registration = messages.NewRegistration.from_data(
             email=self._email, terms_of_service_agreed=True, external_account_binding=eab)
         try:
-            return _call("registering the account", lambda: acme.new_account(registration).uri)
+            return self._request("registering the account", lambda: acme.new_account(registration).uri)
         except acme_errors.ConflictError as exc:  # the key already has an account
             return str(exc.location)
 
@@ -239,9 +244,9 @@ class AcmeCaAdapter:
         acme = self._acme
         identifiers = tuple(messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=d) for d in domains)
         order = NewOrder(identifiers=identifiers, profile=profile or None, replaces=replaces)
-        response = _call("creating the order", lambda: acme.net.post(
+        response = self._request("creating the order", lambda: acme.net.post(
             acme.directory["newOrder"], order, new_nonce_url=acme.directory["newNonce"]))
-        body = _call("reading the order", lambda: OrderBody.from_json(response.json()))
+        body = self._request("reading the order", lambda: OrderBody.from_json(response.json()))
         authorizations = self._fetch_authorizations(list(body.authorizations))
         return messages.OrderResource(body=body, uri=response.headers.get("Location"),
                                       authorizations=authorizations, csr_pem=csr_pem)
@@ -249,7 +254,7 @@ class AcmeCaAdapter:
     def _fetch_authorizations(self, urls: list[str]) -> list[messages.AuthorizationResource]:
         """All authorizations of an order, fetched concurrently (the library fetches them one by one)."""
         def fetch(url: str) -> messages.AuthorizationResource:
-            response = _call("fetching an authorization", lambda: self._post_as_get(url))
+            response = self._request("fetching an authorization", lambda: self._post_as_get(url))
             return messages.AuthorizationResource(body=messages.Authorization.from_json(response.json()), uri=url)
         if len(urls) <= 1:
             return [fetch(u) for u in urls]
@@ -263,7 +268,7 @@ class AcmeCaAdapter:
 
     def revoke(self, cert_pem: str, reason: int) -> None:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
-        _call("revoking the certificate", lambda: self._acme.revoke(cert, reason))
+        self._request("revoking the certificate", lambda: self._acme.revoke(cert, reason))
 
     def _dns01(self, authzr: messages.AuthorizationResource) -> Dns01Challenge:
         body = authzr.body
@@ -279,7 +284,7 @@ class AcmeCaAdapter:
 
     def answer(self, challenge: Dns01Challenge) -> None:
         challb = challenge.handle
-        _call(f"answering the challenge for {challenge.domain}",
+        self._request(f"answering the challenge for {challenge.domain}",
               lambda: self._acme.answer_challenge(challb, challb.chall.response(self._key)))
 
     def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
@@ -299,7 +304,7 @@ class AcmeCaAdapter:
         acme = self._acme
         orderr = order.handle
         try:
-            _call("finalizing the order", lambda: acme.begin_finalization(orderr))
+            self._request("finalizing the order", lambda: acme.begin_finalization(orderr))
         except AcmeProblem as exc:
             # orderNotReady: still validating; anything else after retries: the poll below tells
             # whether the order went through (a lost response) or failed (its error).
@@ -309,25 +314,33 @@ class AcmeCaAdapter:
         if body.status != messages.STATUS_VALID or body.certificate is None:
             detail = body.error.detail if body.error is not None else "no detail given"
             raise AcmeProblem(body.error.typ if body.error is not None else "", f"order invalid: {detail}")
-        response = _call("downloading the certificate", lambda: self._post_as_get(body.certificate))
+        response = self._request("downloading the certificate", lambda: self._post_as_get(body.certificate))
         alternates = [link["url"] for link in parse_header_links(response.headers.get("Link", ""))
                       if link.get("rel") == "alternate" and "url" in link]
-        chains = [response.text] + [_call("downloading an alternate chain", lambda u=url: self._post_as_get(u)).text
-                                    for url in alternates]
+        chains = [response.text] + [
+            self._request("downloading an alternate chain", lambda u=url: self._post_as_get(u)).text
+            for url in alternates]
         return IssuedChains(fullchains=tuple(chains))
 
     # -- polling --------------------------------------------------------------------------------
 
     def _poll(self, url: str, message_type, deadline: Deadline, what: str, done: set):
         """POST-as-GET `url` until its status is in `done`; honours Retry-After, else backs off."""
-        interval = FIRST_POLL
-        while True:
-            response = _call(f"polling the {what}", lambda: self._post_as_get(url))
+        def look():
+            response = self._request(f"polling the {what}", lambda: self._post_as_get(url), deadline)
             body = message_type.from_json(response.json())
             if body.status in done:
                 return body
-            deadline.sleep(retry_after_seconds(response.headers.get("Retry-After"), default=interval), what)
-            interval = min(interval * 2, MAX_POLL)
+            asked = retry_after_seconds(response.headers.get("Retry-After"), default=None)
+            return None if asked is None else Wait(asked)
+        return deadline.poll(look, what, interval=FIRST_POLL, max_interval=MAX_POLL, backoff=2.0)
+
+    def _request(self, what: str, fn: Callable[[], T], deadline: Deadline | None = None) -> T:
+        """One CA request (see `_call`), retried within the run's deadline when there is one, and
+        never for longer than every try and every wait at their longest would take."""
+        longest = RETRY_ATTEMPTS * self._timeout + (RETRY_ATTEMPTS - 1) * MAX_RETRY_WAIT
+        budget = deadline.within(longest) if deadline else Deadline(self._clock, longest)
+        return _call(what, fn, budget, self._jitter)
 
     def _post_as_get(self, url: str) -> requests.Response:
         acme = self._acme
@@ -365,8 +378,9 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def retry_after_seconds(header: str | None, default: float, now: dt.datetime | None = None) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+def retry_after_seconds(header: str | None, default, now: dt.datetime | None = None):
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); `default` when
+    there is none or it cannot be read."""
     if not header:
         return default
     header = header.strip()
@@ -380,21 +394,16 @@ def retry_after_seconds(header: str | None, default: float, now: dt.datetime | N
     return max(0.0, (when - now).total_seconds())
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
+def _call(what: str, fn: Callable[[], T], budget: Deadline, jitter: Jitter | None = None) -> T:
     """Run one CA request: errors translated into ours (naming the step), transient ones
     (badNonce beyond the network's own retries, rateLimited with a short Retry-After, 5xx,
-    connection errors) retried with jittered backoff; permanent ones raised at once."""
-    for delay in (*RETRY_DELAYS, None):
-        try:
-            with _translated(what):
-                return fn()
-        except AcmeTransientProblem as exc:
-            wait = exc.retry_after if exc.retry_after is not None else (delay or 0) * random.uniform(0.5, 1.5)
-            if delay is None or wait > MAX_RETRY_WAIT:
-                raise
-            log.warning("%s; retrying in %.1fs", exc, wait)
-            time.sleep(wait)
-    raise AssertionError("unreachable")
+    connection errors) retried with jittered backoff within `budget`; permanent ones raised at once."""
+    def once() -> T:
+        with _translated(what):
+            return fn()
+    return budget.retry(once, what, retryable=AcmeTransientProblem, attempts=RETRY_ATTEMPTS, base=RETRY_BASE,
+                        jitter=jitter or spread(0.5, 1.5), asked=lambda exc: exc.retry_after,
+                        longest=MAX_RETRY_WAIT)
 
 
 @contextmanager

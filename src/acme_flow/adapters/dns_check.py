@@ -1,9 +1,11 @@
-"""Propagation check: ask the zone's authoritative servers (or fixed resolvers) for our values.
+"""DNS queries: the propagation check, and the CNAME lookups of challenge-name delegation.
 
 After Route53 says INSYNC, every (name, server) pair is queried (concurrently, one query per
 name and server whatever the number of values on the name) until each server serves each of
-our values, bounded by the deadline. The error names every record and the servers that did not
-see it, and why: no answer at all, or an answer without the value.
+our values, bounded by the deadline. The servers are the fixed resolvers when configured, else
+the authoritative name servers of each record's zone (looked up once per zone). The error names
+every record and the servers that did not see it, and why: no answer at all, or an answer
+without the value.
 """
 from __future__ import annotations
 
@@ -11,16 +13,18 @@ import logging
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable
 
 import dns.exception
 import dns.message
+import dns.nameserver
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.resolver
 
+from ..deadline import Deadline
 from ..errors import DeadlineExceeded, PropagationTimeout
-from ..models import Deadline
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.dns")
@@ -35,6 +39,8 @@ Server = tuple[str, int]
 # A query: the TXT strings a server answers for a name, None when it did not answer in time;
 # it raises (with the reason as message) when the answer is an error.
 Query = Callable[[Server, str, float], "set[str] | None"]
+# The authoritative name servers (host names) of a record's zone.
+NameServers = Callable[[TxtRecord], "list[str]"]
 
 
 def parse_resolvers(text: str | None) -> list[tuple[str, int]]:
@@ -56,45 +62,41 @@ def parse_resolvers(text: str | None) -> list[tuple[str, int]]:
 
 
 class DnsPropagation:
-    """The PropagationCheck port. `query` and `addresses` are swappable for tests."""
+    """The PropagationCheck port. `name_servers(record)` gives a zone's name servers when no
+    fixed resolvers are configured (bootstrap: the DNS provider's); `query` and `addresses` are
+    swappable for tests."""
 
-    def __init__(self, resolvers: list[tuple[str, int]] | None = None, *, query: Query | None = None,
-                 addresses: Callable[[str], list[str]] | None = None,
+    def __init__(self, resolvers: list[tuple[str, int]] | None = None, *, name_servers: NameServers | None = None,
+                 query: Query | None = None, addresses: Callable[[str], list[str]] | None = None,
                  query_timeout: float = QUERY_TIMEOUT) -> None:
         self.resolvers = list(resolvers or [])
+        self._name_servers = name_servers
         self._query = query or query_txt
         self._addresses = addresses or host_addresses
         self._query_timeout = query_timeout
         self._address_cache: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def uses_fixed_resolvers(self) -> bool:
-        return bool(self.resolvers)
-
-    def wait_visible(self, records: list[TxtRecord], name_servers: dict[str, list[str]],
-                     deadline: Deadline) -> None:
+    def wait_visible(self, records: list[TxtRecord], deadline: Deadline) -> None:
         # (name, server) -> our values not yet seen there; why: what the last look got instead
         pending: dict[tuple[str, Server], set[str]] = {}
+        servers = self._servers_by_name(records)
         for record in records:
-            for server in self._servers_for(record, name_servers):
+            for server in servers[record.name]:
                 pending.setdefault((record.name, server), set()).add(record.value)
         why: dict[tuple[str, Server], str] = {}
-        interval = FIRST_POLL
-        rounds = 1
-        self._look(pending, why, min(self._query_timeout, max(FINAL_LOOK, deadline.remaining())))
-        while pending:
-            try:
-                deadline.sleep(interval, "DNS propagation")
-            except DeadlineExceeded:
-                self._look(pending, why, FINAL_LOOK)  # one last look at the deadline
-                if pending:
-                    raise _timeout(pending, why) from None
-                break
-            rounds += 1
+        rounds = []
+
+        def all_seen() -> bool | None:
+            rounds.append(1)
             self._look(pending, why, min(self._query_timeout, max(FINAL_LOOK, deadline.remaining())))
-            interval = min(interval * 2, MAX_POLL)
-        log.info("%d TXT values seen on every server (%d round(s) of queries)", len(records), rounds)
+            return not pending or None
+        try:
+            deadline.poll(all_seen, "DNS propagation", interval=FIRST_POLL, max_interval=MAX_POLL, backoff=2.0,
+                          last_look=True)
+        except DeadlineExceeded:
+            raise _timeout(pending, why) from None
+        log.info("%d TXT values seen on every server (%d round(s) of queries)", len(records), len(rounds))
 
     def _look(self, pending: dict[tuple[str, Server], set[str]], why: dict[tuple[str, Server], str],
               timeout: float) -> None:
@@ -126,15 +128,21 @@ class DnsPropagation:
                 del pending[key]
                 why.pop(key, None)
 
-    def _servers_for(self, record: TxtRecord, name_servers: dict[str, list[str]]) -> list[Server]:
+    def _servers_by_name(self, records: list[TxtRecord]) -> dict[str, list[Server]]:
+        """The servers to ask about each record's name: the fixed resolvers, else the addresses
+        of its zone's name servers (asked once per zone)."""
         if self.resolvers:
-            return list(self.resolvers)
-        addresses: list[Server] = []
-        for host in name_servers.get(record.name, []):
-            addresses += [(ip, 53) for ip in self._cached_addresses(host)]
-        if not addresses:
-            log.warning("no name server address for %s: skipping its propagation check", record.name)
-        return addresses
+            return {r.name: list(self.resolvers) for r in records}
+        by_zone: dict[str, list[Server]] = {}
+        out: dict[str, list[Server]] = {}
+        for record in records:
+            if record.zone_id not in by_zone:
+                hosts = self._name_servers(record) if self._name_servers else []
+                by_zone[record.zone_id] = [(ip, 53) for host in hosts for ip in self._cached_addresses(host)]
+            out[record.name] = by_zone[record.zone_id]
+            if not out[record.name]:
+                log.warning("no name server address for %s: skipping its propagation check", record.name)
+        return out
 
     def _cached_addresses(self, host: str) -> list[str]:
         with self._lock:
@@ -184,3 +192,50 @@ def query_txt(server: Server, name: str, timeout: float) -> set[str] | None:
         for rdata in rrset:
             values.add(b"".join(rdata.strings).decode("ascii", "replace"))
     return values
+
+
+# -- CNAMEs in public DNS -----------------------------------------------------------------------
+
+
+def dns_cname_lookup(nameservers: list[Server] | None = None,
+                     timeout: float = 3.0) -> Callable[[str], "str | None"]:
+    """A CNAME lookup for challenge-name delegation (the DNS provider's `lookup_cname`) that
+    asks `nameservers` ((ip, port) pairs), else the system's resolver.
+
+    Any failure (no such name, no answer, no resolver, time-out) reads as "no CNAME"; the
+    caller then reports that no hosted zone holds the name."""
+    state: dict[str, Any] = {}
+
+    def resolver() -> dns.resolver.Resolver | None:
+        if "resolver" not in state:
+            try:
+                made = dns.resolver.Resolver(configure=not nameservers)
+            except Exception as exc:  # no /etc/resolv.conf: nothing to ask
+                log.warning("no DNS resolver configured for CNAME lookups: %s", exc)
+                made = None
+            if made is not None:
+                if nameservers:
+                    made.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
+                made.lifetime = timeout
+            state["resolver"] = made
+        return state["resolver"]
+
+    def lookup(name: str) -> str | None:
+        made = resolver()
+        if made is None:
+            return None
+        try:
+            answer = made.resolve(name, dns.rdatatype.CNAME, raise_on_no_answer=False)
+        except dns.exception.DNSException as exc:
+            log.debug("CNAME lookup of %s: %s", name, exc)
+            return None
+        for rrset in answer.response.answer:
+            if rrset.rdtype == dns.rdatatype.CNAME and _bare(rrset.name.to_text()) == _bare(name):
+                return rrset[0].target.to_text()
+        return None
+
+    return lookup
+
+
+def _bare(name: str) -> str:
+    return name.rstrip(".").lower()

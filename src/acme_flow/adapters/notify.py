@@ -18,10 +18,12 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ..deadline import Deadline, SystemClock
+from ..errors import DeadlineExceeded
 from ..models import CertificateResult, Config, Outcome, RunReport
 
 log = logging.getLogger("certrenew.notify")
@@ -43,7 +45,7 @@ PUT_EVENTS_MAX_ENTRIES = 10
 PUT_EVENTS_ATTEMPTS = 4  # per entry: the first call and three retries of what failed retryably
 PUT_EVENTS_BACKOFF = 0.5  # seconds before the first retry, doubled each time
 PUT_EVENTS_MAX_WAIT = 4.0
-PUT_EVENTS_WAIT_BUDGET = 20.0  # seconds of backoff at most per run, whatever the number of events
+PUT_EVENTS_WAIT_BUDGET = 20.0  # seconds of retries at most per run, whatever the number of events
 # Entry error codes (PutEventsResultEntry.ErrorCode) worth another try: throttling and AWS-side faults.
 RETRYABLE_ENTRY_ERRORS = frozenset({"ThrottlingException", "InternalFailure", "InternalException",
                                     "ServiceUnavailable", "KMSThrottlingException",
@@ -213,16 +215,15 @@ def render_text(report: RunReport, soon: Sequence[CertificateResult], expiring_d
 
 
 class EventBridgeNotifier:
-    """`sleep` waits between retries of entries EventBridge failed inside a 200 answer (the run's
-    clock in production; None retries without waiting)."""
+    """`clock` times the retries of entries EventBridge failed inside a 200 answer."""
 
     def __init__(self, events, config: Config, bus: str = "default",
-                 expiring_days: float = DEFAULT_EXPIRING_DAYS, sleep: Callable[[float], None] | None = None) -> None:
+                 expiring_days: float = DEFAULT_EXPIRING_DAYS, clock: Any = None) -> None:
         self._events = events
         self._config = config
         self.bus = bus
         self.expiring_days = expiring_days
-        self._sleep = sleep or (lambda seconds: None)
+        self._clock = clock or SystemClock()
 
     def entries(self, report: RunReport) -> list[dict[str, Any]]:
         """The PutEvents entries of one run (one per outcome worth an event)."""
@@ -244,38 +245,45 @@ class EventBridgeNotifier:
         return out
 
     def notify(self, report: RunReport) -> None:
-        budget = PUT_EVENTS_WAIT_BUDGET  # seconds of backoff left for this run's events
+        budget = Deadline(self._clock, PUT_EVENTS_WAIT_BUDGET)  # for the retries of all this run's events
         for chunk in _chunks(self.entries(report), PUT_EVENTS_MAX_ENTRIES):
-            budget = self._put(chunk, budget)
+            self._put(chunk, budget)
 
-    def _put(self, chunk: list[dict[str, Any]], budget: float) -> float:
+    def _put(self, chunk: list[dict[str, Any]], budget: Deadline) -> None:
         """One PutEvents call, then again for the entries that failed with a retryable code
-        (a bounded number of times, with backoff); the others are logged. Returns the backoff
-        budget left."""
-        pending = chunk
-        for attempt in range(1, PUT_EVENTS_ATTEMPTS + 1):
-            try:
-                got = self._events.put_events(Entries=pending)
-            except (ClientError, BotoCoreError) as exc:
-                log.error("could not put %d certificate event(s) on %s: %s", len(pending), self.bus, exc)
-                return budget
+        (a bounded number of times, with backoff, within the run's budget); the others are logged."""
+        pending, attempts = chunk, 0
+
+        def put() -> None:
+            nonlocal pending, attempts
+            attempts += 1
+            got = self._events.put_events(Entries=pending)
             failed = [(e, a) for e, a in zip(pending, got.get("Entries", [])) if a.get("ErrorCode")]
-            wait = min(PUT_EVENTS_BACKOFF * 2 ** (attempt - 1), PUT_EVENTS_MAX_WAIT)
-            last = attempt == PUT_EVENTS_ATTEMPTS or budget < wait
-            retry = []
             for entry, answer in failed:
-                if answer["ErrorCode"] in RETRYABLE_ENTRY_ERRORS and not last:
-                    retry.append(entry)
-                else:
-                    _log_rejected(entry, answer, attempt)
-            if not retry:
-                return budget
-            log.info("EventBridge failed %d event(s) with a retryable code: trying again in %.1f s",
-                     len(retry), wait)
-            budget -= wait
-            self._sleep(wait)
-            pending = retry
-        return budget
+                if answer["ErrorCode"] not in RETRYABLE_ENTRY_ERRORS:
+                    _log_rejected(entry, answer, attempts)
+            retry = [(e, a) for e, a in failed if a["ErrorCode"] in RETRYABLE_ENTRY_ERRORS]
+            if retry:
+                pending = [e for e, _ in retry]
+                raise _EntriesFailed(retry)
+        try:
+            budget.retry(put, f"PutEvents on {self.bus}", retryable=_EntriesFailed, attempts=PUT_EVENTS_ATTEMPTS,
+                         base=PUT_EVENTS_BACKOFF, cap=PUT_EVENTS_MAX_WAIT)
+        except (ClientError, BotoCoreError) as exc:
+            log.error("could not put %d certificate event(s) on %s: %s", len(pending), self.bus, exc)
+        except (_EntriesFailed, DeadlineExceeded) as exc:
+            gave_up = exc if isinstance(exc, _EntriesFailed) else exc.__cause__
+            for entry, answer in gave_up.failed:
+                _log_rejected(entry, answer, attempts)
+
+
+class _EntriesFailed(Exception):
+    """Entries EventBridge failed with a retryable code inside a 200 answer."""
+
+    def __init__(self, failed: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        self.failed = failed
+        codes = ", ".join(sorted({a["ErrorCode"] for _, a in failed}))
+        super().__init__(f"EventBridge failed {len(failed)} event(s) with a retryable code ({codes})")
 
 
 def _log_rejected(entry: dict[str, Any], answer: dict[str, Any], attempts: int) -> None:

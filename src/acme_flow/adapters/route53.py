@@ -31,8 +31,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..deadline import Deadline, SystemClock
 from ..errors import DeadlineExceeded, DnsError, DnsRoleError, ZoneNotFound
-from ..models import CertificateSpec, Deadline
+from ..models import CertificateSpec
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.route53")
@@ -73,12 +74,16 @@ class Route53Dns:
 
     `client_for(role_arn)` returns a Route53 client (assuming the role when one is given).
     `lookup_cname(name)` returns the CNAME target of a name in public DNS, or None; it is only
-    asked about names that no hosted zone of ours holds (default: the system's resolver).
+    asked about names that no hosted zone of ours holds (bootstrap: dns_check.dns_cname_lookup).
+    `clock` and `rng` time the waits and the jitter of the retries.
     """
 
-    def __init__(self, client_for: Callable[[str | None], Any], lookup_cname: CnameLookup | None = None) -> None:
+    def __init__(self, client_for: Callable[[str | None], Any], lookup_cname: CnameLookup, *,
+                 clock: Any = None, rng: random.Random | None = None) -> None:
         self._client_for = client_for
-        self._lookup_cname = lookup_cname or dns_cname_lookup()
+        self._lookup_cname = lookup_cname
+        self._clock = clock or SystemClock()
+        self._random: Any = rng or random
         self._lock = threading.RLock()
         self._zones: dict[str | None, list[Zone]] = {}
         self._zone_by_id: dict[str, Zone] = {}
@@ -132,12 +137,10 @@ class Route53Dns:
         """Every hosted zone the role sees: one ListHostedZones pagination per role and run."""
         with self._lock:
             if role not in self._zones:
-                zones = []
                 r53 = self._r53(role)
                 try:
-                    for page in r53.get_paginator("list_hosted_zones").paginate():
-                        for z in page["HostedZones"]:
-                            zones.append(_zone_from(z))
+                    zones = [_zone_from(z) for page in r53.get_paginator("list_hosted_zones").paginate()
+                             for z in page["HostedZones"]]
                 except _client_errors() as exc:
                     raise DnsError(f"cannot list Route53 hosted zones{_as(role)}: {exc}") from None
                 log.info("%d hosted zones%s (%d public)", len(zones), _as(role), sum(not z.private for z in zones))
@@ -218,39 +221,32 @@ class Route53Dns:
         """Add our values to each name (others' values and TTL kept), one batch per zone; wait for INSYNC."""
         submitted: list[tuple[Any, str, str]] = []
         for (zone_id, role), zone_records in _by_zone(records).items():
-            r53 = self._r53(role)
-            wanted = _values_by_name(zone_records)
-            for attempt in range(1, WRITE_ATTEMPTS + 1):
-                try:
-                    self._write(r53, zone_id, wanted, _adding, "publishing", submitted)
-                    break
-                except _InvalidChangeBatch as exc:
-                    if attempt == WRITE_ATTEMPTS:
-                        raise DnsError(f"{exc} (another writer kept changing these names: "
-                                       f"gave up after {WRITE_ATTEMPTS} attempts)") from None
-                    log.warning("zone %s: publishing raced another writer, reading again: %s", zone_id, exc)
-                    deadline.sleep(random.uniform(RETRY_BASE, RETRY_BASE * 2 ** attempt),
-                                   f"a retry of the Route53 change in zone {zone_id}")
+            r53, wanted = self._r53(role), _values_by_name(zone_records)
+            try:
+                deadline.retry(lambda: self._write(r53, zone_id, wanted, _adding, "publishing", submitted),
+                               f"a retry of the Route53 change in zone {zone_id}", retryable=_InvalidChangeBatch,
+                               attempts=WRITE_ATTEMPTS, base=RETRY_BASE,
+                               jitter=lambda delay: self._random.uniform(RETRY_BASE, 2 * delay))
+            except _InvalidChangeBatch as exc:
+                raise DnsError(f"{exc} (another writer kept changing these names: "
+                               f"gave up after {WRITE_ATTEMPTS} attempts)") from None
         self._wait_insync(submitted, deadline)
 
     def remove(self, records: list[TxtRecord]) -> None:
-        """Delete exactly our values, one batch per zone; other values on the same names stay."""
+        """Delete exactly our values, one batch per zone; other values on the same names stay.
+        A batch that lost a race with another writer is read and tried again at once."""
         failures = []
+        at_once = Deadline(self._clock, 0)
         for (zone_id, role), zone_records in _by_zone(records).items():
             ours = _values_by_name(zone_records)
-            for attempt in range(1, WRITE_ATTEMPTS + 1):
-                try:
-                    self._write(self._r53(role), zone_id, ours, _removing, "removal", [])
-                    break
-                except _InvalidChangeBatch as exc:
-                    # Another writer changed a name between our read and our change: read again.
-                    if attempt == WRITE_ATTEMPTS:
-                        failures.append(f"zone {zone_id}: {exc}")
-                    else:
-                        log.warning("zone %s: cleanup raced another writer, reading again: %s", zone_id, exc)
-                except DnsError as exc:
-                    failures.append(str(exc))
-                    break
+            try:
+                at_once.retry(lambda: self._write(self._r53(role), zone_id, ours, _removing, "removal", []),
+                              f"the cleanup in zone {zone_id}", retryable=_InvalidChangeBatch,
+                              attempts=WRITE_ATTEMPTS, base=0.0)
+            except _InvalidChangeBatch as exc:
+                failures.append(f"zone {zone_id}: {exc}")
+            except DnsError as exc:
+                failures.append(str(exc))
         if failures:
             raise DnsError("could not remove every challenge record: " + "; ".join(failures))
 
@@ -275,22 +271,20 @@ class Route53Dns:
                 pending.append((r53, zone_id, change_id))
 
     def _wait_insync(self, changes: list[tuple[Any, str, str]], deadline: Deadline) -> None:
-        """Poll every pending change together until all are INSYNC, bounded by the deadline."""
-        interval = FIRST_POLL
+        """Poll every pending change together until all are INSYNC, bounded by the deadline
+        (with one last look when it comes)."""
         pending = list(changes)
-        while pending:
-            what = "Route53 change(s) " + ", ".join(c for _, _, c in pending) + " to be INSYNC"
-            try:
-                deadline.sleep(interval, what)
-            except DeadlineExceeded:
-                pending = [c for c in pending if _change_status(*c) != "INSYNC"]  # one last look
-                if pending:
-                    raise
-                break
-            pending = [c for c in pending if _change_status(*c) != "INSYNC"]
-            interval = min(interval * POLL_FACTOR, MAX_POLL)
-        if changes:
-            log.info("Route53 is INSYNC for %d change(s)", len(changes))
+
+        def all_insync() -> bool | None:
+            pending[:] = [c for c in pending if _change_status(*c) != "INSYNC"]
+            return not pending or None
+        try:
+            if pending:
+                deadline.poll(all_insync, "Route53 changes to be INSYNC", interval=FIRST_POLL,
+                              max_interval=MAX_POLL, backoff=POLL_FACTOR, wait_first=True, last_look=True)
+                log.info("Route53 is INSYNC for %d change(s)", len(changes))
+        except DeadlineExceeded:
+            raise DeadlineExceeded(f"Route53 change(s) {', '.join(c for _, _, c in pending)} to be INSYNC") from None
 
 
 # -- Route53 calls ------------------------------------------------------------------------------
@@ -326,12 +320,11 @@ def _change_status(r53, zone_id: str, change_id: str) -> str:
         raise DnsError(f"Route53 zone {zone_id}: cannot read change {change_id}: {exc}") from None
 
 
-def _rrset_entry(rrset: dict) -> tuple[str, str, list[str], int] | None:
-    """(name, type, values, ttl) of a plain record set; None for alias and routing-policy sets."""
-    if "AliasTarget" in rrset or "SetIdentifier" in rrset:
-        return None
-    values = [r["Value"] for r in rrset.get("ResourceRecords", [])]
-    return _normal(rrset["Name"]), rrset["Type"], values, int(rrset.get("TTL", TTL))
+def _rrset_entries(page: dict) -> list[tuple[str, str, list[str], int]]:
+    """(name, type, values, ttl) of each plain record set of a listing page (alias and
+    routing-policy sets are left out)."""
+    return [(_normal(r["Name"]), r["Type"], [v["Value"] for v in r.get("ResourceRecords", [])], int(r.get("TTL", TTL)))
+            for r in page.get("ResourceRecordSets", []) if "AliasTarget" not in r and "SetIdentifier" not in r]
 
 
 def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[list[str], int]]] | None:
@@ -340,10 +333,8 @@ def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[lis
     kwargs: dict[str, Any] = {"HostedZoneId": zone_id, "MaxItems": str(PAGE_SIZE)}
     for _ in range(max_pages):
         page = _list(r53, zone_id, **kwargs)
-        for rrset in page.get("ResourceRecordSets", []):
-            entry = _rrset_entry(rrset)
-            if entry:
-                out[entry[0]][entry[1]] = (entry[2], entry[3])
+        for name, rtype, values, ttl in _rrset_entries(page):
+            out[name][rtype] = (values, ttl)
         if not page.get("IsTruncated"):
             return dict(out)
         kwargs["StartRecordName"] = page["NextRecordName"]
@@ -357,12 +348,7 @@ def _listing(r53, zone_id: str, max_pages: int) -> dict[str, dict[str, tuple[lis
 def _read_name(r53, zone_id: str, name: str) -> dict[str, tuple[list[str], int]]:
     """Every plain record set at one name (one call: they sort together)."""
     page = _list(r53, zone_id, HostedZoneId=zone_id, StartRecordName=name, MaxItems="10")
-    out = {}
-    for rrset in page.get("ResourceRecordSets", []):
-        entry = _rrset_entry(rrset)
-        if entry and entry[0] == name:
-            out[entry[1]] = (entry[2], entry[3])
-    return out
+    return {rtype: (values, ttl) for at, rtype, values, ttl in _rrset_entries(page) if at == name}
 
 
 def _txt_values(r53, zone_id: str, names: list[str], record_count: int | None) -> dict[str, tuple[list[str], int]]:
@@ -494,48 +480,3 @@ def _as(role: str | None) -> str:
 
 def _describe_chain(chain: list[str]) -> str:
     return " -> ".join(chain[:1] + [f"CNAME {n}" for n in chain[1:]])
-
-
-# -- CNAMEs in public DNS -----------------------------------------------------------------------
-
-
-def dns_cname_lookup(nameservers: list[tuple[str, int]] | None = None, timeout: float = 3.0) -> CnameLookup:
-    """A `lookup_cname` that asks `nameservers` ((ip, port) pairs), else the system's resolver.
-
-    Any failure (no such name, no answer, no resolver, time-out) reads as "no CNAME"; the
-    caller then reports that no hosted zone holds the name."""
-    state: dict[str, Any] = {}
-
-    def resolver():
-        if "resolver" not in state:
-            import dns.nameserver
-            import dns.resolver
-            try:
-                made = dns.resolver.Resolver(configure=not nameservers)
-            except Exception as exc:  # no /etc/resolv.conf: nothing to ask
-                log.warning("no DNS resolver configured for CNAME lookups: %s", exc)
-                made = None
-            if made is not None:
-                if nameservers:
-                    made.nameservers = [dns.nameserver.Do53Nameserver(ip, port) for ip, port in nameservers]
-                made.lifetime = timeout
-            state["resolver"] = made
-        return state["resolver"]
-
-    def lookup(name: str) -> str | None:
-        import dns.exception
-        import dns.rdatatype
-        made = resolver()
-        if made is None:
-            return None
-        try:
-            answer = made.resolve(name, dns.rdatatype.CNAME, raise_on_no_answer=False)
-        except dns.exception.DNSException as exc:
-            log.debug("CNAME lookup of %s: %s", name, exc)
-            return None
-        for rrset in answer.response.answer:
-            if rrset.rdtype == dns.rdatatype.CNAME and _normal(rrset.name.to_text()) == _normal(name):
-                return rrset[0].target.to_text()
-        return None
-
-    return lookup
