@@ -96,6 +96,7 @@ class FakeState:
         self.accounts: dict[str, AccountState] = {}
         self.challenges: dict[str, tuple[list[TxtRecord], dt.datetime]] = {}
         self.writes: list[tuple[str, str]] = []
+        self.history: list[StoredCertificate] = []  # every pointer written, in order
         self.acquired: list[str] = []
         self.released: list[str] = []
         self.unreadable: dict[str, str] = {}
@@ -193,6 +194,7 @@ class FakeState:
             raise StateError(f"certificates/{name}/current.json", "changed by another run since it was read; "
                                                                    "not overwritten")
         self.pointers[name] = replace(stored, damaged=None)
+        self.history.append(stored)
         self.unreadable.pop(name, None)  # a new pointer is readable again
         self.generation[name] = self._seen[name] = (now or 0) + 1
         self.writes.append(("pointer", name))
