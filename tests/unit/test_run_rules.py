@@ -177,6 +177,16 @@ def test_a_certificate_another_run_renewed_while_this_one_waited_is_not_issued_a
     assert adapters.state.current("site").info.serial == theirs.info.serial
 
 
+def test_a_lease_lasts_the_run_s_deadline_and_a_margin_then_is_given_back():
+    adapters = make_adapters()
+    seen = {}
+    adapters.state.hooks["release"] = lambda name: seen.update(lease=adapters.state.leases[name])
+    run(adapters, SITE)  # a 600 s deadline
+    holder, until = seen["lease"]
+    assert holder and until == NOW + dt.timedelta(seconds=600) + dt.timedelta(minutes=5)
+    assert adapters.state.leases["site"] == (None, NOW)
+
+
 def test_leases_are_released_when_every_order_fails():
     adapters = make_adapters()
     adapters.dns.present_error = DnsError("Route53 said Throttling")
