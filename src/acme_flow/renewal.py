@@ -12,7 +12,7 @@ import logging
 import random
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from . import pki
@@ -86,7 +86,6 @@ class Renewer:
     notifier: Notifier
     clock: Clock
     workers: int = 8
-    _timings: IssuanceTimings | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_adapters(cls, config: Config, adapters: Adapters, *, workers: int = 8,
@@ -112,10 +111,10 @@ class Renewer:
         slots = [_Slot(row) for row in plan.rows]
         self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
         with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
-            self._timings = self._issue(slots, deadline, run_id, until)  # 3. one DNS round for every order
+            timings = self._issue(slots, deadline, run_id, until)  # 3. one DNS round for every order
             map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. store, deploy
         report = RunReport(tuple(s.result for s in slots if s.result), plan.started, self.clock.now(),
-                           issuance=self._timings)
+                           issuance=timings)
         self.notifier.notify(report)  # 5. report
         return report
 

@@ -1,106 +1,60 @@
-"""The entry points with a fake renewer: fan-out or inline, the worker's partial batch response,
-and the metrics they print (EMF, on stderr). No AWS, no network: `build()` is replaced."""
+"""The entry points over the real Renewer and in-memory fakes (tests/fakes.py): fan-out or inline,
+the worker's partial batch response, and the metrics they print (EMF, on stderr). No AWS, no
+network: `build()` is replaced."""
 from __future__ import annotations
 
-import datetime as dt
 import json
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 
-from acme_flow.errors import EventError, StateBucketMissing
-from acme_flow.models import (AcmeSettings, Action, CertificateResult, CertificateSpec, Config, Deployment,
-                              IssuanceTimings, Outcome, Placement, RenewalDecision, RunReport)
-from acme_flow.renewal import Plan
+from acme_flow.deadline import Deadline
+from acme_flow.errors import EventError
+from acme_flow.models import CertificateSpec, DeploySpec, Outcome
+from acme_flow.renewal import RunOptions
+from fakes import make_adapters, make_config, make_renewer
 from handler import app, worker
 from handler.local import LocalContext
+from handler.metrics import days_left
 from handler.settings import HandlerSettings
 
-NOW = dt.datetime(2026, 11, 22, 6, 0, tzinfo=dt.timezone.utc)
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/certrenew-work"
 
 
-class Clock:
-    def now(self):
-        return NOW
-
-    def monotonic(self):
-        return 0.0
-
-    def sleep(self, seconds):
-        return None
+def spec(name):
+    """`failing` certificates have a name in no hosted zone: they fail in preflight."""
+    zone = "nowhere.test" if name.startswith("bad") else "example.com"
+    return CertificateSpec(name, (f"{name}.{zone}",), deploy=DeploySpec(acm_regions=("us-east-1",)))
 
 
-@dataclass
-class Row:  # the shape of survey.PlanRow
-    spec: CertificateSpec
-    decision: RenewalDecision
-    stored: object
-    window: object = None
+class Spy:
+    """The real Renewer over fakes, recording each plan it made and each plan it applied."""
 
-
-def stored(serial="0a1b", days=50):
-    return SimpleNamespace(info=SimpleNamespace(serial=serial, not_after=NOW + dt.timedelta(days=days)),
-                           deployment=Deployment((Placement("acm:us-east-1", serial, "arn:aws:acm:x"),)))
-
-
-class Recorder:
-    def __init__(self):
-        self.reports = []
-
-    def notify(self, report):
-        self.reports.append(report)
-
-
-class FakeRenewer:
-    """Plans `due` as ISSUE (the rest as NONE); a run fails the names in `failing`."""
-
-    def __init__(self, names, due=(), failing=(), error=None):
-        self.config = Config(AcmeSettings("https://acme.example/dir"),
-                             tuple(CertificateSpec(n, (f"{n}.example",)) for n in names))
-        self.due, self.failing, self.error = set(due), set(failing), error
-        self.plans = 0
-        self.runs = []
-        self.notifier = Recorder()
+    def __init__(self, names, stored=()):
+        self.adapters = make_adapters()
+        self.adapters.propagation.delay, self.adapters.ca.validation_delay = 0.5, 0.5
+        self.renewer = make_renewer(make_config(*map(spec, names)), self.adapters, workers=1)
+        self.config, self.notifier = self.renewer.config, self.adapters.notifier
+        if stored:  # issued and deployed by an earlier run
+            earlier = make_renewer(make_config(*map(spec, stored)), self.adapters)
+            earlier.apply(earlier.plan(RunOptions()), Deadline(self.adapters.clock, 600))
+            self.notifier.reports.clear()
+        self.plans, self.applied = [], []
 
     def plan(self, options):
-        self.plans += 1
-        rows = []
-        for spec in self.config.certificates:
-            if options.only and spec.name not in options.only:
-                continue
-            if spec.name in self.due or options.force:
-                rows.append(Row(spec, RenewalDecision(spec.name, Action.ISSUE, "no certificate yet"), None))
-            else:
-                rows.append(Row(spec, RenewalDecision(spec.name, Action.NONE, "renews at 2027-01-01", NOW), stored()))
-        return Plan(options, tuple(rows), NOW)
+        self.plans.append(self.renewer.plan(options))
+        return self.plans[-1]
 
     def apply(self, plan, deadline):
-        rows, options = plan.rows, plan.options
-        self.runs.append((options.only, options.force, options.dry_run))
-        if self.error:
-            raise self.error
-        results = []
-        for row in rows:
-            name = row.spec.name
-            if options.dry_run:
-                outcome = Outcome.PLANNED if row.decision.action is Action.ISSUE else Outcome.SKIPPED
-                results.append(CertificateResult(name, outcome, row.decision.reason))
-            elif name in self.failing:
-                results.append(CertificateResult(name, Outcome.FAILED, f"no Route53 hosted zone found for {name}"))
-            elif row.decision.action is Action.ISSUE:
-                results.append(CertificateResult(name, Outcome.ISSUED, "no certificate yet", serial="ff",
-                                                 not_after=NOW + dt.timedelta(days=90)))
-            else:
-                results.append(CertificateResult(name, Outcome.SKIPPED, row.decision.reason, serial="0a1b",
-                                                 not_after=NOW + dt.timedelta(days=50)))
-        issued = any(r.outcome is Outcome.ISSUED for r in results)
-        report = RunReport(tuple(results), NOW, NOW, dry_run=options.dry_run,
-                           issuance=IssuanceTimings(1.5, 0.5) if issued else None)
-        if not options.dry_run:
-            self.notifier.notify(report)
-        return report
+        self.applied.append(plan)
+        return self.renewer.apply(plan, deadline)
+
+    @property
+    def runs(self):
+        return [(p.options.only, p.options.force, p.options.dry_run) for p in self.applied]
+
+    def stored(self, name):
+        return self.adapters.state.current(name)
 
 
 class FakeQueue:
@@ -122,7 +76,8 @@ def wire(monkeypatch):
 
     def _wire(renewer, queue=None, threshold=10):
         settings = HandlerSettings(queue_url=QUEUE if queue else None, fanout_threshold=threshold)
-        wired = SimpleNamespace(config=renewer.config, clock=Clock(), renewer=renewer, handler_settings=settings,
+        wired = SimpleNamespace(config=renewer.config, clock=renewer.adapters.clock, renewer=renewer,
+                                handler_settings=settings,
                                 queue=lambda: queue)
         monkeypatch.setattr(app, "build", lambda: wired)
         monkeypatch.setattr(worker, "build", lambda: wired)
@@ -144,61 +99,70 @@ def batch(*bodies):
 
 
 def test_a_failed_certificate_is_a_batch_item_failure(wire, capsys):
-    renewer = FakeRenewer(["a", "b", "c"], due={"a", "b", "c"}, failing={"b"})
+    renewer = Spy(["a", "bad", "c"])
     wire(renewer)
-    response = worker.lambda_handler(batch({"certificate": "a"}, {"certificate": "b"}, {"certificate": "c"}),
+    response = worker.lambda_handler(batch({"certificate": "a"}, {"certificate": "bad"}, {"certificate": "c"}),
                                      LocalContext(900))
     assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
-    assert renewer.runs == [(("a", "b", "c"), False, False)], "one run for the batch: one DNS round"
+    assert renewer.runs == [(("a", "bad", "c"), False, False)], "one run for the batch: one DNS round"
     out, err = capsys.readouterr()
     assert '"_aws"' not in out, "EMF goes to stderr"
     docs = emf(err)
     (failed,) = [d for d in docs if "CertificatesFailed" in d]
-    assert failed["certificate"] == "b" and "no Route53 hosted zone" in failed["reason"]
+    assert failed["certificate"] == "bad" and "no Route53 hosted zone" in failed["reason"]
     issued = [d for d in docs if "CertificatesIssued" in d]
     assert sorted(d["certificate"] for d in issued) == ["a", "c"]
-    assert all(d["DaysToExpiry"] == [90.0] and "IssuanceDuration" not in d for d in issued)
+    now = renewer.adapters.clock.now()
+    assert all(d["DaysToExpiry"] == [days_left(renewer.stored(d["certificate"]).info.not_after, now)]
+               and "IssuanceDuration" not in d for d in issued)
     (run,) = [d for d in docs if "RunDuration" in d]
     assert "certificate" not in run
-    assert run["IssuanceDuration"] == [1.5] and run["DnsWait"] == [0.5], "the batch's one issuance round"
+    assert run["IssuanceDuration"] == [1.5] and run["DnsWait"] == [0.5], \
+        "the batch's one issuance round: one DNS wait, then each order validated"
 
 
 def test_malformed_unknown_and_duplicate_records(wire):
-    renewer = FakeRenewer(["a", "b"], due={"a", "b"}, failing={"b"})
+    renewer = Spy(["a", "bad"])
     wire(renewer)
     response = worker.lambda_handler(batch({"certificate": "a"}, "not json", {"certificate": "gone"},
-                                           {"certificate": "b"}, {"certificate": "b"}, {"certificate": "a"}),
+                                           {"certificate": "bad"}, {"certificate": "bad"}, {"certificate": "a"}),
                                      LocalContext(900))
     failed = sorted(f["itemIdentifier"] for f in response["batchItemFailures"])
     assert failed == ["m1", "m3", "m4"], "the malformed one and both records of the failed certificate"
-    assert renewer.runs == [(("a", "b"), False, False)], "each certificate once; a name no longer configured is dropped"
+    assert renewer.runs == [(("a", "bad"), False, False)], \
+        "each certificate once; a name no longer configured is dropped"
+    assert len(renewer.adapters.ca.ordered) == 1
 
 
 def test_forced_messages_run_forced(wire):
-    renewer = FakeRenewer(["a", "b"])
+    renewer = Spy(["a", "b"], stored=["a", "b"])
+    serials = {n: renewer.stored(n).info.serial for n in ("a", "b")}
     wire(renewer)
     response = worker.lambda_handler(batch({"certificate": "a", "force": True}, {"certificate": "b"}), LocalContext(900))
     assert response == {"batchItemFailures": []}
     assert renewer.runs == [(("b",), False, False), (("a",), True, False)]
+    assert renewer.stored("a").info.serial != serials["a"] and renewer.stored("b").info.serial == serials["b"]
 
 
 def test_a_run_that_cannot_start_fails_every_record_without_raising(wire, capsys):
-    renewer = FakeRenewer(["a", "b"], due={"a", "b"}, error=StateBucketMissing("state"))
+    renewer = Spy(["a", "b"])
+    renewer.adapters.state.bucket_missing = True
     wire(renewer)
     response = worker.lambda_handler(batch({"certificate": "a"}, {"certificate": "b"}), LocalContext(900))
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["m0", "m1"]
     failed = [d["certificate"] for d in emf(capsys.readouterr().err) if "CertificatesFailed" in d]
     assert sorted(failed) == ["a", "b"]
+    assert renewer.adapters.ca.ordered == [] and renewer.adapters.state.writes == []
 
 
 def test_the_worker_takes_batches_only(wire):
-    wire(FakeRenewer(["a"]))
+    wire(Spy(["a"]))
     with pytest.raises(EventError, match="SQS batch events only"):
         worker.lambda_handler({"action": "renew"}, LocalContext(900))
 
 
 def test_the_renewer_entry_point_hands_batches_to_the_worker(wire):
-    renewer = FakeRenewer(["a"], due={"a"})
+    renewer = Spy(["a"])
     wire(renewer)
     assert app.lambda_handler(batch({"certificate": "a"}), LocalContext(900)) == {"batchItemFailures": []}
     assert renewer.runs == [(("a",), False, False)]
@@ -208,21 +172,24 @@ def test_the_renewer_entry_point_hands_batches_to_the_worker(wire):
 
 
 def test_without_a_queue_every_run_is_inline(wire):
-    renewer = FakeRenewer([f"c{i}" for i in range(30)], due={f"c{i}" for i in range(30)})
+    names = [f"c{i}" for i in range(30)]
+    renewer = Spy(names)
     wire(renewer, queue=None)
     report = app.lambda_handler({}, LocalContext(900))
     assert report["counts"] == {"issued": 30} and "fanout" not in report
-    assert renewer.runs == [((), False, False)] and renewer.plans == 1
+    assert renewer.runs == [((), False, False)] and len(renewer.plans) == 1
+    assert len(renewer.adapters.dns.presented) == 1, "one DNS round for the 30 orders"
 
 
 def test_more_due_than_the_threshold_fans_out(wire, capsys):
     names = [f"c{i:02d}" for i in range(15)]
-    renewer = FakeRenewer(names, due=set(names[:12]))
+    renewer = Spy(names, stored=names[12:])
     queue = FakeQueue()
     wire(renewer, queue=queue, threshold=10)
+    orders = len(renewer.adapters.ca.ordered)
     answer = app.lambda_handler({"action": "renew"}, LocalContext(900))
     assert queue.sent == [(names[:12], False)]
-    assert renewer.runs == [], "nothing is issued by the planner"
+    assert renewer.runs == [] and len(renewer.adapters.ca.ordered) == orders, "nothing is issued by the planner"
     assert answer["ok"] is True
     assert answer["counts"] == {"queued": 12, "skipped": 3}
     assert answer["fanout"] == {"queue": QUEUE, "queued": 12, "threshold": 10}
@@ -230,7 +197,9 @@ def test_more_due_than_the_threshold_fans_out(wire, capsys):
     queued = answer["certificates"][0]
     assert queued["outcome"] == "queued" and queued["reason"] == "queued for the worker: no certificate yet"
     skipped = answer["certificates"][-1]
-    assert skipped["outcome"] == "skipped" and skipped["serial"] == "0a1b" and skipped["targets"] == ["acm:arn:aws:acm:x"]
+    kept = renewer.stored(names[-1])
+    assert skipped["outcome"] == "skipped" and skipped["serial"] == kept.info.serial
+    assert skipped["targets"] == [f"acm:{kept.deployment.acm_arn('us-east-1')}"]
     # the skipped ones are notified (SNS sends only if one is close to expiry) and measured
     (partial,) = renewer.notifier.reports
     assert [r.name for r in partial.results] == names[12:]
@@ -241,7 +210,7 @@ def test_more_due_than_the_threshold_fans_out(wire, capsys):
 
 
 def test_threshold_zero_fans_out_whatever_is_due_and_force_travels(wire):
-    renewer = FakeRenewer(["a", "b"])
+    renewer = Spy(["a", "b"], stored=["a", "b"])
     queue = FakeQueue()
     wire(renewer, queue=queue, threshold=0)
     answer = app.lambda_handler({"action": "renew", "force": True}, LocalContext(900))
@@ -250,7 +219,7 @@ def test_threshold_zero_fans_out_whatever_is_due_and_force_travels(wire):
 
 
 def test_certificates_that_could_not_be_queued_fail_the_run(wire):
-    renewer = FakeRenewer(["a", "b", "c"], due={"a", "b", "c"})
+    renewer = Spy(["a", "b", "c"])
     wire(renewer, queue=FakeQueue(refuse={"b"}), threshold=0)
     answer = app.lambda_handler({}, LocalContext(900))
     assert answer["ok"] is False
@@ -261,25 +230,24 @@ def test_certificates_that_could_not_be_queued_fail_the_run(wire):
     assert [(r.name, r.outcome) for r in partial.results] == [("b", Outcome.FAILED)]
 
 
-def test_up_to_the_threshold_the_run_is_inline_and_plans_once(wire):
-    renewer = FakeRenewer(["a", "b", "c"], due={"a"})
+def test_up_to_the_threshold_the_run_is_inline_and_applies_the_plan_it_made(wire):
+    renewer = Spy(["a", "b", "c"], stored=["b", "c"])
     queue = FakeQueue()
     wire(renewer, queue=queue, threshold=10)
     report = app.lambda_handler({}, LocalContext(900))
     assert queue.sent == []
     assert report["counts"] == {"issued": 1, "skipped": 2}
-    assert renewer.plans == 1, "the run reuses the plan that decided against fanning out"
-    # the plan is reused once only: a later run plans afresh
-    renewer.run(None, app.RunOptions())
-    assert renewer.plans == 2
+    assert len(renewer.plans) == 1 and renewer.applied[0] is renewer.plans[0], \
+        "planned once: the plan that decided against fanning out is the one applied"
+    assert [o["domains"] for o in renewer.adapters.ca.ordered[-1:]] == [("a.example.com",)]
 
 
 def test_plans_and_dry_runs_never_fan_out(wire):
-    renewer = FakeRenewer([f"c{i}" for i in range(20)], due={f"c{i}" for i in range(20)})
+    renewer = Spy([f"c{i}" for i in range(20)])
     queue = FakeQueue()
     wire(renewer, queue=queue, threshold=0)
     report = app.lambda_handler({"action": "plan"}, LocalContext(900))
     assert report["dry_run"] is True and report["counts"] == {"planned": 20}
     report = app.lambda_handler({"action": "renew", "dry_run": True}, LocalContext(900))
     assert report["dry_run"] is True
-    assert queue.sent == []
+    assert queue.sent == [] and renewer.adapters.ca.ordered == [] and renewer.adapters.state.writes == []

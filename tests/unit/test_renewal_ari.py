@@ -1,53 +1,53 @@
-"""When the Renewer asks the CA for a certificate's ARI window: not before the CA's Retry-After."""
+"""When a run asks the CA for a certificate's ARI window: not before the CA's Retry-After."""
 import datetime as dt
 from dataclasses import replace
 
-from acme_flow.models import AcmeSettings, Config, RenewalWindow
-from acme_flow.ports import RenewalInfo
-from acme_flow.renewal import Renewer
-from fakes import NOW, FakeClock
-from test_planning import DIRECTORY, stored
+from acme_flow.models import RenewalWindow
+from fakes import NOW, FakeCa, make_adapters, make_config, make_renewer
+from test_planning import stored
 
 HOUR = dt.timedelta(hours=1)
 
 
-class CountingCA:
-    def __init__(self):
-        self.asked = 0
-
-    def renewal_info(self, cert_pem):
-        self.asked += 1
-        return RenewalInfo(start=NOW + 10 * 24 * HOUR, end=NOW + 11 * 24 * HOUR, retry_after=6 * 3600)
+def survey():
+    """The Survey of a real Renewer over fakes; its CA always offers a window in 10 to 11 days."""
+    ca = FakeCa()
+    ca.window, ca.retry_after = (NOW + 10 * 24 * HOUR, NOW + 11 * 24 * HOUR), 6 * 3600
+    return make_renewer(make_config(), make_adapters(ca=ca)).survey, ca
 
 
-def renewer(ca):
-    config = Config(acme=AcmeSettings(directory=DIRECTORY), certificates=())
-    return Renewer(config=config, state=None, ca=lambda: ca, dns=None, propagation=None, importer=None,
-                   cloudfront=None, exporter=None, notifier=None, clock=FakeClock(), random_fraction=lambda: 0.5)
+def current(**kw):
+    """A stored certificate whose PEM the fake CA can read (ARI is asked about a real leaf)."""
+    cert = FakeCa().mini.leaf(("example.com", "*.example.com"))
+    return replace(stored(**kw), material=cert)
 
 
 def test_the_window_is_not_asked_for_again_before_retry_after():
-    ca = CountingCA()
+    s, ca = survey()
     kept = RenewalWindow(NOW, NOW + HOUR, NOW + HOUR / 2, next_check=NOW + HOUR)
-    current = stored(issued=NOW - 10 * 24 * HOUR)
-    assert renewer(ca)._window(replace(current, window=kept), NOW) == kept
-    assert ca.asked == 0
+    assert s.window(replace(current(issued=NOW - 10 * 24 * HOUR), window=kept), NOW) == kept
+    assert ca.ari_asked == []
 
 
 def test_after_retry_after_the_window_is_fetched_and_a_time_drawn_in_it():
-    ca = CountingCA()
+    s, ca = survey()
     old = RenewalWindow(NOW, NOW + HOUR, NOW + HOUR / 2, next_check=NOW - HOUR)
-    current = stored(issued=NOW - 10 * 24 * HOUR)
-    window = renewer(ca)._window(replace(current, window=old), NOW)
-    assert ca.asked == 1
+    window = s.window(replace(current(issued=NOW - 10 * 24 * HOUR), window=old), NOW)
+    assert len(ca.ari_asked) == 1
     assert window.start == NOW + 10 * 24 * HOUR and window.chosen == NOW + 10.5 * 24 * HOUR
     assert window.next_check == NOW + 6 * HOUR
 
 
-def test_an_expired_or_foreign_certificate_is_never_asked_about():
-    ca = CountingCA()
-    expired = stored(issued=NOW - 100 * 24 * HOUR)
-    foreign = stored(directory="https://other.test/dir")
-    assert renewer(ca)._window(expired, NOW) is None
-    assert renewer(ca)._window(foreign, NOW) is None
-    assert ca.asked == 0
+def test_the_chosen_time_is_kept_while_the_window_stays_the_same():
+    s, ca = survey()
+    same = RenewalWindow(NOW + 10 * 24 * HOUR, NOW + 11 * 24 * HOUR, NOW + 10.1 * 24 * HOUR, next_check=NOW - HOUR)
+    window = s.window(replace(current(issued=NOW - 10 * 24 * HOUR), window=same), NOW)
+    assert window.chosen == same.chosen and window.next_check == NOW + 6 * HOUR
+
+
+def test_an_expired_foreign_or_revoked_certificate_is_never_asked_about():
+    s, ca = survey()
+    assert s.window(current(issued=NOW - 100 * 24 * HOUR), NOW) is None
+    assert s.window(current(directory="https://other.test/dir"), NOW) is None
+    assert s.window(current(revoked="keyCompromise"), NOW) is None
+    assert ca.ari_asked == [] and ca.made == 0, "no CA client is even made"

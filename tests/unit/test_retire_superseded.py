@@ -1,72 +1,44 @@
 """A superseded ACM certificate (a new ARN took its place) is kept on a retire list in the state
 until nothing uses it, and deleted by a later run, even one where nothing is due."""
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from botocore.exceptions import ClientError
 
+from acme_flow import pki
 from acme_flow.adapters import acm as acm_adapter
 from acme_flow.errors import DeployError
-from acme_flow.models import (AcmeSettings, Action, CertificateSpec, Config, Deployment, DeploySpec, Placement,
+from acme_flow.models import (Action, CertificateSpec, Deployment, DeploySpec, KeyType, Placement,
                               RenewalDecision)
-from acme_flow.renewal import PlanRow, Renewer
-from fakes import NOW, FakeClock
-from test_planning import DIRECTORY, stored
+from acme_flow.survey import PlanRow
+from certfactory import MiniCA
+from fakes import NOW, FakeImporter, make_adapters, make_config, make_renewer
+from test_planning import stored
 
 OLD = "arn:aws:acm:us-east-1:123456789012:certificate/" + "1" * 36
 NEW = "arn:aws:acm:us-east-1:123456789012:certificate/" + "2" * 36
 DIST = "E2ABCDEF123456"
 SPEC = CertificateSpec(name="site", domains=("example.com", "*.example.com"),
                        deploy=DeploySpec(acm_regions=("us-east-1",), cloudfront=(DIST,)))
+MINI = MiniCA()
 
 
-class FakeState:
-    def __init__(self):
-        self.saved = []
-
-    def update(self, current):
-        self.saved.append(current)
-        return current
-
-
-class FakeImporter:
-    """ACM as the renewal sees it: `in_use` ARNs are refused (InUseBy / ResourceInUseException)."""
-
-    def __init__(self, in_use=(), not_ours=(), broken=()):
-        self.in_use, self.not_ours, self.broken = set(in_use), set(not_ours), set(broken)
-        self.deleted, self.asked = [], []
-
-    def import_certificate(self, region, material, name, existing_arn):
-        return NEW
-
-    def delete_if_unused(self, region, arn, other_users):
-        self.asked.append(arn)
-        if arn in self.broken:
-            raise DeployError(f"acm:{region}", "ThrottlingException: Rate exceeded")
-        if arn in self.not_ours:
-            return True, f"left {arn} alone: not imported by certrenew"
-        if arn in self.in_use or other_users:
-            return False, f"kept {arn} for a later run: still used by {', '.join(other_users) or 'cloudfront'}"
-        self.deleted.append(arn)
-        return True, f"deleted {arn}"
+def settlement(in_use=(), not_ours=(), broken=()):
+    """The Settlement of a real Renewer over fakes. ACM holds OLD, a P-384 certificate: the
+    P-256 one deployed now cannot be re-imported into it, so it goes to a new ARN."""
+    adapters = make_adapters(importer=FakeImporter(in_use=in_use, not_ours=not_ours, broken=broken))
+    adapters.importer.certs[OLD] = ("us-east-1", MINI.leaf(SPEC.domains, KeyType.EC_P384).cert_pem)
+    adapters.cloudfront.viewer[DIST] = OLD
+    return make_renewer(make_config(SPEC), adapters).settlement, adapters
 
 
-class FakeCloudFront:
-    def __init__(self):
-        self.attached = {}
-
-    def attach(self, distribution_id, arn, names):
-        self.attached[distribution_id] = arn
-        return True
-
-    def distributions_using(self, arn):
-        return []
-
-
-def renewer(importer, state):
-    config = Config(acme=AcmeSettings(directory=DIRECTORY), certificates=(SPEC,))
-    return Renewer(config=config, state=state, ca=lambda: None, dns=None, propagation=None, importer=importer,
-                   cloudfront=FakeCloudFront(), exporter=None, notifier=None, clock=FakeClock())
+def current(deployment):
+    """The stored certificate: a real leaf, so it can be imported."""
+    material = MINI.leaf(SPEC.domains)
+    serial = pki.describe(material.cert_pem).serial
+    return replace(stored(issued=NOW - dt.timedelta(days=1), serial=serial, deployment=deployment(serial)),
+                   material=material)
 
 
 def deployed(serial, arn, retiring=()):
@@ -76,72 +48,91 @@ def deployed(serial, arn, retiring=()):
     return deployment
 
 
-def moved_to_a_new_arn(r):
+def moved_to_a_new_arn(settle):
     """A certificate whose stored serial is not yet deployed, where ACM needs a new ARN."""
-    current = stored(issued=NOW - dt.timedelta(days=1), serial="0b", deployment=deployed("0a", OLD))
-    return r._settle(PlanRow(SPEC, RenewalDecision("site", Action.DEPLOY, "not deployed"), current), None)
+    row = PlanRow(SPEC, RenewalDecision("site", Action.DEPLOY, "not deployed"),
+                  current(lambda serial: deployed("0a", OLD)))
+    return settle.finish(row, None)
 
 
-def nothing_due(r, retiring):
-    current = stored(issued=NOW - dt.timedelta(days=1), serial="0b", deployment=deployed("0b", NEW, retiring))
-    return r._settle(PlanRow(SPEC, RenewalDecision("site", Action.NONE, "renews at later"), current), None)
+def nothing_due(setup, retiring, served=NEW):
+    """A certificate deployed everywhere (at NEW) with `retiring` on its list; CloudFront serves `served`."""
+    settle, adapters = setup
+    adapters.cloudfront.viewer[DIST] = served
+    row = PlanRow(SPEC, RenewalDecision("site", Action.NONE, "renews at later"),
+                  current(lambda serial: deployed(serial, NEW, retiring)))
+    return settle.finish(row, None)
 
 
 def test_an_old_arn_cloudfront_still_uses_is_kept_on_the_list_not_forgotten():
-    state, importer = FakeState(), FakeImporter(in_use={OLD})
-    result = moved_to_a_new_arn(renewer(importer, state))
+    settle, adapters = settlement(in_use={OLD})
+    result = moved_to_a_new_arn(settle)
     assert result.outcome.value == "deployed"
     assert f"kept {OLD} for a later run" in result.reason
-    last = state.saved[-1].deployment
+    last = adapters.state.history[-1].deployment
     assert [(r.region, r.arn, r.since) for r in last.retiring] == [("us-east-1", OLD, NOW)]
-    assert last.acm_arn("us-east-1") == NEW and importer.deleted == []
+    assert last.acm_arn("us-east-1") not in (None, OLD) and adapters.importer.deleted == []
+    assert adapters.cloudfront.viewer[DIST] == last.acm_arn("us-east-1")
 
 
 def test_the_old_arn_is_on_the_list_before_its_deletion_is_tried():
-    state, importer = FakeState(), FakeImporter()
-    result = moved_to_a_new_arn(renewer(importer, state))
-    assert [r.arn for r in state.saved[0].deployment.retiring] == [OLD], "recorded first: a crash cannot lose it"
-    assert importer.deleted == [OLD] and f"deleted {OLD}" in result.reason
-    assert state.saved[-1].deployment.retiring == ()
+    settle, adapters = settlement()
+    result = moved_to_a_new_arn(settle)
+    history = adapters.state.history
+    assert [r.arn for r in history[0].deployment.retiring] == [OLD], "recorded first: a crash cannot lose it"
+    assert adapters.importer.deleted == [OLD] and f"deleted {OLD}" in result.reason
+    assert history[-1].deployment.retiring == ()
 
 
 def test_a_later_run_with_nothing_due_retires_what_is_no_longer_used():
-    state, importer = FakeState(), FakeImporter()
-    result = nothing_due(renewer(importer, state), [OLD])
+    settle, adapters = settlement()
+    result = nothing_due((settle, adapters), [OLD])
     assert result.outcome.value == "skipped"
-    assert importer.deleted == [OLD] and f"deleted {OLD}" in result.reason
-    assert state.saved[-1].deployment.retiring == ()
+    assert adapters.importer.deleted == [OLD] and f"deleted {OLD}" in result.reason
+    assert adapters.state.history[-1].deployment.retiring == ()
 
 
 def test_still_in_use_stays_for_the_next_run_without_a_write():
-    state, importer = FakeState(), FakeImporter(in_use={OLD})
-    result = nothing_due(renewer(importer, state), [OLD])
-    assert f"kept {OLD} for a later run" in result.reason and state.saved == []
+    settle, adapters = settlement(in_use={OLD})
+    result = nothing_due((settle, adapters), [OLD])
+    assert f"kept {OLD} for a later run" in result.reason and adapters.state.history == []
+
+
+def test_a_distribution_still_serving_it_keeps_it_without_a_write():
+    """An earlier run could not move the distribution: CloudFront still serves the old ARN."""
+    settle, adapters = settlement()
+    result = nothing_due((settle, adapters), [OLD], served=OLD)
+    assert f"kept {OLD} for a later run: still used by cloudfront:{DIST}" in result.reason
+    assert adapters.importer.deleted == [] and adapters.state.history == []
 
 
 def test_not_ours_or_gone_leaves_the_list():
-    state, importer = FakeState(), FakeImporter(not_ours={OLD})
-    result = nothing_due(renewer(importer, state), [OLD])
-    assert "not imported by certrenew" in result.reason and state.saved[-1].deployment.retiring == ()
+    settle, adapters = settlement(not_ours={OLD})
+    result = nothing_due((settle, adapters), [OLD])
+    assert "not imported by certrenew" in result.reason and adapters.state.history[-1].deployment.retiring == ()
+    settle, adapters = settlement()
+    del adapters.importer.certs[OLD]
+    result = nothing_due((settle, adapters), [OLD])
+    assert f"{OLD} already gone" in result.reason and adapters.state.history[-1].deployment.retiring == ()
 
 
 def test_an_error_keeps_it_for_the_next_run_and_the_certificate_is_fine():
-    state, importer = FakeState(), FakeImporter(broken={OLD})
-    result = nothing_due(renewer(importer, state), [OLD])
+    settle, adapters = settlement(broken={OLD})
+    result = nothing_due((settle, adapters), [OLD])
     assert result.outcome.value == "skipped"
-    assert f"kept {OLD} for a later run: could not retire it" in result.reason and state.saved == []
+    assert f"kept {OLD} for a later run: could not retire it" in result.reason and adapters.state.history == []
 
 
 def test_nothing_on_the_list_costs_no_call():
-    state, importer = FakeState(), FakeImporter()
-    result = nothing_due(renewer(importer, state), [])
-    assert importer.asked == [] and state.saved == [] and result.reason == "renews at later"
+    settle, adapters = settlement()
+    result = nothing_due((settle, adapters), [])
+    assert adapters.importer.asked == [] and adapters.state.history == [] and result.reason == "renews at later"
 
 
 def test_the_current_arn_is_never_deleted_even_if_listed():
-    state, importer = FakeState(), FakeImporter()
-    nothing_due(renewer(importer, state), [NEW])
-    assert importer.asked == [] and state.saved[-1].deployment.retiring == ()
+    settle, adapters = settlement()
+    nothing_due((settle, adapters), [NEW])
+    assert adapters.importer.asked == [] and adapters.state.history[-1].deployment.retiring == ()
 
 
 def test_the_list_survives_the_pointer_round_trip():
@@ -206,16 +197,10 @@ def test_the_adapter_fails_clearly_on_other_errors():
 def test_a_failed_cloudfront_move_keeps_the_old_arn_on_the_list():
     """The new ARN is imported but the distribution could not be moved: the old certificate is
     still served, so it is kept (not forgotten, not deleted) until a later run moves it."""
-    state, importer = FakeState(), FakeImporter()
-    r = renewer(importer, state)
-
-    def refused(distribution_id, arn, names):
-        raise DeployError(f"cloudfront:{distribution_id}", "PreconditionFailed")
-
-    def still_served(arn):
-        return [f"cloudfront:{DIST}"] if arn == OLD else []
-    r.cloudfront.attach, r.cloudfront.distributions_using = refused, still_served
-    result = moved_to_a_new_arn(r)
+    settle, adapters = settlement()
+    adapters.cloudfront.refuse[DIST] = "PreconditionFailed"
+    result = moved_to_a_new_arn(settle)
     assert result.outcome.value == "failed" and "PreconditionFailed" in result.reason
     assert f"kept {OLD} for a later run: still used by cloudfront:{DIST}" in result.reason
-    assert [x.arn for x in state.saved[-1].deployment.retiring] == [OLD] and importer.deleted == []
+    assert [x.arn for x in adapters.state.history[-1].deployment.retiring] == [OLD]
+    assert adapters.importer.deleted == [] and adapters.cloudfront.viewer[DIST] == OLD
