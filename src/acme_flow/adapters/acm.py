@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import pki
 from ..deadline import Deadline, Jitter, SystemClock, spread
 from ..errors import DeadlineExceeded, DeployError, VerificationError
-from ..models import CertificateMaterial, KeyType
+from ..models import CLOUDFRONT, CertificateMaterial, KeyType, Target
 
 log = logging.getLogger("certrenew.acm")
 
@@ -62,7 +62,7 @@ class AcmImporter:
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
                            existing_arn: str | None) -> str:
-        target = f"acm:{region}"
+        target = str(Target.acm(region))
         _check_importable(material, target)
         acm = self._client_for(region)
         args = {"Certificate": material.cert_pem.encode(), "PrivateKey": material.key_pem.encode(),
@@ -111,7 +111,7 @@ class AcmImporter:
                 attempt, f"importing {name} into ACM {region}", retryable=_retryable,
                 attempts=FIRST_IMPORT_ATTEMPTS, base=FIRST_IMPORT_BASE, jitter=self._jitter)
         except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-            raise _deploy_error(f"acm:{region}", exc) from None
+            raise _deploy_error(str(Target.acm(region)), exc) from None
 
     def _holds(self, region: str, arn: str, material: CertificateMaterial) -> bool:
         """Whether the certificate at `arn` is this very one (same serial)."""
@@ -145,12 +145,12 @@ class AcmImporter:
         """The region exists for ACM and the account has enabled it (an opt-in region such as
         af-south-1 must be enabled first): one cheap read-only call per region and importer."""
         if region not in _acm_regions():
-            raise DeployError(f"acm:{region}", f"{region!r} is not an AWS region where ACM exists")
+            raise DeployError(str(Target.acm(region)), f"{region!r} is not an AWS region where ACM exists")
         if region not in self._regions_checked:
             self._regions_checked[region] = self._region_problem(region)
         problem = self._regions_checked[region]
         if problem:
-            raise DeployError(f"acm:{region}", problem)
+            raise DeployError(str(Target.acm(region)), problem)
 
     def _region_problem(self, region: str) -> str | None:
         try:
@@ -171,7 +171,7 @@ class AcmImporter:
         InUseBy, which lags behind CloudFront by a while, plus the distributions the caller
         found). Returns (settled, what happened): settled is False while it is still in use,
         so the caller keeps it for a later run; deleted, already gone or not ours settles it."""
-        target = f"acm:{region}"
+        target = str(Target.acm(region))
         acm = self._client_for(region)
         try:
             described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
@@ -253,7 +253,7 @@ def _users(in_use_by: list[str], other_users: list[str]) -> list[str]:
     out: list[str] = []
     for user in [*in_use_by, *other_users]:
         match = CLOUDFRONT_ARN.match(user)
-        short = f"cloudfront:{match.group(1)}" if match else user
+        short = str(Target(CLOUDFRONT, match.group(1))) if match else user
         if short not in out:
             out.append(short)
     return out

@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..errors import DeployError
+from ..models import CLOUDFRONT, Target
 
 log = logging.getLogger("certrenew.cloudfront")
 
@@ -28,7 +29,7 @@ class CloudFrontAttacher:
 
     def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
         """Point the distribution at the certificate; returns False when it already was."""
-        target = f"cloudfront:{distribution_id}"
+        target = str(Target(CLOUDFRONT, distribution_id))
         if not ACM_US_EAST_1_ARN.match(certificate_arn):
             raise DeployError(target, f"{certificate_arn} is not an ACM certificate in us-east-1; "
                                       "CloudFront only uses certificates from us-east-1")
@@ -58,7 +59,7 @@ class CloudFrontAttacher:
         self._read(distribution_id)
 
     def _read(self, distribution_id: str) -> dict[str, Any]:
-        target = f"cloudfront:{distribution_id}"
+        target = str(Target(CLOUDFRONT, distribution_id))
         try:
             return self._cf.get_distribution_config(Id=distribution_id)
         except ClientError as exc:
@@ -74,7 +75,7 @@ class CloudFrontAttacher:
             for page in self._cf.get_paginator("list_distributions").paginate():
                 for item in (page.get("DistributionList") or {}).get("Items") or []:
                     if (item.get("ViewerCertificate") or {}).get("ACMCertificateArn") == certificate_arn:
-                        found.append(f"cloudfront:{item['Id']}")
+                        found.append(str(Target(CLOUDFRONT, item["Id"])))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             raise DeployError("cloudfront", f"cannot list distributions to see what uses {certificate_arn} "
