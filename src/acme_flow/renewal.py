@@ -113,8 +113,9 @@ class Renewer:
         with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
             timings = self._issue(slots, deadline, run_id, until)  # 3. one DNS round for every order
             map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. store, deploy
-        report = RunReport(tuple(s.result for s in slots if s.result), plan.started, self.clock.now(),
-                           issuance=timings)
+        results = tuple(s.result for s in slots if s.result is not None)
+        assert len(results) == len(slots), "every certificate ends with exactly one result"
+        report = RunReport(results, plan.started, self.clock.now(), issuance=timings)
         self.notifier.notify(report)  # 5. report
         return report
 
