@@ -61,6 +61,12 @@ class World:
     def current(self, name: str) -> dict:
         return json.loads(self.s3.get_object(Bucket=STATE_BUCKET, Key=f"certificates/{name}/current.json")["Body"].read())
 
+    def material(self, name: str, version: str | None = None) -> dict[str, str]:
+        """`cert_pem`, `chain_pem` and `key_pem` of a stored version (the current one by default)."""
+        version = version or self.current(name)["version"]
+        key = f"certificates/{name}/{version}/material.json"
+        return json.loads(self.s3.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+
     def state_keys(self) -> list[str]:
         got = self.s3.list_objects_v2(Bucket=STATE_BUCKET)
         return sorted(o["Key"] for o in got.get("Contents", []))

@@ -21,7 +21,7 @@ from acme_flow import pki
 from acme_flow.deadline import Deadline
 from acme_flow.errors import (DeployError, PropagationTimeout, StateBucketMissing, StateError, ValidationFailed,
                               ZoneNotFound)
-from acme_flow.models import (AccountState, AcmeSettings, CertificateMaterial, CertificateSpec, Config, KeyType,
+from acme_flow.models import (AccountState, AcmeSettings, CertificateInfo, CertificateMaterial, CertificateSpec, Config, KeyType,
                               RunReport, StoredCertificate)
 from acme_flow.ports import Adapters, Dns01Challenge, IssuedChains, PendingOrder, RenewalInfo, TxtRecord
 from certfactory import MiniCA, make_cert
@@ -100,6 +100,8 @@ class FakeState:
         self.history: list[StoredCertificate] = []  # every pointer written, in order
         self.acquired: list[str] = []
         self.released: list[str] = []
+        self.material_reads: list[str] = []
+        self.pointer_reads: list[str] = []
         self.unreadable: dict[str, str] = {}
         self.bucket_missing = False
         self.hooks: dict[str, Callable[[str], None]] = {}
@@ -109,6 +111,8 @@ class FakeState:
 
     def put(self, stored: StoredCertificate) -> StoredCertificate:
         """Another run stores `stored` (version and pointer); not counted in `writes`."""
+        if stored.ari_cert_id is None and stored.material is not None:
+            stored = replace(stored, ari_cert_id=pki.ari_cert_id(stored.material.cert_pem))
         with self._lock:
             self.versions.setdefault(stored.name, {})[stored.version] = stored.material
             self.pointers[stored.name] = replace(stored, damaged=None)
@@ -169,11 +173,24 @@ class FakeState:
     def load_certificate(self, name: str) -> StoredCertificate | None:
         _run_hook(self.hooks, "load", name)
         with self._lock:
+            self.pointer_reads.append(name)
             if name in self.pointers:  # read (its ETag kept) before it is parsed, as in S3
                 self._seen[name] = self.generation[name]
             if name in self.unreadable:
                 raise StateError(f"certificates/{name}/current.json", self.unreadable[name])
-            return self.current(name)
+            pointer = self.pointers.get(name)
+            return replace(pointer, material=None) if pointer else None
+
+    def load_material(self, stored: StoredCertificate) -> StoredCertificate:
+        """The version's material, checked as S3StateStore checks it; counted in `material_reads`
+        (each is a KMS-protected read at AWS)."""
+        with self._lock:
+            self.material_reads.append(stored.name)
+            material = self.versions.get(stored.name, {}).get(stored.version)
+        if material is None:
+            return replace(stored, material=CertificateMaterial("", "", ""), damaged="version files are missing")
+        return replace(stored, material=material,
+                       damaged=pki.material_problem(material, stored.info.serial) or stored.damaged)
 
     def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
         with self._lock:
@@ -274,7 +291,8 @@ class FakeCa:
         self.answered: list[str] = []
         self.issued: list[str] = []  # serials
         self.revoked: list[tuple[str, int]] = []
-        self.ari_asked: list[str] = []  # serials
+        self.ari_asked: list[str] = []  # CertIDs
+        self.known: dict[str, CertificateInfo] = {}  # CertID -> what it was issued as
         self.registered: list[str] = []  # account URLs
         self._ids = itertools.count(1)
 
@@ -306,16 +324,26 @@ class FakeCa:
     def supports_ari(self) -> bool:
         return self.ari
 
-    def renewal_info(self, cert_pem: str) -> RenewalInfo | None:
-        info = pki.describe(cert_pem)
-        self.ari_asked.append(info.serial)
+    def renewal_info(self, cert_id: str) -> RenewalInfo | None:
+        """The window of a certificate this CA issued (2/3 into its life, two days long, unless
+        `window` is set); asked about by its CertID, as ARI is."""
+        self.ari_asked.append(cert_id)
         if self.ari_error:
             raise self.ari_error
         if not self.ari:
             return None
-        start, end = self.window or (info.not_before + info.lifetime * 2 / 3,
-                                     info.not_before + info.lifetime * 2 / 3 + dt.timedelta(days=2))
-        return RenewalInfo(start, end, self.retry_after)
+        info = self.known.get(cert_id)
+        if self.window or info is None:
+            return RenewalInfo(*(self.window or (NOW + dt.timedelta(days=30), NOW + dt.timedelta(days=32))),
+                               self.retry_after)
+        start = info.not_before + info.lifetime * 2 / 3
+        return RenewalInfo(start, start + dt.timedelta(days=2), self.retry_after)
+
+    def remember(self, cert_pem: str) -> str:
+        """Know a certificate made elsewhere (a test's stored one) for ARI; returns its CertID."""
+        cert_id = pki.ari_cert_id(cert_pem)
+        self.known[cert_id] = pki.describe(cert_pem)
+        return cert_id
 
     # -- orders
 
@@ -355,6 +383,8 @@ class FakeCa:
                              not_before=self.clock.now() - dt.timedelta(hours=1), days=self.lifetime.days)
             chains.append(leaf + ca.int_pem + ca.root_pem)
         self.issued.append(pki.describe(chains[0]).serial)
+        for chain in chains:
+            self.remember(chain)
         self.journal.add("ca.finalize", order.domains)
         return IssuedChains(tuple(chains))
 

@@ -20,6 +20,8 @@ from .report import render_report, render_status, status_rows
 
 log = logging.getLogger("certrenew.cli")
 DEFAULT_TIMEOUT = 840.0
+DEEP_HELP = ("also read and check every stored certificate's key and chain (one KMS-protected read each; "
+             "a damaged one is reissued by run)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="one row per certificate: serial, expiry, next renewal, targets")
     status.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--deep", action="store_true", help=DEEP_HELP)
     status.set_defaults(func=cmd_status)
 
     revoke = sub.add_parser("revoke", help="revoke the current certificate of NAME (the next run reissues it)")
@@ -94,6 +97,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
     p.add_argument("--only", nargs="+", default=[], metavar="NAME", help="only these certificates")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--deep", action="store_true", help=DEEP_HELP)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -107,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = bootstrap.load_config(settings)
     clock = bootstrap.SystemClock()
     renewer = bootstrap.build_renewer(config, settings, clock=clock)
-    options = RunOptions(only=tuple(args.only), force=args.force, dry_run=args.dry_run)
+    options = RunOptions(only=tuple(args.only), force=args.force, dry_run=args.dry_run, deep=args.deep)
     report = renewer.apply(renewer.plan(options), Deadline(clock, args.timeout))
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return report.exit_code
@@ -124,7 +128,7 @@ def _renewer(args: argparse.Namespace):
 
 def cmd_status(args: argparse.Namespace) -> int:
     renewer = _renewer(args)
-    rows = status_rows(renewer.plan().rows, renewer.clock.now())
+    rows = status_rows(renewer.plan(RunOptions(deep=args.deep)).rows, renewer.clock.now())
     print(json.dumps(rows, indent=2) if args.json else render_status(rows))
     return 0
 

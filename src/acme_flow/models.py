@@ -286,7 +286,12 @@ class RenewalWindow:
 
 @dataclass(frozen=True)
 class StoredCertificate:
-    """The current certificate of one config entry, as kept in the state bucket."""
+    """The current certificate of one config entry, as kept in the state bucket.
+
+    Loading reads the small pointer only: `material` (the PEMs and the key, a KMS-protected
+    read) is None until `StateStore.load_material` fills it, which is done only for a
+    certificate about to be deployed or verified. `ari_cert_id` is kept in the pointer so ARI
+    and `replaces` need no PEM."""
 
     name: str
     version: str
@@ -295,13 +300,15 @@ class StoredCertificate:
     profile: str | None
     directory: str
     info: CertificateInfo
-    material: CertificateMaterial = field(repr=False)
+    material: CertificateMaterial | None = field(repr=False)
     issued_at: dt.datetime
     deployment: Deployment = Deployment()
     window: RenewalWindow | None = None  # ARI, when the CA offers it
     replaced: str | None = None  # ARI CertID of the certificate this one replaced (sent as `replaces`)
     revoked: str | None = None  # revocation reason, once revoked
     damaged: str | None = None  # why the stored material cannot be used (it is then reissued, never deployed)
+    ari_cert_id: str | None = None  # RFC 9773 CertID of the leaf (AKI.serial)
+    outdated: bool = False  # kept in an older state layout: the next run that applies rewrites its pointer
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,9 @@ class AcmeCa(Protocol):
 
     def supports_ari(self) -> bool: ...
 
-    def renewal_info(self, cert_pem: str) -> RenewalInfo | None:
-        """The ARI window of a certificate, or None if the CA has no renewalInfo."""
+    def renewal_info(self, cert_id: str) -> RenewalInfo | None:
+        """The ARI window of the certificate with this RFC 9773 CertID, or None if the CA has no
+        renewalInfo."""
 
     def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None,
                   replaces: str | None = None) -> PendingOrder:
@@ -126,7 +127,12 @@ class StateStore(Protocol):
 
     def save_account(self, account: AccountState) -> AccountState: ...
 
-    def load_certificate(self, name: str) -> StoredCertificate | None: ...
+    def load_certificate(self, name: str) -> StoredCertificate | None:
+        """The current certificate's pointer: everything planning needs, no material (no PEM,
+        no KMS-protected read). Raises StateError when it cannot be read."""
+
+    def load_material(self, stored: StoredCertificate) -> StoredCertificate:
+        """`stored` with its material, checked: a problem with it is set in `damaged`."""
 
     def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
         """Write a new version, then flip the current pointer to it."""

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
-from . import pki
 from .account import CaAccess
 from .deploy import Deployer
 from .errors import CertrenewError, InputError
@@ -41,6 +40,7 @@ class RunOptions:
     only: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
+    deep: bool = False  # read and check every stored material too (a KMS-protected read each)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Renewer:
         started = self.clock.now()
         specs = self.select(options.only)
         self.state.check_ready()
-        return Plan(options, tuple(self.survey.rows(specs, started, options.force)), started)
+        return Plan(options, tuple(self.survey.rows(specs, started, options.force, options.deep)), started)
 
     def apply(self, plan: Plan, deadline: Deadline) -> RunReport:
         if plan.options.dry_run:
@@ -127,7 +127,10 @@ class Renewer:
         stored, unreadable = self.survey.load(spec.name)
         if stored is None:
             raise InputError(f"{name} has no stored certificate to revoke" + (f" ({unreadable})" if unreadable else ""))
-        self.ca.bound().revoke(stored.material.cert_pem, REVOCATION_REASONS[reason])
+        material = self.state.load_material(stored).material
+        if material is None or not material.cert_pem:
+            raise InputError(f"{name}: the stored certificate cannot be read, so it cannot be revoked")
+        self.ca.bound().revoke(material.cert_pem, REVOCATION_REASONS[reason])
         log.info("revoked %s serial %s (%s)", name, stored.info.serial, reason)
         return self.state.update(replace(stored, revoked=reason))
 
@@ -204,10 +207,7 @@ class Renewer:
             slot.result = failed(slot.row, f"unexpected error: {type(exc).__name__}: {exc}")
 
     def _replaces(self, stored: StoredCertificate | None) -> str | None:
-        """The ARI CertID of the certificate a renewal replaces (same CA only)."""
+        """The ARI CertID of the certificate a renewal replaces (same CA only; from the pointer)."""
         if stored is None or stored.directory != self.config.acme.directory:
             return None
-        try:
-            return pki.ari_cert_id(stored.material.cert_pem)
-        except CertrenewError:
-            return None
+        return stored.ari_cert_id

@@ -53,6 +53,7 @@ def status_rows(plan_rows: list, now: dt.datetime) -> list[dict[str, Any]]:
             "next_renewal": decision.renew_at.isoformat() if decision.renew_at else None,
             "due": decision.action is not Action.NONE,
             "why": decision.reason,
+            "damaged": stored.damaged if stored else None,  # known after a deep read (status --deep)
             "ari_window": ({"start": row.window.start.isoformat(), "end": row.window.end.isoformat()}
                            if row.window else None),
             "targets": [p.describe() for p in stored.deployment.placements] if stored else [],

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, replace
 
+from . import pki
 from .errors import CertrenewError
 from .issuance import Issued
 from .models import Action, CertificateResult, CertificateSpec, Deployment, Outcome, StoredCertificate
@@ -27,8 +28,8 @@ class Settlement:
     def finish(self, row: PlanRow, issued: Issued | Exception | None) -> CertificateResult:
         spec, decision, stored = row.spec, row.decision, row.stored
         if decision.action is Action.NONE:
-            if row.window_changed:
-                stored = self.state.update(replace(stored, window=row.window))
+            if row.window_changed or (stored is not None and stored.outdated):  # an older layout: rewritten
+                stored = self.state.update(replace(stored, window=row.window or stored.window))
             stored, notes = self.retire(stored)
             return certificate_result(spec, Outcome.SKIPPED, with_notes(decision.reason, notes), stored,
                                       decision.renew_at)
@@ -45,9 +46,10 @@ class Settlement:
     def store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
         """The new version, written before the pointer flips to it, with its first ARI window."""
         now = self.clock.now()
+        cert_id = pki.ari_cert_id(issued.material.cert_pem)
         window = None
         try:
-            window = self.survey.fetch_window(issued.material.cert_pem, None, now)
+            window = self.survey.fetch_window(cert_id, None, now)
         except CertrenewError as exc:
             log.warning("%s: no renewal information yet (%s)", spec.name, exc)
         new = StoredCertificate(
@@ -55,12 +57,15 @@ class Settlement:
             key_type=spec.key, profile=spec.profile, directory=self.directory,
             info=issued.info, material=issued.material, issued_at=now,
             deployment=previous.deployment if previous else Deployment(), window=window,
-            replaced=issued.replaced)
+            replaced=issued.replaced, ari_cert_id=cert_id)
         return self.state.save_certificate(new)
 
     def deploy(self, spec: CertificateSpec, stored: StoredCertificate, before: Deployment, outcome: Outcome,
                reason: str) -> CertificateResult:
         """Bring every configured target to the stored serial; record what succeeded."""
+        if stored.material is None or stored.damaged:  # planning checks it first: never deploy unchecked material
+            raise CertrenewError(f"the material of {stored.name} version {stored.version} was not checked "
+                                 f"before deploying it{f' ({stored.damaged})' if stored.damaged else ''}")
         deployment, errors = self.deployer.deploy(spec, stored, before)
         stored = self.state.update(replace(stored, deployment=deployment))
         stored, notes = self.retire(stored)

@@ -1,8 +1,12 @@
-"""What a plan reads: each selected certificate's stored state, checked, and its ARI window.
+"""What a plan reads: each selected certificate's pointer, and its ARI window.
 
-Damaged material is flagged here (so it is reissued, never deployed); unreadable metadata counts
-as no certificate, with the reason. The ARI window is kept until the CA's Retry-After, then
-asked for again; a CA that cannot answer leaves the fallback rule in charge.
+A plan reads one small pointer per certificate and no material (no PEM, no KMS-protected read):
+everything it decides on is in the pointer. The material is read and checked where it is used:
+for a certificate about to be deployed (after its lease is taken; damaged material is then
+reissued, never deployed), and for every certificate in a deep plan (`RunOptions.deep`,
+`certrenew status --deep`). Unreadable metadata counts as no certificate, with the reason. The
+ARI window is kept until the CA's Retry-After, then asked for again; a CA that cannot answer
+leaves the fallback rule in charge.
 """
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from . import pki, planning
+from . import planning
 from .account import CaAccess
 from .errors import ConfigError, Problem, StateError
-from .models import CertificateSpec, Config, RenewalDecision, RenewalWindow, StoredCertificate
+from .models import Action, CertificateSpec, Config, RenewalDecision, RenewalWindow, StoredCertificate
 from .parallel import map_all, map_settled
 from .ports import StateStore
 
@@ -42,10 +46,11 @@ class Survey:
     random_fraction: Callable[[], float]
     workers: int = 8
 
-    def rows(self, specs: list[CertificateSpec], now: dt.datetime, force: bool = False) -> list[PlanRow]:
-        """One row per spec: what it needs, and why."""
+    def rows(self, specs: list[CertificateSpec], now: dt.datetime, force: bool = False,
+             deep: bool = False) -> list[PlanRow]:
+        """One row per spec: what it needs, and why (`deep`: with every material checked)."""
         self.check_profiles(specs)
-        loaded = map_all(lambda spec: self.load(spec.name), specs, self.workers)
+        loaded = map_all(lambda spec: self.load(spec.name, deep), specs, self.workers)
         windows = map_settled(lambda pair: self.window(pair[0], now), loaded, self.workers)
         return [self._row(spec, stored, unreadable, window, now, force)
                 for spec, (stored, unreadable), window in zip(specs, loaded, windows)]
@@ -62,27 +67,37 @@ class Survey:
         return PlanRow(spec, decision, stored, window)
 
     def recheck(self, row: PlanRow, now: dt.datetime) -> PlanRow:
-        """The row again if another run changed the certificate meanwhile (read after a lease)."""
+        """The row again after its lease is taken: re-planned if another run changed the
+        certificate meanwhile; with the material, checked, if it is to be deployed (damaged
+        material is reissued instead)."""
         stored, _ = self.load(row.spec.name)
-        if _serial(stored) == _serial(row.stored):
+        if _serial(stored) != _serial(row.stored):
+            row = self._replanned(row, stored, now)
+            log.info("%s changed while waiting for its lease: %s", row.spec.name, row.decision.reason)
+        if row.decision.action is not Action.DEPLOY or row.stored is None:
             return row
+        checked = self.state.load_material(row.stored)
+        if checked.damaged:
+            log.error("stored certificate of %s is damaged: %s", row.spec.name, checked.damaged)
+            return self._replanned(row, checked, now)
+        return replace(row, stored=checked)
+
+    def _replanned(self, row: PlanRow, stored: StoredCertificate | None, now: dt.datetime) -> PlanRow:
         window = stored.window if stored else None
         decision = planning.decide(row.spec, stored, now, self.config.acme.directory,
                                    lookahead=self.lookahead, window=window)
-        log.info("%s changed while waiting for its lease: %s", row.spec.name, decision.reason)
         return PlanRow(row.spec, decision, stored, window)
 
-    def load(self, name: str) -> tuple[StoredCertificate | None, str]:
-        """The stored certificate, checked, and why it counts as absent when it does."""
+    def load(self, name: str, deep: bool = False) -> tuple[StoredCertificate | None, str]:
+        """The stored certificate (its material too, checked, when `deep`), and why it counts as
+        absent when it does."""
         try:
             stored = self.state.load_certificate(name)
+            if stored is not None and deep:
+                stored = self.state.load_material(stored)
         except StateError as exc:
             log.error("stored state of %s is unreadable: %s", name, exc)
             return None, f"stored state unreadable ({exc})"
-        if stored is not None and not stored.damaged:
-            problem = pki.material_problem(stored.material, stored.info.serial)
-            if problem:
-                stored = replace(stored, damaged=problem)
         if stored is not None and stored.damaged:
             log.error("stored certificate of %s is damaged: %s", name, stored.damaged)
         return stored, ""
@@ -105,12 +120,12 @@ class Survey:
             return stored.window if stored else None
         if now >= stored.info.not_after:
             return None  # RFC 9773: never ask about an expired certificate
-        if stored.window is not None and now < stored.window.next_check:
+        if (stored.window is not None and now < stored.window.next_check) or not stored.ari_cert_id:
             return stored.window
-        return self.fetch_window(stored.material.cert_pem, stored.window, now)
+        return self.fetch_window(stored.ari_cert_id, stored.window, now)
 
-    def fetch_window(self, cert_pem: str, previous: RenewalWindow | None, now: dt.datetime) -> RenewalWindow | None:
-        info = self.ca.client().renewal_info(cert_pem)
+    def fetch_window(self, cert_id: str, previous: RenewalWindow | None, now: dt.datetime) -> RenewalWindow | None:
+        info = self.ca.client().renewal_info(cert_id)
         if info is None:
             return None
         return planning.updated_window(previous, info.start, info.end, dt.timedelta(seconds=info.retry_after),

@@ -33,7 +33,7 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
     started = time.monotonic()
     wired = build()
     options = RunOptions(only=request.certificates, force=request.force,
-                         dry_run=request.dry_run or request.action == "plan")
+                         dry_run=request.dry_run or request.action == "plan", deep=request.deep)
     logger.info("run requested", extra={"action": request.action, "source": request.source,
                                         "certificates": list(request.certificates), "force": request.force})
     with phase("plan"):

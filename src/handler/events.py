@@ -2,7 +2,7 @@
 
 Three shapes: the scheduled event (the EventBridge Scheduler input of template.yaml, which
 carries the schedule's ARN, or the classic Scheduled Event; an empty event too), the manual
-event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ...}`, and the SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
+event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ..., "deep": ...}`, and the SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
 `{"certificate": "name"}` (`parse_work_item`).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from acme_flow.errors import EventError, Problem
 
 MAX_EVENT_BYTES = 256 * 1024
 WORK_ITEM_KEYS = {"certificate", "force"}
-MANUAL_KEYS = {"action", "certificates", "force", "dry_run"}
+MANUAL_KEYS = {"action", "certificates", "force", "dry_run", "deep"}
 # template.yaml's Scheduler input: {"action": "renew", "schedule": "<aws.scheduler.schedule-arn>",
 # "scheduled_time": "<aws.scheduler.scheduled-time>"} (Scheduler fills in the context attributes).
 SCHEDULER_KEYS = {"action", "schedule", "scheduled_time"}
@@ -29,6 +29,7 @@ class Request:
     certificates: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
+    deep: bool = False  # read and check every stored certificate's material too
     source: str = SCHEDULED  # scheduled | manual
 
 
@@ -74,13 +75,13 @@ def _manual(event: dict) -> Request:
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         problems.append(Problem("certificates", "must be a list of certificate names"))
         names = []
-    for key in ("force", "dry_run"):
+    for key in ("force", "dry_run", "deep"):
         if not isinstance(event.get(key, False), bool):
             problems.append(Problem(key, f"must be true or false, got {event.get(key)!r}"))
     if problems:
         raise EventError(problems)
     return Request(action=action, certificates=tuple(names), force=event.get("force", False),
-                   dry_run=event.get("dry_run", False), source=MANUAL)
+                   dry_run=event.get("dry_run", False), deep=event.get("deep", False), source=MANUAL)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 
 import boto3
 
@@ -20,17 +19,14 @@ def acm_arns(region: str = "us-east-1") -> list[str]:
 
 
 def stored_versions(w: World, name: str) -> dict[str, dict[str, str]]:
-    """serial -> the PEM files of every stored version of `name` (complete or not)."""
+    """serial -> the material (`cert_pem`, `chain_pem`, `key_pem`) of every stored version of
+    `name` that was completely written."""
     out: dict[str, dict[str, str]] = {}
     prefix = f"certificates/{name}/"
-    by_version: dict[str, dict[str, str]] = defaultdict(dict)
     for key in w.state_keys():
-        if key.startswith(prefix) and key.count("/") == 3 and key.endswith(".pem"):
-            version, file = key[len(prefix):].split("/")
-            by_version[version][file] = w.s3.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read().decode()
-    for files in by_version.values():
-        if "cert.pem" in files:
-            out[pki.describe(files["cert.pem"]).serial] = files
+        if key.startswith(prefix) and key.endswith("/material.json"):
+            material = w.material(name, key[len(prefix):].split("/")[0])
+            out[pki.describe(material["cert_pem"]).serial] = material
     return out
 
 
@@ -54,7 +50,7 @@ def check_deployed_certificates(w: World, names: str | tuple[str, ...], root_pem
             serial = pki.describe(got["Certificate"]).serial
             assert serial in versions, f"{arn} holds serial {serial}, which is not a stored version of {names}"
             files = versions[serial]
-            key = pki.load_key(files["privkey.pem"])
+            key = pki.load_key(files["key_pem"])
             assert pki.public_key_matches(leaf, key), f"{arn}: the stored key does not match"
             seen[arn] = serial
     return seen
@@ -66,10 +62,8 @@ def check_pointer(w: World, name: str) -> dict | None:
         return None
     current = w.current(name)
     files = stored_versions(w, name).get(current["serial"])
-    assert files is not None, f"current.json points at serial {current['serial']}, which has no files"
-    assert {"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"} <= set(files), sorted(files)
-    material = CertificateMaterial(cert_pem=files["cert.pem"], chain_pem=files["chain.pem"],
-                                   key_pem=files["privkey.pem"])
+    assert files is not None, f"current.json points at serial {current['serial']}, which has no material"
+    material = CertificateMaterial(**files)
     assert pki.material_problem(material, current["serial"]) is None
     return current
 

@@ -97,8 +97,7 @@ def test_phases_and_port_calls_are_subsegments_without_key_material(traced, tmp_
     assert all(s["trace_id"] == "1-6740e988-bd862e3fe1be46a994272793" for s in segments)
 
     # the private key, the account key and the CSR never reach a trace
-    key_pem = traced.s3.get_object(Bucket=STATE_BUCKET, Key=next(
-        k for k in traced.state_keys() if k.endswith("privkey.pem")))["Body"].read().decode()
+    key_pem = traced.material("site")["key_pem"]
     everything = "\n".join(daemon.raw)
     assert "PRIVATE KEY" not in everything and "CERTIFICATE REQUEST" not in everything
     body = "".join(key_pem.strip().splitlines()[1:-1])

@@ -26,9 +26,7 @@ def cert(name="site", **extra):
 
 
 def leaf_pem(w, name="site") -> str:
-    current = w.current(name)
-    key = f"certificates/{name}/{current['version']}/cert.pem"
-    return w.s3.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read().decode()
+    return w.material(name)["cert_pem"]
 
 
 def test_ari_window_in_the_past_renews_with_replaces(w, capsys):
@@ -164,11 +162,9 @@ def test_preferred_chain_picks_the_alternate_root(w, capsys, restart_pebble):
     config = w.write_config([cert(preferred_chain=wanted)])
     code, report = w.run_json(config, capsys=capsys)
     assert code == 0, report
-    version = w.current("site")["version"]
-    fullchain = w.s3.get_object(Bucket=STATE_BUCKET, Key=f"certificates/site/{version}/fullchain.pem")["Body"].read()
-    chain = pki.split_pem_chain(fullchain.decode())
-    pki.verify_against_root(chain, alternate_root)
-    assert pki.chain_root_issuer(fullchain.decode()) == wanted
+    stored = w.material("site")
+    fullchain = stored["cert_pem"] + stored["chain_pem"]
+    pki.verify_against_root(pki.split_pem_chain(fullchain), alternate_root)
 
 
 def test_a_broken_chain_is_never_stored_or_deployed(w, capsys, monkeypatch):

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from acme_flow import pki
+from acme_flow.models import KeyType
 from devstack import proxy_client, world
 from devstack_world import STATE_BUCKET, make_world
 
@@ -47,8 +48,7 @@ def test_two_runs_at_once_issue_once(w):
     skipped = [r["certificates"][0] for _, r, _ in results if r["certificates"][0]["outcome"] == "skipped"][0]
     # skipped at the lease, or (if it started late) after re-reading the state the winner wrote
     assert skipped["reason"] == "locked: another run holds its lease" or "renews at" in skipped["reason"]
-    lease = json.loads(w.s3.get_object(Bucket=STATE_BUCKET, Key="locks/site.json")["Body"].read())
-    assert lease["holder"] is None, "the lease is released at the end of the run"
+    assert "locks/site.json" not in w.state_keys(), "the lease is released (deleted) at the end of the run"
     assert len(w.acm().list_certificates(Includes={"keyTypes": ["EC_prime256v1"]})["CertificateSummaryList"]) == 1
 
 
@@ -100,25 +100,35 @@ def test_records_left_by_a_crashed_run_are_swept(w, capsys):
     assert not [k for k in w.state_keys() if k.startswith("challenges/")]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "wrong-key", "bad-metadata", "missing-key"])
+@pytest.mark.parametrize("damage", ["truncated", "wrong-key", "bad-metadata", "missing-material"])
 def test_damaged_state_is_reported_and_reissued_never_deployed(w, capsys, damage):
+    """A plain run reads only the pointer: damaged material is found where it is read, by a
+    deep run (`--deep`, `status --deep`) or before a deploy; unreadable metadata at once."""
     config = w.write_config([site()])
     assert w.run_json(config, capsys=capsys)[0] == 0
     current = w.current("site")
-    prefix = f"certificates/site/{current['version']}/"
+    key = f"certificates/site/{current['version']}/material.json"
     arn = next(p["arn"] for p in current["deployment"] if p["target"] == "acm:us-east-1")
+    material = w.material("site")
     if damage == "truncated":
-        body = w.s3.get_object(Bucket=STATE_BUCKET, Key=prefix + "fullchain.pem")["Body"].read()
-        w.s3.put_object(Bucket=STATE_BUCKET, Key=prefix + "fullchain.pem", Body=body[:300])
+        material["cert_pem"] = material["cert_pem"][:300]
     elif damage == "wrong-key":
-        other = pki.key_to_pem(pki.generate_key(__import__("acme_flow.models", fromlist=["KeyType"]).KeyType.EC_P256))
-        w.s3.put_object(Bucket=STATE_BUCKET, Key=prefix + "privkey.pem", Body=other.encode())
-    elif damage == "missing-key":
-        w.s3.delete_object(Bucket=STATE_BUCKET, Key=prefix + "privkey.pem")
+        material["key_pem"] = pki.key_to_pem(pki.generate_key(KeyType.EC_P256))
+    if damage in ("truncated", "wrong-key"):
+        w.s3.put_object(Bucket=STATE_BUCKET, Key=key, Body=json.dumps(material).encode(),
+                        ServerSideEncryption="aws:kms")
+    elif damage == "missing-material":
+        w.s3.delete_object(Bucket=STATE_BUCKET, Key=key)
     else:
         w.s3.put_object(Bucket=STATE_BUCKET, Key="certificates/site/current.json", Body=b"{not json")
+    if damage != "bad-metadata":
+        code, quiet = w.run_json(config, capsys=capsys)
+        assert quiet["certificates"][0]["outcome"] == "skipped", "a plain run reads no material"
+        code, out = w.cli("status", "--config", str(config), "--deep", "--json", capsys=capsys)
+        (row,) = json.loads(out)
+        assert code == 0 and row["damaged"] and "damaged" in row["why"], row
 
-    code, report = w.run_json(config, capsys=capsys)
+    code, report = w.run_json(config, "--deep", capsys=capsys)
     result = report["certificates"][0]
     assert code == 0, report
     assert result["outcome"] in ("renewed", "issued")

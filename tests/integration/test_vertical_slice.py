@@ -42,9 +42,8 @@ def test_issue_store_and_deploy_everywhere(w, capsys):
 
     root = pebble_client.root_pem(w.stack)
     current = w.current("example-site")
-    prefix = f"certificates/example-site/{current['version']}/"
-    stored_chain = w.s3.get_object(Bucket=STATE_BUCKET, Key=prefix + "fullchain.pem")["Body"].read().decode()
-    pki.verify_against_root(pki.split_pem_chain(stored_chain), root)
+    stored = w.material("example-site")
+    pki.verify_against_root(pki.split_pem_chain(stored["cert_pem"] + stored["chain_pem"]), root)
 
     for region in ("us-east-1", "eu-west-1"):
         arn = next(p["arn"] for p in current["deployment"] if p["target"] == f"acm:{region}")

@@ -2,6 +2,7 @@
 import datetime as dt
 from dataclasses import replace
 
+from acme_flow import pki
 from acme_flow.models import RenewalWindow
 from fakes import NOW, FakeCa, make_adapters, make_config, make_renewer
 from test_planning import stored
@@ -17,9 +18,9 @@ def survey():
 
 
 def current(**kw):
-    """A stored certificate whose PEM the fake CA can read (ARI is asked about a real leaf)."""
+    """A stored certificate with the CertID of a real leaf in its pointer (ARI asks by CertID)."""
     cert = FakeCa().mini.leaf(("example.com", "*.example.com"))
-    return replace(stored(**kw), material=cert)
+    return replace(stored(**kw), material=None, ari_cert_id=pki.ari_cert_id(cert.cert_pem))
 
 
 def test_the_window_is_not_asked_for_again_before_retry_after():

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from requests.utils import parse_header_links
 
-from .. import pki
 from ..deadline import Deadline, Jitter, SystemClock, Wait, spread
 from ..errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
 from ..models import AccountState
@@ -149,12 +148,12 @@ class AcmeCaAdapter:
     def supports_ari(self) -> bool:
         return _has(self._directory(), "renewalInfo")
 
-    def renewal_info(self, cert_pem: str) -> RenewalInfo | None:
+    def renewal_info(self, cert_id: str) -> RenewalInfo | None:
         """GET renewalInfo/<CertID> (unauthenticated); None when the CA has no ARI."""
         directory = self._directory()
         if not _has(directory, "renewalInfo"):
             return None
-        url = directory["renewalInfo"].rstrip("/") + "/" + pki.ari_cert_id(cert_pem)
+        url = directory["renewalInfo"].rstrip("/") + "/" + cert_id
         response = self._request("fetching renewal information",
                                  lambda: self._plain.get(url, content_type="application/json"))
         body = self._request("reading renewal information", lambda: messages.RenewalInfo.from_json(response.json()))

@@ -4,18 +4,22 @@ Key layout (documented in the README):
 
     accounts/<host>-<hash>/account-key.pem     account key, SSE-KMS, written once (If-None-Match)
     accounts/<host>-<hash>/account.json        directory, account URL, email
-    certificates/<name>/current.json           the pointer: version + metadata + deployment
-    certificates/<name>/<version>/cert.pem     leaf
-    certificates/<name>/<version>/chain.pem    intermediates (no root)
-    certificates/<name>/<version>/fullchain.pem
-    certificates/<name>/<version>/privkey.pem  SSE-KMS
-    certificates/<name>/<version>/meta.json    metadata of this version
+    certificates/<name>/current.json           the pointer: version, everything planning needs
+                                               (serial, validity, names, key type, profile, CA,
+                                               ARI CertID and window, targets and their serials)
+    certificates/<name>/<version>/material.json  leaf, chain and key of the version, SSE-KMS
     locks/<name>.json                          lease of the run renewing <name> (holder, expiry)
     challenges/<run-id>.json                   TXT values a run published and has not removed yet
 
-New material is written first under its version; only then is `current.json` flipped, with
-a conditional write (If-Match on the ETag read, or If-None-Match for the first one), so a
-crash never leaves a pointer to half-written material and a concurrent writer is detected.
+A plan reads one pointer per certificate and nothing KMS-protected; the material is read only
+for a certificate about to be deployed or verified. New material is written first under its
+version; only then is `current.json` flipped, with a conditional write (If-Match on the ETag
+read, or If-None-Match for the first one), so a crash never leaves a pointer to half-written
+material and a concurrent writer is detected.
+
+State written before this layout (schema 1: `cert.pem`, `chain.pem`, `fullchain.pem`,
+`privkey.pem` and `meta.json` per version) is read as it is; its pointer is rewritten in the new
+form by the next run that applies (the version files stay where they are).
 """
 from __future__ import annotations
 
@@ -23,20 +27,21 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
 from .. import pki
-from ..errors import StateBucketMissing, StateError
+from ..errors import CertrenewError, StateBucketMissing, StateError
 from ..models import (AccountState, CertificateInfo, CertificateMaterial, Deployment, KeyType,
                       RenewalWindow, StoredCertificate)
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.state")
-SCHEMA = 1
+SCHEMA = 2
+MATERIAL = "material.json"
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 ACCOUNT_WRITE_ATTEMPTS = 3  # create-only writes of the account key that may meet a 409
 
@@ -55,6 +60,7 @@ class S3StateStore:
         self.bucket = bucket
         self._kms_key = kms_key
         self._etags: dict[str, str] = {}
+        self._pem_files: set[tuple[str, str]] = set()  # (name, version) kept as schema 1 PEM files
 
     # -- bucket ---------------------------------------------------------------------------------
 
@@ -110,19 +116,53 @@ class S3StateStore:
     # -- certificates ---------------------------------------------------------------------------
 
     def load_certificate(self, name: str) -> StoredCertificate | None:
+        """The pointer only: no PEM, no KMS-protected read (schema 1 pointers: one plain GET of
+        the leaf, for its ARI CertID)."""
         pointer_key = f"certificates/{name}/current.json"
         pointer = self._get_json(pointer_key, remember_etag=True)
         if pointer is None:
             return None
         try:
-            version_prefix = f"certificates/{name}/{pointer['version']}/"
-            material, damaged = self._material(version_prefix)
-            return _stored_from_meta(pointer, material, damaged)
+            stored = _stored_from_meta(pointer)
+            if pointer.get("material") != MATERIAL:
+                self._pem_files.add((name, stored.version))
+            if pointer.get("schema", 1) < SCHEMA:
+                stored = replace(stored, ari_cert_id=self._legacy_cert_id(name, stored.version), outdated=True)
+            return stored
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise StateError(pointer_key, f"unreadable metadata ({type(exc).__name__}: {exc})") from None
 
+    def _legacy_cert_id(self, name: str, version: str) -> str | None:
+        cert_pem = self._get_text(f"certificates/{name}/{version}/cert.pem")
+        try:
+            return pki.ari_cert_id(cert_pem) if cert_pem else None
+        except CertrenewError:
+            return None
+
+    def load_material(self, stored: StoredCertificate) -> StoredCertificate:
+        """The stored certificate with its material, checked: what is wrong with it, if anything,
+        is in `damaged` (it is then reissued, never deployed)."""
+        prefix = f"certificates/{stored.name}/{stored.version}/"
+        pem_files = (stored.name, stored.version) in self._pem_files
+        material, problem = self._legacy_material(prefix) if pem_files else self._material(prefix)
+        problem = problem or pki.material_problem(material, stored.info.serial)
+        return replace(stored, material=material, damaged=problem or stored.damaged)
+
     def _material(self, prefix: str) -> tuple[CertificateMaterial, str | None]:
-        """The PEM files of a version, and what is wrong with them if anything is."""
+        empty = CertificateMaterial("", "", "")
+        try:
+            data = self._get_json(prefix + MATERIAL)
+        except StateError as exc:
+            return empty, str(exc)
+        if data is None:
+            return empty, f"{prefix}{MATERIAL} is missing"
+        try:
+            return CertificateMaterial(data["cert_pem"], data["chain_pem"], data["key_pem"]), None
+        except (KeyError, TypeError):
+            return empty, f"{prefix}{MATERIAL} lacks the certificate, chain or key"
+
+    def _legacy_material(self, prefix: str) -> tuple[CertificateMaterial, str | None]:
+        """Schema 1: the PEM files of a version."""
         fullchain = self._get_text(prefix + "fullchain.pem")
         key_pem = self._get_text(prefix + "privkey.pem")
         certs = pki.split_pem_chain(fullchain or "")
@@ -135,25 +175,25 @@ class S3StateStore:
         return material, None
 
     def save_certificate(self, stored: StoredCertificate) -> StoredCertificate:
-        prefix = f"certificates/{stored.name}/{stored.version}/"
+        """One object with the version's material (SSE-KMS), then the pointer flipped to it."""
+        assert stored.material is not None, "a new version carries its material"
         m = stored.material
-        self._put(prefix + "cert.pem", m.cert_pem)
-        self._put(prefix + "chain.pem", m.chain_pem)
-        self._put(prefix + "fullchain.pem", m.fullchain_pem)
-        self._put(prefix + "privkey.pem", m.key_pem, secret=True)
-        self._put(prefix + "meta.json", json.dumps(_meta(stored), indent=2))
+        self._put(f"certificates/{stored.name}/{stored.version}/{MATERIAL}",
+                  json.dumps({"cert_pem": m.cert_pem, "chain_pem": m.chain_pem, "key_pem": m.key_pem}), secret=True)
         self._flip_pointer(stored)
         log.info("stored %s version %s", stored.name, stored.version)
-        return stored
+        return replace(stored, outdated=False)
 
     def update(self, stored: StoredCertificate) -> StoredCertificate:
-        """Rewrite the pointer's metadata (deployment, ARI window, revocation) of the current version."""
+        """Rewrite the pointer's metadata (deployment, ARI window, revocation) of the current
+        version; a schema 1 pointer is rewritten in the current form (its PEM files stay)."""
         self._flip_pointer(stored)
-        return stored
+        return replace(stored, outdated=False)
 
     def _flip_pointer(self, stored: StoredCertificate) -> None:
         key = f"certificates/{stored.name}/current.json"
-        body = json.dumps(_meta(stored), indent=2)
+        material = "pem-files" if (stored.name, stored.version) in self._pem_files else MATERIAL
+        body = json.dumps(_meta(stored, material), indent=2)
         etag = self._etags.get(key)
         condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         got = self._conditional_put(key, body, condition) or self._already_written(key, body)
@@ -175,40 +215,50 @@ class S3StateStore:
     def acquire(self, name: str, holder: str, until: dt.datetime, now: dt.datetime) -> bool:
         """Take the lease of `name` for `holder` until `until`; False when another run holds it.
 
-        Create-only write (If-None-Match) when there is no lease object; a released or
-        expired lease is taken over with If-Match on the ETag read, so two runs racing for
-        it cannot both win.
+        One create-only write (If-None-Match) when no run holds it: released leases are deleted.
+        A lease left by a run that died is taken over once expired, with If-Match on the ETag
+        read, so two runs racing for it cannot both win.
         """
         key = f"locks/{name}.json"
         body = json.dumps({"holder": holder, "until": until.isoformat(), "taken": now.isoformat()})
-        if self._conditional_put(key, body, {"IfNoneMatch": "*"}) or self._already_written(key, body):
-            return True
-        try:
-            got = self._s3.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return self._conditional_put(key, body, {"IfNoneMatch": "*"}) is not None
-            raise
-        lease = _lease(got["Body"].read())
-        if lease.get("holder") not in (None, holder) and lease["until"] > now:
+        got = self._conditional_put(key, body, {"IfNoneMatch": "*"})
+        if got is None:
+            got = self._take_over(key, body, holder, now)
+        if got is None:
             return False
-        if self._conditional_put(key, body, {"IfMatch": got["ETag"]}):
-            return True
-        # Lost the race, or our write went through and only its response was lost (the retry
-        # then fails its own If-Match): the lease is ours if it now names us.
-        return self._already_written(key, body) is not None
+        self._etags[key] = got["ETag"]
+        return True
+
+    def _take_over(self, key: str, body: str, holder: str, now: dt.datetime) -> dict | None:
+        try:
+            current = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):  # released meanwhile
+                return self._conditional_put(key, body, {"IfNoneMatch": "*"})
+            raise
+        raw = current["Body"].read()
+        if raw == body.encode():
+            return current  # our own write, whose answer was lost
+        lease = _lease(raw)
+        if lease.get("holder") not in (None, holder) and lease["until"] > now:
+            return None
+        # Lost the race, or our write went through and only its answer was lost (the retry then
+        # fails its own If-Match): the lease is ours if it now names us.
+        return self._conditional_put(key, body, {"IfMatch": current["ETag"]}) or self._already_written(key, body)
 
     def release(self, name: str, holder: str, now: dt.datetime) -> None:
-        """Give the lease back (only if we still hold it); never raises."""
+        """Give the lease back: delete it, only if it is still the one we wrote (If-Match on
+        its ETag); never raises."""
         key = f"locks/{name}.json"
+        etag = self._etags.pop(key, None)
+        if etag is None:
+            return
         try:
-            got = self._s3.get_object(Bucket=self.bucket, Key=key)
-            if _lease(got["Body"].read()).get("holder") != holder:
-                return
-            body = json.dumps({"holder": None, "until": now.isoformat(), "released": now.isoformat()})
-            self._conditional_put(key, body, {"IfMatch": got["ETag"]})
+            self._s3.delete_object(Bucket=self.bucket, Key=key, IfMatch=etag)
         except ClientError as exc:
-            log.warning("could not release the lease of %s: %s", name, exc)
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in CONFLICT_CODES and code not in ("NoSuchKey", "404"):
+                log.warning("could not release the lease of %s: %s", name, exc)
 
     # -- challenge ledger -----------------------------------------------------------------------
 
@@ -282,10 +332,12 @@ class S3StateStore:
         return data
 
 
-def _meta(stored: StoredCertificate) -> dict[str, Any]:
+def _meta(stored: StoredCertificate, material: str) -> dict[str, Any]:
     info = stored.info
     return {
         "schema": SCHEMA,
+        "material": material,  # how the version's material is kept: MATERIAL, or schema 1 "pem-files"
+        "ari_cert_id": stored.ari_cert_id,
         "name": stored.name,
         "version": stored.version,
         "domains": list(stored.domains),
@@ -306,8 +358,7 @@ def _meta(stored: StoredCertificate) -> dict[str, Any]:
     }
 
 
-def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial,
-                      damaged: str | None = None) -> StoredCertificate:
+def _stored_from_meta(meta: dict[str, Any]) -> StoredCertificate:
     info = CertificateInfo(
         serial=meta["serial"],
         not_before=dt.datetime.fromisoformat(meta["not_before"]),
@@ -319,7 +370,7 @@ def _stored_from_meta(meta: dict[str, Any], material: CertificateMaterial,
     return StoredCertificate(
         name=meta["name"], version=meta["version"], domains=tuple(meta["domains"]),
         key_type=KeyType(meta["key_type"]), profile=meta.get("profile"), directory=meta["directory"],
-        info=info, material=material, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
+        info=info, material=None, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
         deployment=Deployment.from_dict(meta.get("deployment"), meta.get("retiring")),
         window=RenewalWindow.from_dict(meta.get("ari")), replaced=meta.get("replaced"),
-        revoked=meta.get("revoked"), damaged=damaged)
+        revoked=meta.get("revoked"), ari_cert_id=meta.get("ari_cert_id"))
