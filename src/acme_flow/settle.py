@@ -34,7 +34,8 @@ class Settlement:
                                       decision.renew_at)
         if decision.action is Action.DEPLOY:
             assert stored is not None
-            return self.deploy(spec, stored, stored.deployment, Outcome.DEPLOYED, decision.reason)
+            return self.deploy(spec, self.intend_imports(spec, stored), stored.deployment, Outcome.DEPLOYED,
+                               decision.reason)
         if not isinstance(issued, Issued):
             raise issued or CertrenewError("not issued")
         new = self.store(spec, issued, stored)
@@ -43,7 +44,8 @@ class Settlement:
         return self.deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
 
     def store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
-        """The new version, written before the pointer flips to it, with its first ARI window."""
+        """The new version, written before the pointer flips to it, with its first ARI window and
+        the intents of its first ACM imports (regions with no ARN yet: see `intend_imports`)."""
         now = self.clock.now()
         window = None
         try:
@@ -54,9 +56,19 @@ class Settlement:
             name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
             key_type=spec.key, profile=spec.profile, directory=self.directory,
             info=issued.info, material=issued.material, issued_at=now,
-            deployment=previous.deployment if previous else Deployment(), window=window,
+            deployment=(previous.deployment if previous else Deployment()).intending(spec.deploy.all_acm_regions),
+            window=window,
             replaced=issued.replaced)
         return self.state.save_certificate(new)
+
+    def intend_imports(self, spec: CertificateSpec, stored: StoredCertificate) -> StoredCertificate:
+        """Record a first ACM import (a region with no ARN yet) before it is made: a run that dies
+        after the import and before recording its ARN leaves the next run the one reason to search
+        ACM for it. One pointer write, only when a region gets a new intent."""
+        deployment = stored.deployment.intending(spec.deploy.all_acm_regions)
+        if deployment == stored.deployment:
+            return stored
+        return self.state.update(replace(stored, deployment=deployment))
 
     def deploy(self, spec: CertificateSpec, stored: StoredCertificate, before: Deployment, outcome: Outcome,
                reason: str) -> CertificateResult:

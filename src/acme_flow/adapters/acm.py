@@ -61,13 +61,19 @@ class AcmImporter:
         self._regions_checked: dict[str, str | None] = {}  # region -> why it cannot be used (None: fine)
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None) -> str:
+                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
+        """Re-import into `existing_arn`, or import under a new ARN. Only when `maybe_orphaned`
+        (the state recorded a first import here and no ARN: a run died mid-import) is the account
+        searched for the certificate that run left; otherwise a first import lists nothing."""
         target = str(Target.acm(region))
         _check_importable(material, target)
         acm = self._client_for(region)
         args = {"Certificate": material.cert_pem.encode(), "PrivateKey": material.key_pem.encode(),
                 "CertificateChain": material.chain_pem.encode()}
-        existing_arn = existing_arn or self._find_ours(acm, name, material)
+        if existing_arn is None and maybe_orphaned:
+            log.info("%s: an earlier run began a first import into %s and did not record it: looking for it",
+                     name, region)
+            existing_arn = self._find_ours(acm, name, material)
         if existing_arn and self._reimportable(acm, existing_arn, material, target) \
                 and self._reimport(acm, existing_arn, args, target):
             log.info("re-imported %s into %s", name, existing_arn)
@@ -94,7 +100,8 @@ class AcmImporter:
     def _first_import(self, region: str, name: str, material: CertificateMaterial, args: dict) -> str:
         """Import under a new ARN. ACM has no idempotency token: a retry after a lost response
         would create a second certificate. So each try is a single request, and before trying
-        again we look for the one the lost response may have created (by its tags)."""
+        again we look for the one the lost response may have created (by its tags: a search of
+        the account, made only after a failed try)."""
         tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": NAME_TAG, "Value": name}]
         acm_once = self._single_try_for(region)
         tried = []
@@ -122,8 +129,11 @@ class AcmImporter:
         return _serial_number(serial) == int(pki.describe(material.cert_pem).serial, 16)
 
     def _find_ours(self, acm, name: str, material: CertificateMaterial) -> str | None:
-        """A certificate we imported for `name` whose ARN was never recorded (the run died right
-        after the import): found by its tags, so the import goes into it instead of a new ARN."""
+        """A certificate we imported for `name` whose ARN was never recorded (a lost response, or
+        a run that died right after the import): found by its tags, so the import goes into it
+        instead of a new ARN. ACM cannot filter by tag: this lists every certificate of the account
+        (and reads the tags of those for these names), so it runs only when the state recorded an
+        unfinished first import, or after a failed try of one."""
         wanted = pki.describe(material.cert_pem)
         key_types = list(ACM_KEY_ALGORITHMS.values())
         try:
