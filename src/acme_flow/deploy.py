@@ -35,9 +35,9 @@ class TargetKind(Protocol):
 
 class AcmKind:
     """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one. A region
-    the deployment holds an import intent for and no ARN (a run died mid-import) is searched for
-    the certificate that run may have left; any other first import is a single ImportCertificate
-    (plus its retries)."""
+    the state held an import intent and no ARN for when the run began (a run died mid-import) is
+    searched for the certificate that run may have left; any other first import is a single
+    ImportCertificate (plus its retries)."""
 
     def __init__(self, importer: CertificateImporter) -> None:
         self._importer = importer
