@@ -440,8 +440,8 @@ class FakeImporter:
     refuse (pki.reimport_refusal: the key type changes), then a new ARN. `disabled` regions fail
     `check_region`; `in_use` ARNs are kept by `delete_if_unused` (ACM's InUseBy lags), `not_ours`
     are left alone, `broken` raise; `fail_import[region] = why` fails imports there.
-    `maybe_orphaned` with no ARN searches the account (each search recorded in `searches`) for a
-    certificate imported for that name (its tag, `names`) and re-imports into it;
+    `maybe_orphaned`, when a new ARN would be needed, searches the account (each search recorded in
+    `searches`) for a certificate imported for that name (its tag, `names`) that can take this one;
     `kill_after_import = {region}` kills the run (RunKilled) right after an import there, once."""
 
     def __init__(self, *, disabled=(), in_use=(), not_ours=(), broken=(), journal: Journal | None = None) -> None:
@@ -469,13 +469,12 @@ class FakeImporter:
                            existing_arn: str | None, *, maybe_orphaned: bool) -> str:
         if region in self.fail_import:
             raise DeployError(f"acm:{region}", self.fail_import[region])
-        if existing_arn is None and maybe_orphaned:
+        arn = existing_arn if self._takes(existing_arn, region, material) else None
+        if arn is None and maybe_orphaned:
             self.searches.append((region, name))
             self.journal.add("acm.search", region)
-            existing_arn = next(iter(self.held_for(name, region)), None)
-        held = self.certs.get(existing_arn or "")
-        reimport = held is not None and held[0] == region and not pki.reimport_refusal(held[1], material.cert_pem)
-        arn = existing_arn if reimport else self.arn(region)
+            arn = next((a for a in self.held_for(name, region) if self._takes(a, region, material)), None)
+        arn = arn or self.arn(region)
         self.certs[arn] = (region, material.cert_pem)
         self.names.setdefault(arn, name)
         self.imports.append((region, name, arn, pki.describe(material.cert_pem).serial))
@@ -484,6 +483,11 @@ class FakeImporter:
             self.kill_after_import.discard(region)
             raise RunKilled(f"killed after importing {name} into {arn}")
         return arn
+
+    def _takes(self, arn: str | None, region: str, material: CertificateMaterial) -> bool:
+        """ACM holds `arn` in `region` and would accept `material` re-imported into it."""
+        held = self.certs.get(arn or "")
+        return held is not None and held[0] == region and not pki.reimport_refusal(held[1], material.cert_pem)
 
     def check_region(self, region: str) -> None:
         self.checked.append(region)

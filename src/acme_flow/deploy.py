@@ -34,10 +34,10 @@ class TargetKind(Protocol):
 
 
 class AcmKind:
-    """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one. A region
-    the state held an import intent and no ARN for when the run began (a run died mid-import) is
-    searched for the certificate that run may have left; any other first import is a single
-    ImportCertificate (plus its retries)."""
+    """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one. In a
+    region the state held an import intent for when the run began (a run died mid-import), the
+    certificate that run may have left under a new ARN is looked for before importing under one;
+    any other first import is a single ImportCertificate (plus its retries)."""
 
     def __init__(self, importer: CertificateImporter) -> None:
         self._importer = importer
@@ -47,8 +47,8 @@ class AcmKind:
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
-        """A first import an earlier run began (its intent in `before`, not this run's own,
-        recorded just now) and never recorded an ARN for is searched for."""
+        """An import an earlier run began (its intent in `before`, not this run's own, recorded
+        just now) and never recorded may have left a certificate to import into."""
         region = target.id
         arn = self._importer.import_certificate(region, stored.material, spec.name, deployment.acm_arn(region),
                                                 maybe_orphaned=before.may_hold_orphan(region))

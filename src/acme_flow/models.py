@@ -213,10 +213,11 @@ class Retiring:
 @dataclass(frozen=True)
 class Deployment:
     """Where certificates of one config entry have been deployed, and which serial each holds;
-    `retiring`: the superseded ACM certificates still to delete; `importing`: the ACM regions a
-    first import (no ARN yet) is under way in, recorded before the import and cleared once its
-    ARN is: one left over means a run died mid-import, and ACM may hold an unrecorded certificate.
-    None: not recorded (a pointer written before intents were), so any region without an ARN may."""
+    `retiring`: the superseded ACM certificates still to delete; `importing`: the ACM regions an
+    import of the stored certificate is under way in, recorded before the import and cleared once
+    the ARN that holds it is: one left over means a run died mid-import, and ACM may hold a
+    certificate whose ARN was never recorded (a first import, or a move to a new ARN). None: not
+    recorded (a pointer written before intents were), so any region may."""
 
     placements: tuple[Placement, ...] = ()
     retiring: tuple[Retiring, ...] = ()
@@ -230,17 +231,22 @@ class Deployment:
         return placement.arn if placement else None
 
     def may_hold_orphan(self, region: str) -> bool:
-        """Whether ACM in `region` may hold a certificate an earlier run imported and never
-        recorded: no ARN, and a first import was begun there (or it is not known whether one was)."""
-        return self.acm_arn(region) is None and (self.importing is None or region in self.importing)
+        """Whether ACM in `region` may hold a certificate a run imported and never recorded: an
+        import was begun there and not recorded (or it is not known whether one was)."""
+        return self.importing is None or region in self.importing
 
-    def intending(self, regions: tuple[str, ...]) -> Deployment:
-        """With the intent of a first import into each of `regions` that has no ARN yet (itself
-        when every one has an ARN)."""
-        first = [r for r in regions if self.acm_arn(r) is None]
-        if not first:
+    def intending(self, regions: tuple[str, ...], serial: str) -> Deployment:
+        """With the intent of an import of `serial` into each of `regions` whose ARN does not hold
+        it yet (itself when every one does, or when not recorded: None already says any region may)."""
+        due = [r for r in regions if (p := self.get(Target.acm(r))) is None or p.arn is None or p.serial != serial]
+        if not due or self.importing is None:
             return self
-        return replace(self, importing=tuple(dict.fromkeys([*(self.importing or ()), *first])))
+        return replace(self, importing=tuple(dict.fromkeys([*self.importing, *due])))
+
+    def for_new_version(self, regions: tuple[str, ...], serial: str) -> Deployment:
+        """What a new version's pointer starts from: this deployment with the intents of importing
+        it into every region (a pointer from before intents gets its first: its own are unknown)."""
+        return replace(self, importing=self.importing or ()).intending(regions, serial)
 
     def with_placement(self, placement: Placement) -> Deployment:
         kept = tuple(p for p in self.placements if p.target != placement.target)

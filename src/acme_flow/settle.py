@@ -45,27 +45,28 @@ class Settlement:
 
     def store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
         """The new version, written before the pointer flips to it, with its first ARI window and
-        the intents of its first ACM imports (regions with no ARN yet: see `intend_imports`)."""
+        the intents of its ACM imports (see `intend_imports`)."""
         now = self.clock.now()
         window = None
         try:
             window = self.survey.fetch_window(issued.material.cert_pem, None, now)
         except CertrenewError as exc:
             log.warning("%s: no renewal information yet (%s)", spec.name, exc)
+        deployment = previous.deployment if previous else Deployment()
         new = StoredCertificate(
             name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
             key_type=spec.key, profile=spec.profile, directory=self.directory,
             info=issued.info, material=issued.material, issued_at=now,
-            deployment=(previous.deployment if previous else Deployment()).intending(spec.deploy.all_acm_regions),
-            window=window,
+            deployment=deployment.for_new_version(spec.deploy.all_acm_regions, issued.info.serial), window=window,
             replaced=issued.replaced)
         return self.state.save_certificate(new)
 
     def intend_imports(self, spec: CertificateSpec, stored: StoredCertificate) -> StoredCertificate:
-        """Record a first ACM import (a region with no ARN yet) before it is made: a run that dies
-        after the import and before recording its ARN leaves the next run the one reason to search
-        ACM for it. One pointer write, only when a region gets a new intent."""
-        deployment = stored.deployment.intending(spec.deploy.all_acm_regions)
+        """Record an ACM import (a region whose ARN does not hold this certificate yet) before it
+        is made: a run that dies after an import under a new ARN and before recording it leaves the
+        next run the one reason to search ACM for it. One pointer write, only when a region gets a
+        new intent (a region added to the config: a new certificate's intents come with its pointer)."""
+        deployment = stored.deployment.intending(spec.deploy.all_acm_regions, stored.info.serial)
         if deployment == stored.deployment:
             return stored
         return self.state.update(replace(stored, deployment=deployment))

@@ -4,6 +4,7 @@ from botocore.exceptions import ClientError
 
 from acme_flow.adapters import acm as acm_adapter
 from acme_flow.errors import DeployError
+from acme_flow.models import KeyType
 from certfactory import MiniCA
 from fakes import FakeClock
 
@@ -108,10 +109,10 @@ def test_a_permanent_error_is_not_retried():
     assert fake.calls == 1 and clock.sleeps == []
 
 
-def earlier_import(fake, name="site"):
+def earlier_import(fake, name="site", material=MATERIAL):
     """What a run that died right after its import left in ACM: tagged, its ARN never recorded."""
-    return fake.import_certificate(Certificate=MATERIAL.cert_pem.encode(), PrivateKey=MATERIAL.key_pem.encode(),
-                                   CertificateChain=MATERIAL.chain_pem.encode(),
+    return fake.import_certificate(Certificate=material.cert_pem.encode(), PrivateKey=material.key_pem.encode(),
+                                   CertificateChain=material.chain_pem.encode(),
                                    Tags=[{"Key": "certrenew:managed", "Value": "true"},
                                          {"Key": "certrenew:name", "Value": name}])["CertificateArn"]
 
@@ -141,3 +142,25 @@ def test_a_recorded_unfinished_import_that_never_happened_imports_once():
 @pytest.mark.parametrize("text, value", [("0a:1b", 0x0A1B), ("2587", 2587), ("", None), ("zz", None)])
 def test_acm_serials_in_both_shapes(text, value):
     assert acm_adapter._serial_number(text) == value
+
+
+P384 = MiniCA().leaf(("example.com",), KeyType.EC_P384)
+
+
+def test_a_lost_response_while_moving_to_a_new_arn_finds_the_new_import_not_the_old_one():
+    """A key type change: the old certificate (tagged ours, same name) cannot take the new one.
+    The search after the lost response must pick the import that holds this certificate."""
+    fake, clock = FakeAcm(["ok", "lost"]), FakeClock()
+    old = earlier_import(fake, material=P384)
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", old, maybe_orphaned=False)
+    assert arn != old and list(fake.certs) == [old, arn], "no third certificate"
+
+
+def test_a_run_that_died_moving_to_a_new_arn_is_recovered_into_that_arn():
+    fake, clock = FakeAcm([]), FakeClock()
+    old = earlier_import(fake, material=P384)
+    moved = earlier_import(fake)  # the killed run's import under a new ARN, never recorded
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", old, maybe_orphaned=True)
+    assert arn == moved and list(fake.certs) == [old, moved] and fake.listings == 1
+    arn = importer(fake, clock).import_certificate("us-east-1", MATERIAL, "site", old, maybe_orphaned=False)
+    assert list(fake.certs) == [old, moved, arn], "without the intent: a new ARN, as the state asked"

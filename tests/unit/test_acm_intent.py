@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from acme_flow import pki
 from acme_flow.adapters.s3_state import S3StateStore
 from acme_flow.deadline import Deadline
-from acme_flow.models import CertificateSpec, Deployment, DeploySpec, Outcome, Placement, S3Export, StoredCertificate
+from acme_flow.models import (CertificateSpec, Deployment, DeploySpec, KeyType, Outcome, Placement, S3Export,
+                              StoredCertificate)
 from acme_flow.renewal import RunOptions
 from certfactory import MiniCA
 from fakes import DIRECTORY, NOW, RunKilled, make_adapters, make_config, make_renewer
@@ -66,13 +67,14 @@ def test_a_first_issue_of_many_certificates_makes_no_search_and_no_extra_write()
         assert pointer(adapters, spec.name).acm_arn(EU) and pointer(adapters, spec.name).acm_arn(US)
 
 
-def test_a_renewal_reimports_into_the_recorded_arn_without_an_intent_or_a_search():
+def test_a_renewal_reimports_into_the_recorded_arn_without_a_search():
     adapters = make_adapters()
     run(adapters, SITE)
     arn, first = pointer(adapters).acm_arn(EU), len(adapters.state.history)
     run(adapters, SITE, options=RunOptions(force=True))
     assert adapters.importer.searches == [] and pointer(adapters).acm_arn(EU) == arn
-    assert [s.deployment.importing for s in adapters.state.history[first:]] == [(), ()], "no first import: no intent"
+    assert [s.deployment.importing for s in adapters.state.history[first:]] == [(EU,), ()], \
+        "recorded with the version, cleared by the re-import, never searched for"
 
 
 # ---- a run that died mid-import ------------------------------------------------------------------------
@@ -104,6 +106,25 @@ def test_a_renewal_killed_after_its_reimport_needs_no_search():
     run(adapters, SITE)
     assert adapters.importer.searches == [] and adapters.importer.held_for("site", EU) == [arn]
     assert pointer(adapters).acm_arn(EU) == arn
+
+
+def test_a_key_type_change_killed_after_its_import_under_a_new_arn_is_recovered():
+    """ACM cannot re-import across key types: the renewal goes to a new ARN. Killed right after that
+    import, the next run finds it rather than import a third certificate."""
+    adapters = make_adapters()
+    run(adapters, SITE)
+    old = pointer(adapters).acm_arn(EU)
+    rsa = replace(SITE, key=KeyType.RSA_2048)
+    killed_run(adapters, EU, rsa)
+    importer = adapters.importer
+    (moved,) = [a for a in importer.held_for("site", EU) if a != old]
+    assert pointer(adapters).acm_arn(EU) == old and pointer(adapters).importing == (EU,)
+
+    report = run(adapters, rsa)
+    assert report.results[0].outcome is Outcome.DEPLOYED
+    assert importer.searches == [(EU, "site")]
+    assert pointer(adapters).acm_arn(EU) == moved and importer.deleted == [old]
+    assert importer.held_for("site", EU) == [moved], "the old one retired, no third certificate"
 
 
 def test_only_the_regions_with_an_unfinished_import_are_searched():
@@ -177,8 +198,9 @@ def legacy(spec: CertificateSpec, placements=()) -> StoredCertificate:
                              info, material, NOW, deployment)
 
 
-def test_an_older_pointer_without_an_arn_is_searched_once_as_before():
-    """A run of an older version may have died mid-import: its orphan is still found."""
+def test_an_older_pointer_without_an_arn_is_searched_as_before_until_its_next_version():
+    """A run of an older version may have died mid-import: its orphan is still found. The pointer
+    stays as it was (no write to mark it) until its next version carries intents of its own."""
     adapters = make_adapters()
     stored = adapters.state.put(legacy(SITE))
     importer = adapters.importer
@@ -186,9 +208,12 @@ def test_an_older_pointer_without_an_arn_is_searched_once_as_before():
     importer.certs[orphan], importer.names[orphan] = (EU, stored.material.cert_pem), "site"
     run(adapters, SITE)
     assert importer.searches == [(EU, "site")] and importer.held_for("site", EU) == [orphan]
-    assert pointer(adapters).importing == () and pointer(adapters).acm_arn(EU) == orphan
+    assert pointer(adapters).acm_arn(EU) == orphan and pointer(adapters).importing is None
+    assert pointer_writes(adapters) == 1, "no write for the intent: None already says any region may"
     run(adapters, SITE)
-    assert importer.searches == [(EU, "site")]
+    run(adapters, SITE, options=RunOptions(force=True))
+    assert importer.searches == [(EU, "site")], "deployed everywhere, then re-imported: never searched again"
+    assert [s.deployment.importing for s in adapters.state.history[-2:]] == [(EU,), ()]
 
 
 def test_an_older_pointer_deployed_everywhere_costs_nothing():
