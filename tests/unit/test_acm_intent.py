@@ -1,6 +1,7 @@
-"""A first ACM import is recorded in the state (an intent) before it is made, and cleared with its
-ARN: only a run that died in between leaves an intent without an ARN, and only then does the next
-run search ACM (a listing of the account) for the certificate it may have left.
+"""An ACM import into a region whose ARN does not hold the certificate yet (a first import, or a
+move to a new ARN) is recorded in the state (an intent) before it is made, and cleared with the ARN
+that holds it: only a run that died in between leaves an intent, and only then does the next run,
+before importing under a new ARN, search ACM (a listing of the account) for what that run left.
 
 The common path costs nothing more: a new certificate's intents travel in the pointer written
 when it is stored, and the pointer written after its deploy clears them. A deploy of a stored
