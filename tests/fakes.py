@@ -460,18 +460,29 @@ class FakePropagation:
 # ---- deploy -----------------------------------------------------------------------------------
 
 
+class RunKilled(BaseException):
+    """The run's process died here (SIGKILL): a BaseException, so no step of the run settles it
+    and nothing after this point happens (its `finally` blocks aside)."""
+
+
 class FakeImporter:
     """ACM in every region: an import with an existing ARN re-imports into it unless ACM would
     refuse (pki.reimport_refusal: the key type changes), then a new ARN. `disabled` regions fail
     `check_region`; `in_use` ARNs are kept by `delete_if_unused` (ACM's InUseBy lags), `not_ours`
-    are left alone, `broken` raise; `fail_import[region] = why` fails imports there."""
+    are left alone, `broken` raise; `fail_import[region] = why` fails imports there.
+    `maybe_orphaned`, when a new ARN would be needed, searches the account (each search recorded in
+    `searches`) for a certificate imported for that name (its tag, `names`) that can take this one;
+    `kill_after_import = {region}` kills the run (RunKilled) right after an import there, once."""
 
     def __init__(self, *, disabled=(), in_use=(), not_ours=(), broken=(), journal: Journal | None = None) -> None:
         self.disabled, self.in_use, self.not_ours, self.broken = set(disabled), set(in_use), set(not_ours), set(broken)
         self.journal = journal if journal is not None else Journal()
         self.certs: dict[str, tuple[str, str]] = {}  # arn -> (region, cert_pem)
+        self.names: dict[str, str] = {}  # arn -> the certrenew:name tag it was imported with
         self.imports: list[tuple[str, str, str, str]] = []  # (region, name, arn, serial)
+        self.searches: list[tuple[str, str]] = []  # (region, name): each a ListCertificates of the account
         self.fail_import: dict[str, str] = {}
+        self.kill_after_import: set[str] = set()
         self.checked: list[str] = []
         self.asked: list[str] = []
         self.deleted: list[str] = []
@@ -480,17 +491,33 @@ class FakeImporter:
     def arn(self, region: str) -> str:
         return f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{next(self._ids):08d}-0000-4000-8000-000000000000"
 
+    def held_for(self, name: str, region: str) -> list[str]:
+        """The ARNs ACM holds in `region` imported for `name`."""
+        return [arn for arn, (r, _) in self.certs.items() if r == region and self.names.get(arn) == name]
+
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None) -> str:
+                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
         if region in self.fail_import:
             raise DeployError(f"acm:{region}", self.fail_import[region])
-        held = self.certs.get(existing_arn or "")
-        reimport = held is not None and held[0] == region and not pki.reimport_refusal(held[1], material.cert_pem)
-        arn = existing_arn if reimport else self.arn(region)
+        arn = existing_arn if self._takes(existing_arn, region, material) else None
+        if arn is None and maybe_orphaned:
+            self.searches.append((region, name))
+            self.journal.add("acm.search", region)
+            arn = next((a for a in self.held_for(name, region) if self._takes(a, region, material)), None)
+        arn = arn or self.arn(region)
         self.certs[arn] = (region, material.cert_pem)
+        self.names.setdefault(arn, name)
         self.imports.append((region, name, arn, pki.describe(material.cert_pem).serial))
         self.journal.add("acm.import", region)
+        if region in self.kill_after_import:
+            self.kill_after_import.discard(region)
+            raise RunKilled(f"killed after importing {name} into {arn}")
         return arn
+
+    def _takes(self, arn: str | None, region: str, material: CertificateMaterial) -> bool:
+        """ACM holds `arn` in `region` and would accept `material` re-imported into it."""
+        held = self.certs.get(arn or "")
+        return held is not None and held[0] == region and not pki.reimport_refusal(held[1], material.cert_pem)
 
     def check_region(self, region: str) -> None:
         self.checked.append(region)

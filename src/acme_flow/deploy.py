@@ -25,15 +25,19 @@ class TargetKind(Protocol):
         """Raise DeployError when the target does not exist or cannot be used; read-only."""
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
-              deployment: Deployment) -> Placement:
-        """Put the stored certificate on the target (`deployment`: what is placed so far)."""
+              deployment: Deployment, before: Deployment) -> Placement:
+        """Put the stored certificate on the target (`deployment`: what is placed so far;
+        `before`: what the state held when this run began)."""
 
     def users_of(self, region: str, arn: str) -> list[str]:
         """Targets of this kind that use the ACM certificate `arn` (kept from being deleted)."""
 
 
 class AcmKind:
-    """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one."""
+    """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one. In a
+    region the state held an import intent for when the run began (a run died mid-import), the
+    certificate that run may have left under a new ARN is looked for before importing under one;
+    any other first import is a single ImportCertificate (plus its retries)."""
 
     def __init__(self, importer: CertificateImporter) -> None:
         self._importer = importer
@@ -42,9 +46,12 @@ class AcmKind:
         self._importer.check_region(target.id)
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
-              deployment: Deployment) -> Placement:
-        arn = self._importer.import_certificate(target.id, stored.material, spec.name,
-                                                deployment.acm_arn(target.id))
+              deployment: Deployment, before: Deployment) -> Placement:
+        """An import an earlier run began (its intent in `before`, not this run's own, recorded
+        just now) and never recorded may have left a certificate to import into."""
+        region = target.id
+        arn = self._importer.import_certificate(region, stored.material, spec.name, deployment.acm_arn(region),
+                                                maybe_orphaned=before.may_hold_orphan(region))
         return Placement(target, stored.info.serial, arn)
 
     def users_of(self, region: str, arn: str) -> list[str]:
@@ -64,7 +71,7 @@ class CloudFrontKind:
         self._cloudfront.check(target.id)
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
-              deployment: Deployment) -> Placement:
+              deployment: Deployment, before: Deployment) -> Placement:
         copy = deployment.get(Target.acm(US_EAST_1))
         if copy is None or copy.serial != stored.info.serial or copy.arn is None:
             raise CertrenewError(f"{target}: the us-east-1 ACM copy was not imported")
@@ -85,7 +92,7 @@ class S3ExportKind:
         self._exporter.check(_bucket_and_prefix(target)[0])
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
-              deployment: Deployment) -> Placement:
+              deployment: Deployment, before: Deployment) -> Placement:
         bucket, prefix = _bucket_and_prefix(target)
         self._exporter.export(bucket, prefix, stored.material)
         return Placement(target, stored.info.serial)
@@ -114,7 +121,7 @@ class Deployer:
         deployment, errors = stored.deployment, []
         for target in planning.missing_targets(spec, stored):
             try:
-                placement = self._kinds[target.kind].place(target, spec, stored, deployment)
+                placement = self._kinds[target.kind].place(target, spec, stored, deployment, before)
                 deployment = deployment.with_placement(placement)
             except CertrenewError as exc:
                 errors.append(str(exc))

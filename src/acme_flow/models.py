@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -213,10 +213,15 @@ class Retiring:
 @dataclass(frozen=True)
 class Deployment:
     """Where certificates of one config entry have been deployed, and which serial each holds;
-    `retiring`: the superseded ACM certificates still to delete."""
+    `retiring`: the superseded ACM certificates still to delete; `importing`: the ACM regions an
+    import of the stored certificate is under way in, recorded before the import and cleared once
+    the ARN that holds it is: one left over means a run died mid-import, and ACM may hold a
+    certificate whose ARN was never recorded (a first import, or a move to a new ARN). None: not
+    recorded (a pointer written before intents were), so any region may."""
 
     placements: tuple[Placement, ...] = ()
     retiring: tuple[Retiring, ...] = ()
+    importing: tuple[str, ...] | None = ()
 
     def get(self, target: Target) -> Placement | None:
         return next((p for p in self.placements if p.target == target), None)
@@ -225,17 +230,38 @@ class Deployment:
         placement = self.get(Target.acm(region))
         return placement.arn if placement else None
 
+    def may_hold_orphan(self, region: str) -> bool:
+        """Whether ACM in `region` may hold a certificate a run imported and never recorded: an
+        import was begun there and not recorded (or it is not known whether one was)."""
+        return self.importing is None or region in self.importing
+
+    def intending(self, regions: tuple[str, ...], serial: str) -> Deployment:
+        """With the intent of an import of `serial` into each of `regions` whose ARN does not hold
+        it yet (itself when every one does, or when not recorded: None already says any region may)."""
+        due = [r for r in regions if (p := self.get(Target.acm(r))) is None or p.arn is None or p.serial != serial]
+        if not due or self.importing is None:
+            return self
+        return replace(self, importing=tuple(dict.fromkeys([*self.importing, *due])))
+
+    def for_new_version(self, regions: tuple[str, ...], serial: str) -> Deployment:
+        """What a new version's pointer starts from: this deployment with the intents of importing
+        it into every region (a pointer from before intents gets its first: its own are unknown)."""
+        return replace(self, importing=self.importing or ()).intending(regions, serial)
+
     def with_placement(self, placement: Placement) -> Deployment:
         kept = tuple(p for p in self.placements if p.target != placement.target)
-        return Deployment(kept + (placement,), self.retiring)
+        importing = self.importing
+        if placement.target.kind == ACM and placement.arn and importing:
+            importing = tuple(r for r in importing if r != placement.target.id)
+        return replace(self, placements=kept + (placement,), importing=importing)
 
     def with_retiring(self, region: str, arn: str, since: dt.datetime) -> Deployment:
         if any(r.arn == arn for r in self.retiring):
             return self
-        return Deployment(self.placements, self.retiring + (Retiring(region, arn, since),))
+        return replace(self, retiring=self.retiring + (Retiring(region, arn, since),))
 
     def without_retiring(self, arns: set[str]) -> Deployment:
-        return Deployment(self.placements, tuple(r for r in self.retiring if r.arn not in arns))
+        return replace(self, retiring=tuple(r for r in self.retiring if r.arn not in arns))
 
     def targets(self, serial: str | None = None) -> tuple[str, ...]:
         return tuple(p.describe() for p in self.placements if serial is None or p.serial == serial)
@@ -246,11 +272,16 @@ class Deployment:
     def retiring_to_dict(self) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self.retiring]
 
+    def importing_to_list(self) -> list[str] | None:
+        return None if self.importing is None else list(self.importing)
+
     @classmethod
-    def from_dict(cls, data: list[dict[str, Any]] | None,
-                  retiring: list[dict[str, Any]] | None = None) -> Deployment:
+    def from_dict(cls, data: list[dict[str, Any]] | None, retiring: list[dict[str, Any]] | None = None,
+                  importing: list[str] | None = ()) -> Deployment:
+        """`importing` None: the pointer predates import intents (see `may_hold_orphan`)."""
         return cls(tuple(Placement(d["target"], d["serial"], d.get("arn")) for d in data or ()),
-                   tuple(Retiring.from_dict(r) for r in retiring or ()))
+                   tuple(Retiring.from_dict(r) for r in retiring or ()),
+                   None if importing is None else tuple(importing))
 
 
 @dataclass(frozen=True)

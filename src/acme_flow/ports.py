@@ -163,8 +163,11 @@ class ChallengeLedger(Protocol):
 
 class CertificateImporter(Protocol):
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None) -> str:
-        """Import into ACM (re-import into `existing_arn` when given); returns the ARN."""
+                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
+        """Import into ACM (re-import into `existing_arn` when given); returns the ARN.
+        `maybe_orphaned`: the state recorded a first import into `region` and no ARN (a run died
+        mid-import): look for the certificate it may have left (a search of the account) and
+        re-import into it rather than import a second one. Otherwise a first import does not search."""
 
     def check_region(self, region: str) -> None:
         """Raise DeployError when the region does not exist for ACM or the account has not enabled it."""
@@ -200,7 +203,8 @@ class Deployer(Protocol):
     def deploy(self, spec: CertificateSpec, stored: StoredCertificate,
                before: Deployment) -> tuple[Deployment, list[str]]:
         """Deploy to every target not holding `stored` yet; returns the new deployment (ACM
-        certificates of `before` replaced by a new ARN put on its retire list) and the errors."""
+        certificates of `before` replaced by a new ARN put on its retire list) and the errors.
+        `before`: the deployment as this run found it (its import intents are earlier runs')."""
 
     def retire(self, deployment: Deployment) -> tuple[Deployment, list[str]]:
         """Delete the retiring certificates nothing uses any more; returns the deployment

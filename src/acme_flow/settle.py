@@ -35,7 +35,8 @@ class Settlement:
                                       decision.renew_at)
         if decision.action is Action.DEPLOY:
             assert stored is not None
-            return self.deploy(spec, stored, stored.deployment, Outcome.DEPLOYED, decision.reason)
+            return self.deploy(spec, self.intend_imports(spec, stored), stored.deployment, Outcome.DEPLOYED,
+                               decision.reason)
         if not isinstance(issued, Issued):
             raise issued or CertrenewError("not issued")
         new = self.store(spec, issued, stored)
@@ -44,7 +45,8 @@ class Settlement:
         return self.deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
 
     def store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
-        """The new version, written before the pointer flips to it, with its first ARI window."""
+        """The new version, written before the pointer flips to it, with its first ARI window and
+        the intents of its ACM imports (see `intend_imports`)."""
         now = self.clock.now()
         cert_id = pki.ari_cert_id(issued.material.cert_pem)
         window = None
@@ -52,13 +54,24 @@ class Settlement:
             window = self.survey.fetch_window(cert_id, None, now)
         except CertrenewError as exc:
             log.warning("%s: no renewal information yet (%s)", spec.name, exc)
+        deployment = previous.deployment if previous else Deployment()
         new = StoredCertificate(
             name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
             key_type=spec.key, profile=spec.profile, directory=self.directory,
             info=issued.info, material=issued.material, issued_at=now,
-            deployment=previous.deployment if previous else Deployment(), window=window,
+            deployment=deployment.for_new_version(spec.deploy.all_acm_regions, issued.info.serial), window=window,
             replaced=issued.replaced, ari_cert_id=cert_id)
         return self.state.save_certificate(new)
+
+    def intend_imports(self, spec: CertificateSpec, stored: StoredCertificate) -> StoredCertificate:
+        """Record an ACM import (a region whose ARN does not hold this certificate yet) before it
+        is made: a run that dies after an import under a new ARN and before recording it leaves the
+        next run the one reason to search ACM for it. One pointer write, only when a region gets a
+        new intent (a region added to the config: a new certificate's intents come with its pointer)."""
+        deployment = stored.deployment.intending(spec.deploy.all_acm_regions, stored.info.serial)
+        if deployment == stored.deployment:
+            return stored
+        return self.state.update(replace(stored, deployment=deployment))
 
     def deploy(self, spec: CertificateSpec, stored: StoredCertificate, before: Deployment, outcome: Outcome,
                reason: str) -> CertificateResult:

@@ -29,8 +29,8 @@ class Request:
     certificates: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
-    deep: bool = False  # read and check every stored certificate's material too
     source: str = SCHEDULED  # scheduled | manual
+    deep: bool = False  # read and check every stored certificate's material too
 
 
 def parse_event(event: object) -> Request:

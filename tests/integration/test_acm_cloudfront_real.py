@@ -52,12 +52,13 @@ def test_rsa_classic_to_tlsserver_through_the_adapter_gets_a_new_arn(aws):
     ca = MiniCA()
     importer = AcmImporter(lambda region: boto3.client("acm", region_name=region, config=RENEWER))
     classic = ca.leaf(("www.example.test",), KeyType.RSA_2048, key_usage=CLASSIC_RSA_KU, eku=(SERVER_AUTH, CLIENT_AUTH))
-    first = importer.import_certificate("us-east-1", classic, "site", None)
+    first = importer.import_certificate("us-east-1", classic, "site", None, maybe_orphaned=False)
     same_profile = ca.leaf(("www.example.test",), KeyType.RSA_2048, key_usage=CLASSIC_RSA_KU, eku=(SERVER_AUTH,))
-    assert importer.import_certificate("us-east-1", same_profile, "site", first) == first, "clientAuth may go"
+    again = importer.import_certificate("us-east-1", same_profile, "site", first, maybe_orphaned=False)
+    assert again == first, "clientAuth may go"
 
     tlsserver = ca.leaf(("www.example.test",), KeyType.RSA_2048, key_usage=TLSSERVER_KU, eku=(SERVER_AUTH,))
-    second = importer.import_certificate("us-east-1", tlsserver, "site", first)
+    second = importer.import_certificate("us-east-1", tlsserver, "site", first, maybe_orphaned=False)
     assert second != first
     acm = boto3.client("acm")
     assert pki.key_usages(acm.get_certificate(CertificateArn=second)["Certificate"]) == {"digital_signature"}

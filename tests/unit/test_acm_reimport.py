@@ -84,7 +84,8 @@ def material(key_type=KeyType.RSA_2048, ku=CLASSIC_RSA_KU, eku=(SERVER_AUTH, CLI
 
 
 def deploy(acm, mat, arn):
-    return acm_adapter.AcmImporter(lambda region: acm).import_certificate("us-east-1", mat, "site", arn)
+    importer = acm_adapter.AcmImporter(lambda region: acm)
+    return importer.import_certificate("us-east-1", mat, "site", arn, maybe_orphaned=False)
 
 
 def test_rsa_classic_to_tlsserver_goes_to_a_new_arn():

@@ -68,6 +68,13 @@ def test_bad_scheduler_inputs_name_the_field(event, path):
 def test_manual_event_fields():
     req = parse_event({"action": "renew", "certificates": ["a", "b"], "force": True, "dry_run": True})
     assert req == Request("renew", ("a", "b"), True, True, "manual")
+    assert parse_event({"action": "renew", "deep": True}).deep is True
+
+
+def test_deep_must_be_true_or_false():
+    with pytest.raises(EventError) as err:
+        parse_event({"action": "renew", "deep": "yes"})
+    assert [p.path for p in err.value.problems] == ["deep"]
 
 
 @pytest.mark.parametrize("event, path, fragment", [

@@ -50,8 +50,8 @@ def deployed(serial, arn, retiring=()):
 
 def moved_to_a_new_arn(settle):
     """A certificate whose stored serial is not yet deployed, where ACM needs a new ARN."""
-    row = PlanRow(SPEC, RenewalDecision("site", Action.DEPLOY, "not deployed"),
-                  current(lambda serial: deployed("0a", OLD)))
+    row = PlanRow(SPEC, RenewalDecision("site", Action.DEPLOY, "not deployed"),  # its import intent as stored
+                  current(lambda serial: replace(deployed("0a", OLD), importing=("us-east-1",))))
     return settle.finish(row, None)
 
 

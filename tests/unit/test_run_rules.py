@@ -211,7 +211,7 @@ def test_leases_are_released_when_a_step_raises_unexpectedly():
 def test_an_unexpected_error_while_deploying_fails_that_certificate_and_releases_its_lease():
     adapters = make_adapters()
 
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise RuntimeError("a bug in the importer")
     adapters.importer.import_certificate = broken
     report = by_name(run(adapters, SITE, replace(OTHER, deploy=DeploySpec())))

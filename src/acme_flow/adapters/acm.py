@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -61,20 +61,38 @@ class AcmImporter:
         self._regions_checked: dict[str, str | None] = {}  # region -> why it cannot be used (None: fine)
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None) -> str:
+                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
+        """Re-import into `existing_arn`, or import under a new ARN. Only when `maybe_orphaned`
+        (the state recorded an import here that no recorded ARN holds: a run died mid-import) is
+        the account searched, before a new ARN, for the certificate that run left; otherwise a
+        first import lists nothing."""
         target = str(Target.acm(region))
         _check_importable(material, target)
         acm = self._client_for(region)
         args = {"Certificate": material.cert_pem.encode(), "PrivateKey": material.key_pem.encode(),
                 "CertificateChain": material.chain_pem.encode()}
-        existing_arn = existing_arn or self._find_ours(acm, name, material)
         if existing_arn and self._reimportable(acm, existing_arn, material, target) \
                 and self._reimport(acm, existing_arn, args, target):
             log.info("re-imported %s into %s", name, existing_arn)
             return existing_arn
+        left = self._left_by_a_dead_run(acm, name, material, args, target, existing_arn) if maybe_orphaned else None
+        if left:
+            return left
         arn = self._first_import(region, name, material, args)
         log.info("imported %s into %s", name, arn)
         return arn
+
+    def _left_by_a_dead_run(self, acm, name: str, material: CertificateMaterial, args: dict, target: str,
+                            recorded: str | None) -> str | None:
+        """The certificate a run imported under a new ARN and died before recording: one of ours
+        (by its tags), not the recorded one, that can take this certificate; re-imported into."""
+        log.info("%s: an earlier run began an import into %s and did not record it: looking for it", name, target)
+        for arn in self._ours(acm, name, material):
+            if arn != recorded and self._reimportable(acm, arn, material, target) \
+                    and self._reimport(acm, arn, args, target):
+                log.info("re-imported %s into %s, the import a run left unrecorded", name, arn)
+                return arn
+        return None
 
     @staticmethod
     def _reimport(acm, arn: str, args: dict, target: str) -> bool:
@@ -94,15 +112,18 @@ class AcmImporter:
     def _first_import(self, region: str, name: str, material: CertificateMaterial, args: dict) -> str:
         """Import under a new ARN. ACM has no idempotency token: a retry after a lost response
         would create a second certificate. So each try is a single request, and before trying
-        again we look for the one the lost response may have created (by its tags)."""
+        again we look for the one the lost response may have created (by its tags: a search of
+        the account, made only after a failed try)."""
         tags = [{"Key": MANAGED_TAG, "Value": "true"}, {"Key": NAME_TAG, "Value": name}]
         acm_once = self._single_try_for(region)
         tried = []
 
         def attempt() -> str:
             if tried:
-                found = self._find_ours(self._client_for(region), name, material)
-                if found and self._holds(region, found, material):
+                found = next((arn for arn in self._ours(self._client_for(region), name, material)
+                              if self._holds(region, arn, material)), None)
+                if found:
+                    log.info("found %s's import %s after a failed try: not imported again", name, found)
                     return found
             tried.append(True)
             return acm_once.import_certificate(Tags=tags, **args)["CertificateArn"]
@@ -121,9 +142,12 @@ class AcmImporter:
             return False
         return _serial_number(serial) == int(pki.describe(material.cert_pem).serial, 16)
 
-    def _find_ours(self, acm, name: str, material: CertificateMaterial) -> str | None:
-        """A certificate we imported for `name` whose ARN was never recorded (the run died right
-        after the import): found by its tags, so the import goes into it instead of a new ARN."""
+    def _ours(self, acm, name: str, material: CertificateMaterial) -> Iterator[str]:
+        """The certificates we imported for `name` (by their tags), to find one whose ARN was never
+        recorded (a lost response, or a run that died right after the import). ACM cannot filter by
+        tag: this lists every certificate of the account (and reads the tags of those for these
+        names), so it runs only when the state recorded an unfinished import, or after a failed try
+        of one."""
         wanted = pki.describe(material.cert_pem)
         key_types = list(ACM_KEY_ALGORITHMS.values())
         try:
@@ -135,11 +159,9 @@ class AcmImporter:
                     tags = {t["Key"]: t["Value"]
                             for t in acm.list_tags_for_certificate(CertificateArn=arn).get("Tags", [])}
                     if tags.get(MANAGED_TAG) == "true" and tags.get(NAME_TAG) == name:
-                        log.info("found %s's earlier import %s: re-importing into it", name, arn)
-                        return arn
+                        yield arn
         except ClientError as exc:
             log.warning("could not look for an earlier import of %s: %s", name, exc)
-        return None
 
     def check_region(self, region: str) -> None:
         """The region exists for ACM and the account has enabled it (an opt-in region such as

@@ -352,6 +352,7 @@ def _meta(stored: StoredCertificate, material: str) -> dict[str, Any]:
         "issuer": info.issuer,
         "deployment": stored.deployment.to_dict(),
         "retiring": stored.deployment.retiring_to_dict(),
+        "importing": stored.deployment.importing_to_list(),
         "ari": stored.window.to_dict() if stored.window else None,
         "replaced": stored.replaced,
         "revoked": stored.revoked,
@@ -371,6 +372,6 @@ def _stored_from_meta(meta: dict[str, Any]) -> StoredCertificate:
         name=meta["name"], version=meta["version"], domains=tuple(meta["domains"]),
         key_type=KeyType(meta["key_type"]), profile=meta.get("profile"), directory=meta["directory"],
         info=info, material=None, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
-        deployment=Deployment.from_dict(meta.get("deployment"), meta.get("retiring")),
+        deployment=Deployment.from_dict(meta.get("deployment"), meta.get("retiring"), meta.get("importing")),
         window=RenewalWindow.from_dict(meta.get("ari")), replaced=meta.get("replaced"),
         revoked=meta.get("revoked"), ari_cert_id=meta.get("ari_cert_id"))
