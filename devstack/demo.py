@@ -101,9 +101,9 @@ def _print_checks(stack) -> None:
     s3 = boto3.client("s3")
     for name in ("example-site", "shop"):
         current = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=f"certificates/{name}/current.json")["Body"].read())
-        prefix = f"certificates/{name}/{current['version']}/"
-        fullchain = s3.get_object(Bucket=STATE_BUCKET, Key=prefix + "fullchain.pem")["Body"].read().decode()
-        pki.verify_against_root(pki.split_pem_chain(fullchain), root)
+        key = f"certificates/{name}/{current['version']}/material.json"
+        material = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+        pki.verify_against_root(pki.split_pem_chain(material["cert_pem"] + material["chain_pem"]), root)
         print(f"{name}: serial {current['serial']} verifies against Pebble's root; targets "
               f"{[p['target'] for p in current['deployment']]}")
     cloudfront = boto3.client("cloudfront")
