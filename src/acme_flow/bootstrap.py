@@ -19,8 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import parse_config
 from .deadline import SystemClock
 from .errors import ConfigError, DnsRoleError, Problem, SettingsError
-from .models import Config
-from .ports import Adapters, Clock, Notifier
+from .models import AcmeSettings, Config
+from .ports import AcmeCa, Adapters, Clock, Notifier
 from .renewal import Renewer
 
 PACKAGED_CONFIG = "certificates.yaml"
@@ -232,7 +232,6 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     (name, port) -> port lets the handler trace every port method."""
     # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
     from .adapters.acm import AcmImporter
-    from .adapters.acme_ca import AcmeCaAdapter
     from .adapters.cloudfront import CloudFrontAttacher
     from .adapters.dns_check import DnsPropagation, dns_cname_lookup, parse_resolvers
     from .adapters.route53 import Route53Dns
@@ -248,8 +247,7 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     return Adapters(
         state=wrap("state", state),
         ledger=wrap("ledger", state),
-        ca=lambda: wrap("ca", AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email,
-                                            eab=eab, clock=clock)),
+        ca=lambda: wrap("ca", build_ca(settings, acme, eab, clock)),
         dns=wrap("dns", dns),
         propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
         importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
@@ -259,6 +257,15 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
         clock=clock,
     )
+
+
+def build_ca(settings: Settings, acme: AcmeSettings, eab: tuple[str, Callable[[], str]] | None,
+             clock: Clock) -> AcmeCa:
+    """The ACME CA adapter, made when a run first needs the CA."""
+    # imported here: a run that never talks to the CA (a plan, nothing due) loads no acme, josepy or requests
+    from .adapters.acme_ca import AcmeCaAdapter
+
+    return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab, clock=clock)
 
 
 def build_notifier(settings: Settings, clients: Clients, config: Config, clock: Clock) -> Notifier:
