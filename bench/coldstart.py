@@ -46,6 +46,7 @@ LAMBDA_ENV = {
     "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
     "CERTRENEW_STATE_BUCKET": "certrenew-bench-coldstart", "CERTRENEW_CHECK_INTERVAL": "7d",
+    "CERTRENEW_SNS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:certrenew", "CERTRENEW_EVENT_BUS": "default",
     "POWERTOOLS_SERVICE_NAME": "certrenew", "POWERTOOLS_METRICS_NAMESPACE": "certrenew",
     "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_TRACE_DISABLED": "true",
 }

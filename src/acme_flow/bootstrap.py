@@ -131,6 +131,10 @@ class Clients:
     def get(self, service: str, region: str | None = None) -> Any:
         return self._made_once((service, region or self.region, "retrying"), self._make)
 
+    def on_first_use(self, service: str, region: str | None = None) -> FirstUse:
+        """The client, made when first called: for adapters that many runs never use."""
+        return FirstUse(self, service, region)
+
     def single_try(self, service: str, region: str | None = None) -> Any:
         """A client that sends each request once: for calls that must not repeat blindly."""
         return self._made_once((service, region or self.region, "single-try"), self._make)
@@ -176,6 +180,20 @@ class Clients:
             aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         ).client("route53", region_name=self.region, config=self._boto_config)
+
+
+class FirstUse:
+    """Stands in for a boto3 client and has `Clients` make it on its first call: a run that
+    deploys to no distribution and notifies nothing (a plan, a run with nothing due) does not
+    pay for loading the CloudFront, SNS and EventBridge service models (tens of ms each)."""
+
+    def __init__(self, clients: Clients, service: str, region: str | None) -> None:
+        self._clients = clients
+        self._service = service
+        self._region = region
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._clients.get(self._service, self._region), name)
 
 
 def load_config(settings: Settings, clients: Clients | None = None) -> Config:
@@ -252,7 +270,7 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
         importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
                                               lambda region: clients.single_try("acm", region), clock=clock)),
-        cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.get("cloudfront"))),
+        cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.on_first_use("cloudfront"))),
         exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region)),
         notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
         clock=clock,
@@ -273,8 +291,8 @@ def build_notifier(settings: Settings, clients: Clients, config: Config, clock: 
 
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     return CompositeNotifier(
-        SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
-        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
+        SnsNotifier(clients.on_first_use("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
+        EventBridgeNotifier(clients.on_first_use("events"), config, settings.event_bus, settings.expiring_days,
                             clock=clock) if settings.event_bus else None)
 
 

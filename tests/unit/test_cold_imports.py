@@ -3,7 +3,8 @@
 A fresh interpreter (a subprocess, so this test session's imports do not count) imports the
 handlers and builds the renewer as a `plan` invocation does, tracing off, and lists what it
 loaded: the ACME client (`acme`, josepy, requests), dnspython, X-Ray, Powertools' batch utilities
-and the CLI are loaded only by the runs that use them. `make bench-coldstart` measures the time.
+and the CLI are loaded only by the runs that use them, and of the boto3 clients only the state
+bucket's is made (the others when first called). `make bench-coldstart` measures the time.
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ report["import"] = loaded()
 from handler import wiring
 wired = wiring.build()  # what an invocation does before its plan: config, clients, adapters
 report["build"] = loaded()
+report["clients"] = sorted({service for service, _, _ in wired.clients._cache})
+first_use = wired.clients.on_first_use("cloudfront")
+report["first_use"] = [first_use.meta.service_model.service_name,
+                       sorted({service for service, _, _ in wired.clients._cache})]
 
 from acme_flow import bootstrap
 bootstrap.build_ca(wired.settings, wired.config.acme, None, wired.clock)  # a run that orders
@@ -56,6 +61,7 @@ def run_child(tmp_path: Path) -> dict:
         AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
         AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
         CERTRENEW_STATE_BUCKET="certrenew-state", CERTRENEW_CONFIG=str(REPO / "certificates.yaml"),
+        CERTRENEW_SNS_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:certrenew", CERTRENEW_EVENT_BUS="default",
         POWERTOOLS_TRACE_DISABLED="true")
     done = subprocess.run([sys.executable, "-c", CHILD % (NOT_NEEDED,)], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=120)
@@ -63,11 +69,14 @@ def run_child(tmp_path: Path) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_a_plan_invocation_loads_no_acme_client_dns_xray_batch_or_cli(tmp_path):
+def test_a_plan_invocation_loads_no_acme_client_dns_xray_batch_or_cli_and_makes_only_the_state_client(tmp_path):
     report = run_child(tmp_path)
     hint = "import it where it is used (see `python -X importtime -c 'import handler.app'`)"
     assert report["import"] == [], f"importing the handlers loaded {report['import']}: {hint}"
     assert report["build"] == [], f"building the renewer for a plan loaded {report['build']}: {hint}"
     assert report["sockets"] == [], "building the renewer sends nothing"
+    # of the boto3 clients, only the state's is made before the plan; the others on first use
+    assert report["clients"] == ["s3"]
+    assert report["first_use"] == ["cloudfront", ["cloudfront", "s3"]]
     # the check sees a lazy import when it happens: the first run that orders loads the ACME client
     assert {"acme", "josepy", "requests"} <= set(report["ca"])
