@@ -7,12 +7,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import boto3
+# botocore imports urllib3's pyOpenSSL module only to take the standard library's SSLContext from
+# it, and with pyOpenSSL installed (the acme library needs it) that loads all of cryptography
+# (~50 ms of every cold start). Marked absent, botocore takes the same SSLContext from
+# urllib3.util.ssl_ (requests uses the module only on a Python without SNI).
+sys.modules.setdefault("urllib3.contrib.pyopenssl", None)  # type: ignore[arg-type]
+import boto3  # noqa: E402
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
