@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 # it, and with pyOpenSSL installed (the acme library needs it) that loads all of cryptography
 # (~50 ms of every cold start). Marked absent, botocore takes the same SSLContext from
 # urllib3.util.ssl_ (requests uses the module only on a Python without SNI).
-sys.modules.setdefault("urllib3.contrib.pyopenssl", None)  # type: ignore[arg-type]
+sys.modules.setdefault("urllib3.contrib.pyopenssl", None)
 import boto3  # noqa: E402
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
@@ -199,6 +199,8 @@ class FirstUse:
         self._region = region
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and the like probe for these: no client for them
+            raise AttributeError(name)
         return getattr(self._clients.get(self._service, self._region), name)
 
 
