@@ -7,20 +7,26 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import boto3
+# botocore imports urllib3's pyOpenSSL module only to take the standard library's SSLContext from
+# it, and with pyOpenSSL installed (the acme library needs it) that loads all of cryptography
+# (~50 ms of every cold start). Marked absent, botocore takes the same SSLContext from
+# urllib3.util.ssl_ (requests uses the module only on a Python without SNI).
+sys.modules.setdefault("urllib3.contrib.pyopenssl", None)
+import boto3  # noqa: E402
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import parse_config
 from .deadline import SystemClock
 from .errors import ConfigError, DnsRoleError, Problem, SettingsError
-from .models import Config
-from .ports import Adapters, Clock, Notifier
+from .models import AcmeSettings, Config
+from .ports import AcmeCa, Adapters, Clock, Notifier
 from .renewal import Renewer
 
 PACKAGED_CONFIG = "certificates.yaml"
@@ -131,6 +137,10 @@ class Clients:
     def get(self, service: str, region: str | None = None) -> Any:
         return self._made_once((service, region or self.region, "retrying"), self._make)
 
+    def on_first_use(self, service: str, region: str | None = None) -> FirstUse:
+        """The client, made when first called: for adapters that many runs never use."""
+        return FirstUse(self, service, region)
+
     def single_try(self, service: str, region: str | None = None) -> Any:
         """A client that sends each request once: for calls that must not repeat blindly."""
         return self._made_once((service, region or self.region, "single-try"), self._make)
@@ -176,6 +186,22 @@ class Clients:
             aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         ).client("route53", region_name=self.region, config=self._boto_config)
+
+
+class FirstUse:
+    """Stands in for a boto3 client and has `Clients` make it on its first call: a run that
+    deploys to no distribution and notifies nothing (a plan, a run with nothing due) does not
+    pay for loading the CloudFront, SNS and EventBridge service models (tens of ms each)."""
+
+    def __init__(self, clients: Clients, service: str, region: str | None) -> None:
+        self._clients = clients
+        self._service = service
+        self._region = region
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and the like probe for these: no client for them
+            raise AttributeError(name)
+        return getattr(self._clients.get(self._service, self._region), name)
 
 
 def load_config(settings: Settings, clients: Clients | None = None) -> Config:
@@ -232,7 +258,6 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     (name, port) -> port lets the handler trace every port method."""
     # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
     from .adapters.acm import AcmImporter
-    from .adapters.acme_ca import AcmeCaAdapter
     from .adapters.cloudfront import CloudFrontAttacher
     from .adapters.dns_check import DnsPropagation, dns_cname_lookup, parse_resolvers
     from .adapters.route53 import Route53Dns
@@ -248,17 +273,25 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     return Adapters(
         state=wrap("state", state),
         ledger=wrap("ledger", state),
-        ca=lambda: wrap("ca", AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email,
-                                            eab=eab, clock=clock)),
+        ca=lambda: wrap("ca", build_ca(settings, acme, eab, clock)),
         dns=wrap("dns", dns),
         propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
         importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
                                               lambda region: clients.single_try("acm", region), clock=clock)),
-        cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.get("cloudfront"))),
+        cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.on_first_use("cloudfront"))),
         exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region)),
         notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
         clock=clock,
     )
+
+
+def build_ca(settings: Settings, acme: AcmeSettings, eab: tuple[str, Callable[[], str]] | None,
+             clock: Clock) -> AcmeCa:
+    """The ACME CA adapter, made when a run first needs the CA."""
+    # imported here: a run that never talks to the CA (a plan, nothing due) loads no acme, josepy or requests
+    from .adapters.acme_ca import AcmeCaAdapter
+
+    return AcmeCaAdapter(acme.directory, ca_bundle=settings.ca_bundle, email=acme.email, eab=eab, clock=clock)
 
 
 def build_notifier(settings: Settings, clients: Clients, config: Config, clock: Clock) -> Notifier:
@@ -266,8 +299,8 @@ def build_notifier(settings: Settings, clients: Clients, config: Config, clock: 
 
     topic = config.notify.sns_topic_arn or settings.sns_topic_arn
     return CompositeNotifier(
-        SnsNotifier(clients.get("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
-        EventBridgeNotifier(clients.get("events"), config, settings.event_bus, settings.expiring_days,
+        SnsNotifier(clients.on_first_use("sns", _region_of(topic)), topic, settings.expiring_days) if topic else None,
+        EventBridgeNotifier(clients.on_first_use("events"), config, settings.event_bus, settings.expiring_days,
                             clock=clock) if settings.event_bus else None)
 
 

@@ -15,14 +15,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-import dns.exception
-import dns.message
-import dns.nameserver
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.resolver
-
 from ..deadline import Deadline
 from ..errors import DeadlineExceeded, PropagationTimeout
 from ..ports import TxtRecord
@@ -174,8 +166,23 @@ def host_addresses(host: str) -> list[str]:
     return sorted(found[socket.AF_INET]) or sorted(found[socket.AF_INET6])
 
 
+def _dnspython() -> Any:
+    """dnspython, imported on first use: a run that checks no propagation and looks up no CNAME
+    (a plan, a run with nothing due) never loads it."""
+    import dns.exception
+    import dns.message
+    import dns.nameserver
+    import dns.query
+    import dns.rcode
+    import dns.rdatatype
+    import dns.resolver
+
+    return dns
+
+
 def query_txt(server: Server, name: str, timeout: float) -> set[str] | None:
     """The TXT strings `server` answers for `name` (empty for NXDOMAIN/NODATA); None if no answer."""
+    dns = _dnspython()
     query = dns.message.make_query(name, dns.rdatatype.TXT)  # RD set: fixed resolvers may be recursive
     host, port = server
     try:
@@ -207,6 +214,7 @@ def dns_cname_lookup(nameservers: list[Server] | None = None,
     state: dict[str, Any] = {}
 
     def resolver() -> dns.resolver.Resolver | None:
+        dns = _dnspython()
         if "resolver" not in state:
             try:
                 made = dns.resolver.Resolver(configure=not nameservers)
@@ -221,6 +229,7 @@ def dns_cname_lookup(nameservers: list[Server] | None = None,
         return state["resolver"]
 
     def lookup(name: str) -> str | None:
+        dns = _dnspython()
         made = resolver()
         if made is None:
             return None
