@@ -29,6 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.harness import admin_session, product_env  # noqa: E402
+
 ZONE = "memory.test"
 STATE_BUCKET = "certrenew-bench-memory"
 CERTIFICATES = 3
@@ -83,12 +85,9 @@ def child(event_file: Path, invocations: int, out: Path) -> int:
 
 def prepare(stack, workdir: Path, env: dict) -> Path:
     """A bucket, a zone and CERTIFICATES issued once, so that nothing is due afterwards."""
-    import boto3
-
     from devstack import world
 
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
+    session = admin_session()
     world.create_bucket(session.client("s3", endpoint_url=stack.aws_endpoint_url), STATE_BUCKET)
     world.create_zone(session.client("route53", endpoint_url=stack.aws_endpoint_url), ZONE)
     config = workdir / "certificates.yaml"
@@ -149,11 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = devstack.up(workdir / "devstack")
     ok = False
     try:
-        env = {**os.environ, **stack.env(), "CERTRENEW_STATE_BUCKET": STATE_BUCKET,
-               "POWERTOOLS_METRICS_NAMESPACE": "certrenew-bench", "POWERTOOLS_TRACE_DISABLED": "true"}
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "CERTRENEW_QUEUE_URL"):
-            env.pop(name, None)
-        env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-aws-config")
+        env = product_env(stack, workdir, STATE_BUCKET, POWERTOOLS_METRICS_NAMESPACE="certrenew-bench",
+                          POWERTOOLS_TRACE_DISABLED="true")
         if args.src:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(args.src).resolve()), env.get("PYTHONPATH")]))
         env["CERTRENEW_CONFIG"] = str(prepare(stack, workdir, env))
