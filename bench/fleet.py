@@ -33,14 +33,14 @@ bench/results/fleet-<UTC time>.json (`--out`), or to stdout alone with `--json`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import re
-import shutil
+import resource
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -50,9 +50,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.harness import admin_session, product_env, run_child_usage  # noqa: E402
+from bench.acme_gate import AcmeGate  # noqa: E402
+from bench.harness import admin_session, private_devstack, product_env, run_child_usage  # noqa: E402
 from devstack import pebble_client, procs, proxy_client, world  # noqa: E402
-from devstack import stack as devstack  # noqa: E402
 
 STATE_BUCKET = "certrenew-fleet-state"
 EXPORT_BUCKET = "certrenew-fleet-export"
@@ -100,7 +100,7 @@ def cert_name(i: int) -> str:
     return f"c{i:04d}"
 
 
-def fleet_config(stack, count: int, zones: int, export_every: int) -> dict:
+def fleet_config(directory: str, count: int, zones: int, export_every: int) -> dict:
     certificates = []
     for i in range(count):
         deploy: dict = {"acm": {"regions": [ACM_REGION]}}
@@ -108,18 +108,18 @@ def fleet_config(stack, count: int, zones: int, export_every: int) -> dict:
             deploy["s3"] = {"bucket": EXPORT_BUCKET, "prefix": f"{cert_name(i)}/"}
         certificates.append({"name": cert_name(i), "domains": [f"{cert_name(i)}.z{i % zones}.{DOMAIN}"],
                              "deploy": deploy})
-    return {**common_config(stack), "certificates": certificates}
+    return {**common_config(directory), "certificates": certificates}
 
 
-def single_config(stack, name: str) -> dict:
-    return {**common_config(stack), "certificates": [
+def single_config(directory: str, name: str) -> dict:
+    return {**common_config(directory), "certificates": [
         {"name": name, "domains": [f"{name}.z0.{DOMAIN}"], "deploy": {"acm": {"regions": [ACM_REGION]}}}]}
 
 
-def common_config(stack) -> dict:
+def common_config(directory: str) -> dict:
     """The CA, and its 90-day profile: Pebble picks a profile at random for an order that names
     none, and a 6-day certificate is due at once under a weekly check interval."""
-    return {"acme": {"directory": stack.acme_directory}, "defaults": {"profile": "default"}}
+    return {"acme": {"directory": directory}, "defaults": {"profile": "default"}}
 
 
 def seed(stack, zones: int) -> None:
@@ -231,8 +231,9 @@ def acme_requests(log: str) -> dict[str, int]:
 
 
 class Fleet:
-    def __init__(self, stack, workdir: Path, via: str):
-        self.stack, self.workdir, self.via = stack, workdir, via
+    def __init__(self, stack, workdir: Path, via: str, gate: AcmeGate | None):
+        self.stack, self.workdir, self.via, self.gate = stack, workdir, via, gate
+        self.directory = gate.directory if gate else stack.acme_directory
         self.env = product_env(stack, workdir, STATE_BUCKET, POWERTOOLS_METRICS_NAMESPACE="certrenew-bench",
                                POWERTOOLS_TRACE_DISABLED="true")
         self.pids = {name: stack.pids[name] for name in DEVSTACK_PROCESSES}
@@ -253,9 +254,11 @@ class Fleet:
         env = {**self.env, "CERTRENEW_CONFIG": str(config_file)}
         proxy_client.reset_calls(self.stack.aws_endpoint_url)
         cpu_before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        gate_before = self.gate_figures()
         pebble_from = self.pebble_log.stat().st_size
         seconds, usage, code = run_child_usage(self.argv(config_file, run_dir), env, run_dir / "run")
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in self.pids.items()}
+        gate = {k: v - gate_before[k] for k, v in self.gate_figures().items()}
         with self.pebble_log.open("rb") as log:
             log.seek(pebble_from)
             pebble = log.read().decode(errors="replace")
@@ -275,10 +278,20 @@ class Fleet:
             devstack={"aws_in_flight_s": round(in_flight_seconds(calls), 2),
                       "proxy_sum_s": round(sum(c["duration_ms"] for c in calls) / 1000, 2),
                       "moto_sum_s": round(sum(c.get("moto_ms", 0.0) for c in calls) / 1000, 2),
-                      **{f"cpu_{name}_s": round(value, 2) for name, value in cpu.items()}})
+                      **{f"cpu_{name}_s": round(value, 2) for name, value in cpu.items()},
+                      **{k: round(v, 2) for k, v in gate.items()}})
         print(f"  {label:<22} {seconds:7.1f}s  rss {measure.rss_mb:5.0f} MB  exit {code}  {measure.outcomes}",
               flush=True)
         return measure
+
+    def gate_figures(self) -> dict[str, float]:
+        """The ACME gate's busy time and CPU so far (it is a thread of this process, which
+        otherwise only waits for the run)."""
+        if self.gate is None:
+            return {}
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {"acme_gate_busy_s": self.gate.upstream.busy_seconds,
+                "cpu_acme_gate_s": usage.ru_utime + usage.ru_stime}
 
     def report(self, run_dir: Path) -> dict:
         source = run_dir / ("run.out" if self.via == "cli" else "result.json")
@@ -292,14 +305,14 @@ class Fleet:
 
 def run_all(fleet: Fleet, args) -> dict[str, Measure]:
     stack = fleet.stack
-    config = fleet_config(stack, args.count, args.zones, args.export_every)
+    config = fleet_config(fleet.directory, args.count, args.zones, args.export_every)
     names = [c["name"] for c in config["certificates"]]
     proxy_client.configure(stack.aws_endpoint_url, route53_delay=0)
-    fleet.run("warm-up (account)", single_config(stack, "warm"))  # registers the ACME account, untimed
+    fleet.run("warm-up (account)", single_config(fleet.directory, "warm"))  # registers the ACME account, untimed
     proxy_client.configure(stack.aws_endpoint_url, route53_delay=args.delay)
     print(f"{args.count} certificates in {args.zones} zones, Route53 changes PENDING {args.delay:g}s, "
           f"via {args.via}", flush=True)
-    runs = {"one certificate": fleet.run("one certificate", single_config(stack, "one"))}
+    runs = {"one certificate": fleet.run("one certificate", single_config(fleet.directory, "one"))}
     runs["first issue"] = fleet.run("first issue", config)
     catch_up(fleet, config, runs["first issue"])
     runs["no-op"] = fleet.run("no-op", config)
@@ -372,6 +385,9 @@ def rows(runs: dict[str, Measure]) -> list[tuple[str, list[str]]]:
                                               for m in values]))
     for name in DEVSTACK_PROCESSES:
         out.append((f"  CPU of {name}", [f"{m.devstack[f'cpu_{name}_s']:.1f}s" for m in values]))
+    if "acme_gate_busy_s" in values[0].devstack:
+        out.append(("  ACME gate busy / its CPU", [f"{m.devstack['acme_gate_busy_s']:.1f}s / "
+                                                  f"{m.devstack['cpu_acme_gate_s']:.1f}s" for m in values]))
     return out
 
 
@@ -413,25 +429,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="JSON figures (default bench/results/fleet-<UTC time>.json)")
     parser.add_argument("--json", action="store_true", help="print the JSON figures alone on stdout")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="talk to Pebble directly, not through bench/acme_gate.py (Pebble deadlocks at scale)")
     args = parser.parse_args(argv)
     args.due = max(1, min(args.due, args.count))
     if args.json:
         sys.stdout = sys.stderr  # progress to stderr; the document alone goes to the real stdout
-    workdir = Path(tempfile.mkdtemp(prefix="certrenew-bench-fleet-"))
     started = time.monotonic()
-    stack = devstack.up(workdir / "devstack", route53_delay=args.delay)
-    ok = False
-    try:
-        fleet = Fleet(stack, workdir, args.via)
+    with private_devstack("certrenew-bench-fleet-", keep=args.keep, route53_delay=args.delay) as (stack, workdir):
         seed(stack, args.zones)
-        runs = run_all(fleet, args)
-        ok = True
-    finally:
-        devstack.down(workdir / "devstack")
-        if args.keep or not ok:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        with contextlib.nullcontext() if args.no_gate else AcmeGate(stack) as gate:
+            runs = run_all(Fleet(stack, workdir, args.via, gate), args)
     checks = targets(runs, args.count, args.due)
     figures = document(runs, args, checks)
     if args.json:

@@ -7,8 +7,11 @@ first). Standard library only at import time: boto3 is imported when a session i
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,3 +56,24 @@ def run_child_usage(argv: list[str], env: dict, log_to: Path):
         seconds = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     return seconds, usage, proc.returncode
+
+
+@contextlib.contextmanager
+def private_devstack(prefix: str, *, keep: bool = False, route53_delay: float = 0.0):
+    """(stack, work directory): a devstack of its own, started in a new work directory and
+    stopped afterwards; the directory is removed unless `keep` or the block failed (then its
+    path is printed: the logs of every run and of the devstack's processes)."""
+    from devstack import stack as devstack
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = devstack.up(workdir / "devstack", route53_delay=route53_delay)
+    ok = False
+    try:
+        yield stack, workdir
+        ok = True
+    finally:
+        devstack.down(workdir / "devstack")
+        if keep or not ok:
+            print(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.harness import admin_session, product_env  # noqa: E402
+from bench.harness import admin_session, private_devstack, product_env  # noqa: E402
 
 ZONE = "memory.test"
 STATE_BUCKET = "certrenew-bench-memory"
@@ -142,12 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args.child, args.invocations, args.out)
 
-    from devstack import stack as devstack
-
-    workdir = Path(tempfile.mkdtemp(prefix="certrenew-bench-memory-"))
-    stack = devstack.up(workdir / "devstack")
-    ok = False
-    try:
+    with private_devstack("certrenew-bench-memory-", keep=args.keep) as (stack, workdir):
         env = product_env(stack, workdir, STATE_BUCKET, POWERTOOLS_METRICS_NAMESPACE="certrenew-bench",
                           POWERTOOLS_TRACE_DISABLED="true")
         if args.src:
@@ -157,13 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         for label, event in HANDLERS.items():
             print(f"  {label}: {args.invocations} invocations ...", flush=True)
             results[label] = measure(label, event, env, workdir, args.invocations)
-        ok = True
-    finally:
-        devstack.down(workdir / "devstack")
-        if args.keep or not ok:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     print_table(results, args.invocations, args.src or str(REPO / "src"))
     return 0
 
