@@ -59,14 +59,15 @@ def run_child_usage(argv: list[str], env: dict, log_to: Path):
 
 
 @contextlib.contextmanager
-def private_devstack(prefix: str, *, keep: bool = False, route53_delay: float = 0.0):
-    """(stack, work directory): a devstack of its own, started in a new work directory and
-    stopped afterwards; the directory is removed unless `keep` or the block failed (then its
-    path is printed: the logs of every run and of the devstack's processes)."""
+def private_devstack(prefix: str, *, keep: bool = False, **up: object):
+    """(stack, work directory): a devstack of its own (`up` are devstack.stack.up's keywords),
+    started in a new work directory and stopped afterwards; the directory is removed unless
+    `keep` or the block failed (then its path is printed: the logs of every run and of the
+    devstack's processes)."""
     from devstack import stack as devstack
 
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    stack = devstack.up(workdir / "devstack", route53_delay=route53_delay)
+    stack = devstack.up(workdir / "devstack", **up)
     ok = False
     try:
         yield stack, workdir
