@@ -99,6 +99,7 @@ class Measure:
     other_aws: dict[str, int]
     acme: dict[str, int]
     devstack: dict[str, float] = field(default_factory=dict)
+    aws_seconds: dict[str, float] = field(default_factory=dict)  # proxy time (moto's within) by operation
 
     def total(self, kind: str) -> int:
         return sum(getattr(self, kind).values())
@@ -235,6 +236,14 @@ def by_operation(calls: list[dict], service: str) -> dict[str, int]:
     return dict(Counter(c["operation"] for c in calls if c["service"] == service).most_common())
 
 
+def seconds_by_operation(calls: list[dict], most: int = 6) -> dict[str, float]:
+    """The AWS operations that took the devstack longest: seconds summed over their calls."""
+    spent: Counter = Counter()
+    for call in calls:
+        spent[f"{call['service']}:{call['operation']}"] += call["duration_ms"] / 1000
+    return {op: round(seconds, 1) for op, seconds in spent.most_common(most)}
+
+
 def acme_requests(log: str) -> dict[str, int]:
     """Requests Pebble handled, by method and path (its log line per request)."""
     return dict(Counter(f"{m} {p}" for m, p in PEBBLE_REQUEST.findall(log)).most_common())
@@ -284,7 +293,7 @@ class Fleet:
             acm=by_operation(calls, "acm"), route53=by_operation(calls, "route53"),
             other_aws=dict(Counter(f"{c['service']}:{c['operation']}" for c in calls
                                    if c["service"] not in ("s3", "acm", "route53")).most_common()),
-            acme=acme_requests(pebble),
+            acme=acme_requests(pebble), aws_seconds=seconds_by_operation(calls),
             devstack={"aws_in_flight_s": round(in_flight_seconds(calls), 2),
                       "proxy_sum_s": round(sum(c["duration_ms"] for c in calls) / 1000, 2),
                       "moto_sum_s": round(sum(c.get("moto_ms", 0.0) for c in calls) / 1000, 2),
@@ -395,6 +404,11 @@ def rows(runs: dict[str, Measure]) -> list[tuple[str, list[str]]]:
                                               for m in values]))
     for name in DEVSTACK_PROCESSES:
         out.append((f"  CPU of {name}", [f"{m.devstack[f'cpu_{name}_s']:.1f}s" for m in values]))
+    slowest = sorted({op for m in values for op in m.aws_seconds},
+                     key=lambda op: -max(m.aws_seconds.get(op, 0) for m in values))
+    for op in slowest[:6]:
+        out.append((f"  time in {op}", [f"{m.aws_seconds[op]:.1f}s" if op in m.aws_seconds else "-"
+                                        for m in values]))
     if "acme_gate_busy_s" in values[0].devstack:
         out.append(("  ACME gate busy / its CPU", [f"{m.devstack['acme_gate_busy_s']:.1f}s / "
                                                   f"{m.devstack['cpu_acme_gate_s']:.1f}s" for m in values]))
