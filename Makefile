@@ -12,7 +12,7 @@ SAMVENV := .venv-sam
 SAM    := $(SAMVENV)/bin/sam
 PYTEST_ARGS ?=
 
-.PHONY: all install pebble test unit demo clean sam-tools validate build bench bench-memory
+.PHONY: all install pebble test unit demo clean sam-tools validate build bench bench-memory bench-fleet
 
 all: test
 
@@ -71,10 +71,12 @@ unit: $(STAMP) $(SAM)
 demo: $(STAMP) $(PEBBLE)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/certrenew demo
 
-# certrenew vs certbot + certbot-dns-route53 on the devstack (certbot goes into bench/.venv), then
-# the memory of a warm Lambda (RSS over 50 invocations of each handler); not part of test
+# The memory of a warm Lambda (RSS over 50 invocations of each handler), the cold start, certrenew
+# vs certbot + certbot-dns-route53 on the devstack (certbot goes into bench/.venv), then the fleet
+# of 1,000 certificates (about 15 minutes; figures in bench/results/); not part of test
 bench: $(STAMP) $(PEBBLE) bench-memory bench-coldstart
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-fleet
 
 bench-memory: $(STAMP) $(PEBBLE)
 	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/python bench/memory.py $(BENCH_MEMORY_ARGS)
@@ -84,6 +86,10 @@ bench-memory: $(STAMP) $(PEBBLE)
 .PHONY: bench-coldstart
 bench-coldstart: $(STAMP) $(SAM)
 	$(BIN)/python bench/coldstart.py --python "$(PY313)" $(BENCH_COLDSTART_ARGS)
+
+# e.g. make bench-fleet BENCH_FLEET_ARGS="--count 50 --keep"
+bench-fleet: $(STAMP) $(PEBBLE)
+	CERTRENEW_PEBBLE=$(abspath $(PEBBLE)) $(BIN)/python bench/fleet.py $(BENCH_FLEET_ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .devstack .pytest_cache

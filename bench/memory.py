@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.harness import admin_session, private_devstack, product_env  # noqa: E402
 
 ZONE = "memory.test"
 STATE_BUCKET = "certrenew-bench-memory"
@@ -83,14 +83,13 @@ def child(event_file: Path, invocations: int, out: Path) -> int:
 
 def prepare(stack, workdir: Path, env: dict) -> Path:
     """A bucket, a zone and CERTIFICATES issued once, so that nothing is due afterwards."""
-    import boto3
+    from devstack import proxy_client, world
 
-    from devstack import world
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
+    session = admin_session()
     world.create_bucket(session.client("s3", endpoint_url=stack.aws_endpoint_url), STATE_BUCKET)
-    world.create_zone(session.client("route53", endpoint_url=stack.aws_endpoint_url), ZONE)
+    zone_id = world.create_zone(session.client("route53", endpoint_url=stack.aws_endpoint_url), ZONE)
+    # The deployment strict IAM judges the handlers' calls by (without it the state bucket is not theirs).
+    proxy_client.configure(stack.aws_endpoint_url, deployment={"StateBucket": STATE_BUCKET, "HostedZoneIds": [zone_id]})
     config = workdir / "certificates.yaml"
     config.write_text(json.dumps({"acme": {"directory": stack.acme_directory}, "certificates": [
         {"name": f"c{i}", "domains": [f"c{i}.{ZONE}"]} for i in range(CERTIFICATES)]}, indent=1))
@@ -143,17 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args.child, args.invocations, args.out)
 
-    from devstack import stack as devstack
-
-    workdir = Path(tempfile.mkdtemp(prefix="certrenew-bench-memory-"))
-    stack = devstack.up(workdir / "devstack")
-    ok = False
-    try:
-        env = {**os.environ, **stack.env(), "CERTRENEW_STATE_BUCKET": STATE_BUCKET,
-               "POWERTOOLS_METRICS_NAMESPACE": "certrenew-bench", "POWERTOOLS_TRACE_DISABLED": "true"}
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "CERTRENEW_QUEUE_URL"):
-            env.pop(name, None)
-        env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-aws-config")
+    with private_devstack("certrenew-bench-memory-", keep=args.keep) as (stack, workdir):
+        env = product_env(stack, workdir, STATE_BUCKET, POWERTOOLS_METRICS_NAMESPACE="certrenew-bench",
+                          POWERTOOLS_TRACE_DISABLED="true")
         if args.src:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(args.src).resolve()), env.get("PYTHONPATH")]))
         env["CERTRENEW_CONFIG"] = str(prepare(stack, workdir, env))
@@ -161,13 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         for label, event in HANDLERS.items():
             print(f"  {label}: {args.invocations} invocations ...", flush=True)
             results[label] = measure(label, event, env, workdir, args.invocations)
-        ok = True
-    finally:
-        devstack.down(workdir / "devstack")
-        if args.keep or not ok:
-            print(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     print_table(results, args.invocations, args.src or str(REPO / "src"))
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.harness import admin_session, product_env, run_child  # noqa: E402
 from devstack import proxy_client, world  # noqa: E402
 from devstack import stack as devstack  # noqa: E402
 
@@ -84,17 +84,6 @@ def ensure_certbot() -> Path:
     return certbot
 
 
-def run_child(argv: list[str], env: dict, log_to: Path) -> tuple[float, float, int]:
-    """Run to completion; (wall seconds, peak RSS in MB of that child alone, exit code)."""
-    with open(log_to.with_suffix(".out"), "wb") as out, open(log_to.with_suffix(".err"), "wb") as err:
-        started = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_maxrss / 1024, proc.returncode
-
-
 def names_for(case: Case, tag: str) -> list[list[str]]:
     return [[f"n{j}.c{i}.{tag}.{ZONE}" for j in range(case.names)] for i in range(case.certificates)]
 
@@ -102,18 +91,13 @@ def names_for(case: Case, tag: str) -> list[list[str]]:
 class Bench:
     def __init__(self, stack, workdir: Path, certbot: Path):
         self.stack, self.workdir, self.certbot = stack, workdir, certbot
-        self.env = {**os.environ, **stack.env(), "CERTRENEW_STATE_BUCKET": STATE_BUCKET}
-        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-            self.env.pop(name, None)
-        self.env["AWS_CONFIG_FILE"] = self.env["AWS_SHARED_CREDENTIALS_FILE"] = str(workdir / "no-aws-config")
+        self.env = product_env(stack, workdir, STATE_BUCKET)
         self.certbot_dirs = {d: workdir / "certbot" / d for d in ("config", "work", "logs")}
         self.runs = 0
         self.failures = 0
 
     def set_up(self) -> None:
-        import boto3
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                        region_name="us-east-1")
+        session = admin_session()
         endpoint = self.stack.aws_endpoint_url
         world.create_bucket(session.client("s3", endpoint_url=endpoint), STATE_BUCKET)
         zone_id = world.create_zone(session.client("route53", endpoint_url=endpoint), ZONE)

@@ -494,7 +494,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 extra["failed_entries"] = failed
                 resp = forward_failing_entries(self.forwarder, req, fault, failed)
             else:
+                forwarded = time.monotonic()
                 resp = self.forwarder.forward(req)
+                extra["moto_ms"] = round((time.monotonic() - forwarded) * 1000, 1)  # the rest is the proxy's
         except OSError as exc:
             log.error("moto unreachable for %s %s: %s", req.method, req.raw_path, exc)
             body = json.dumps({"message": f"devstack proxy: moto unreachable: {exc}"}).encode()
@@ -509,7 +511,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             resp = self.state.rules.after(call, resp)
         if fault and fault.error and fault.after:
             return error_response(req, fault), {**extra, "fault": fault.code, "applied_status": resp.status}
-        return resp, extra
+        return resp, {**extra, **_encryption(req, resp)}
 
     def _strict_call(self, req: Request) -> Call | None:
         """The request as strict rules see it; None when strict mode is off."""
@@ -535,6 +537,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head and resp.body:
             self.wfile.write(resp.body)
+
+
+def _encryption(req: Request, resp: Response) -> dict:
+    """`sse`: how S3 says the object of the answer is encrypted (x-amz-server-side-encryption,
+    e.g. aws:kms: a GetObject of it costs a KMS Decrypt at AWS); nothing when it does not say."""
+    if req.service != "s3":
+        return {}
+    sse = next((value for name, value in resp.headers if name.lower() == "x-amz-server-side-encryption"), None)
+    return {"sse": sse} if sse else {}
 
 
 APP_ID = "app/certrenew"  # botocore's user_agent_appid as certrenew's clients set it

@@ -47,27 +47,47 @@ def is_within(name: str, zone: str) -> bool:
 
 @dataclass
 class Zone:
+    """A zone's records by owner name. Route53 record sets are parsed into RRs when their owner
+    is first asked for: parsing every record of a zone for every query (a zone of 100 TXT
+    records took ~60 ms) made a burst of validations wait longer than Pebble's 2 s DNS timeout."""
+
     name: str
     zone_id: str
     records: dict[str, list[RR]] = field(default_factory=dict)  # owner name -> RRs (all types)
+    rrsets: dict[str, list[dict]] = field(default_factory=dict)  # owner name -> record sets not parsed yet
+    _parsing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def at(self, owner: str) -> list[RR] | None:
+        """The RRs of `owner`, None when it has none (parsed on first use; queries share a Zone)."""
+        with self._parsing:
+            parsed = [rr for rrset in self.rrsets.pop(owner, ()) for rr in records_from_rrset(rrset)]
+            if parsed:
+                self.records.setdefault(owner, []).extend(parsed)
+            return self.records.get(owner)
+
+    def owners(self) -> set[str]:
+        with self._parsing:
+            return self.records.keys() | self.rrsets.keys()
 
     def soa(self) -> list[RR]:
-        return [rr for rr in self.records.get(self.name, []) if rr.rtype == QTYPE.SOA] or [_default_soa(self.name)]
+        return [rr for rr in self.at(self.name) or [] if rr.rtype == QTYPE.SOA] or [_default_soa(self.name)]
 
     def name_exists(self, name: str) -> bool:
         """True for owners and for empty non-terminals (names with records below them)."""
-        return name in self.records or any(owner.endswith("." + name) for owner in self.records)
+        owners = self.owners()
+        return name in owners or any(owner.endswith("." + name) for owner in owners)
 
     def lookup(self, name: str) -> list[RR] | None:
         """Records at `name` (synthesized from a wildcard if needed), or None if the name does not exist."""
-        if name in self.records:
-            return self.records[name]
+        records = self.at(name)
+        if records is not None:
+            return records
         if self.name_exists(name):
             return []
         wildcard = self._wildcard_for(name)
         if wildcard is None:
             return None
-        return [_renamed(rr, name) for rr in self.records[wildcard]]
+        return [_renamed(rr, name) for rr in self.at(wildcard) or []]
 
     def _wildcard_for(self, name: str) -> str | None:
         """The `*.<closest encloser>` owner that covers `name` (RFC 4592), if any."""
@@ -77,7 +97,7 @@ class Zone:
             if self.name_exists(encloser):
                 break
         candidate = "*." + encloser
-        return candidate if candidate in self.records else None
+        return candidate if self.at(candidate) is not None else None
 
 
 def _default_soa(zone: str) -> RR:
@@ -148,10 +168,11 @@ class Route53Source:
     def load(self, name: str, zone_id: str) -> Zone:
         zone = Zone(name, zone_id)
         client = self._clients.get(self._account_of.get(zone_id, DEFAULT_ACCOUNT)) or next(iter(self._clients.values()))
-        for page in client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+        pages = client.get_paginator("list_resource_record_sets").paginate(
+            HostedZoneId=zone_id, PaginationConfig={"PageSize": 300})  # Route53's largest page
+        for page in pages:
             for rrset in page["ResourceRecordSets"]:
-                for rr in records_from_rrset(rrset):
-                    zone.records.setdefault(str(rr.rname).lower(), []).append(rr)
+                zone.rrsets.setdefault(normalize_name(rrset["Name"]), []).append(rrset)
         return zone
 
 
@@ -161,15 +182,19 @@ class FreshReads:
     A query arriving at time T takes a read that *started* at or after T (so every write done
     before the query is seen); queries arriving while such a read runs wait for it instead of
     reading again. Under a burst (Pebble validating 100 names at once) moto is read a few times,
-    not once per query."""
+    not once per query. Each key has its own condition: a read that ends wakes only the queries
+    waiting for it (a thousand queries in flight all woken at the end of every read kept the
+    bridge busy waking threads)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._conditions: dict[str, threading.Condition] = {}
         self._done: dict[str, tuple[float, object]] = {}  # key -> (started, value)
         self._running: dict[str, float] = {}  # key -> started
 
     def get(self, key: str, arrival: float, read):
-        with self._cond:
+        with self._lock:
+            condition = self._conditions.setdefault(key, threading.Condition(self._lock))
             while True:
                 done = self._done.get(key)
                 if done is not None and done[0] >= arrival:
@@ -178,18 +203,18 @@ class FreshReads:
                     started = time.monotonic()
                     self._running[key] = started
                     break
-                self._cond.wait()
+                condition.wait()
         try:
             value = read()
         except BaseException:
-            with self._cond:
+            with self._lock:
                 del self._running[key]
-                self._cond.notify_all()
+                condition.notify_all()
             raise
-        with self._cond:
+        with self._lock:
             self._done[key] = (started, value)
             del self._running[key]
-            self._cond.notify_all()
+            condition.notify_all()
         return value
 
 

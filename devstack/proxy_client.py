@@ -20,7 +20,9 @@ def _request(endpoint: str, path: str, payload: dict | None = None, method: str 
 
 def calls(endpoint: str, service: str | None = None, operation: str | None = None) -> list[dict]:
     """Recorded calls, oldest first: service, region, operation, method, path, status, time, duration_ms
-    (+ zone_id, changes, change_id for ChangeResourceRecordSets; fault when a fault rule answered)."""
+    (+ zone_id, changes, change_id for ChangeResourceRecordSets; fault when a fault rule answered;
+    moto_ms, the part of duration_ms spent waiting for moto, when the call was forwarded; sse, the
+    x-amz-server-side-encryption of an S3 answer that has one, e.g. "aws:kms")."""
     query = urllib.parse.urlencode({k: v for k, v in (("service", service), ("operation", operation)) if v})
     return _request(endpoint, "calls" + (f"?{query}" if query else ""))
 
