@@ -101,6 +101,7 @@ class FakeState:
         self.acquired: list[str] = []
         self.released: list[str] = []
         self.material_reads: list[str] = []
+        self.material_denied: dict[str, str] = {}  # name -> why reading its material fails (not damage)
         self.pointer_reads: list[str] = []
         self.unreadable: dict[str, str] = {}
         self.bucket_missing = False
@@ -186,6 +187,8 @@ class FakeState:
         (each is a KMS-protected read at AWS)."""
         with self._lock:
             self.material_reads.append(stored.name)
+            if stored.name in self.material_denied:
+                raise StateError(f"certificates/{stored.name}/{stored.version}/", self.material_denied[stored.name])
             material = self.versions.get(stored.name, {}).get(stored.version)
         if material is None:
             return replace(stored, material=CertificateMaterial("", "", ""), damaged="version files are missing")

@@ -169,7 +169,11 @@ class Renewer:
                                                  "locked: another run holds its lease", slot.row.stored)
                 return
             held.append(slot.name)
-            slot.row = self.survey.recheck(slot.row, now)
+            try:
+                slot.row = self.survey.recheck(slot.row, now)
+            except CertrenewError as exc:  # e.g. its material cannot be read: this certificate only
+                log.error("%s: %s", slot.name, exc)
+                slot.result = failed(slot.row, str(exc))
         try:
             map_all(take, [s for s in slots if s.acting()], self.workers)
             yield run_id, until

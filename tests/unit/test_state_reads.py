@@ -58,3 +58,18 @@ def test_damaged_material_of_a_certificate_not_due_is_found_by_a_deep_read():
     assert row.stored.damaged and "damaged" in row.decision.reason, "status --deep sees it"
     (deep,) = renewer.apply(renewer.plan(RunOptions(deep=True)), Deadline(adapters.clock, 600)).results
     assert deep.outcome is Outcome.RENEWED and deep.serial != first.serial and "damaged" in deep.reason
+
+
+def test_material_that_cannot_be_read_fails_that_certificate_only_and_is_not_reissued():
+    adapters = make_adapters()
+    run(adapters, SITE, OTHER)
+    adapters.state.material_denied["site"] = "cannot read the stored material (AccessDenied)"
+    wider = [replace(spec, deploy=replace(spec.deploy, acm_regions=("eu-west-1", "ap-south-1")))
+             for spec in (SITE, OTHER)]
+    orders, imports = len(adapters.ca.ordered), len(adapters.importer.imports)
+    results = {r.name: r for r in run(adapters, *wider).results}
+    assert results["site"].outcome is Outcome.FAILED and "AccessDenied" in results["site"].reason
+    assert results["other"].outcome is Outcome.DEPLOYED
+    assert len(adapters.ca.ordered) == orders, "an access error is not damage: nothing is reissued"
+    assert {i[0] for i in adapters.importer.imports[imports:]} == {"ap-south-1"}
+    assert adapters.state.holder("site") is None, "its lease is given back"

@@ -144,7 +144,11 @@ class S3StateStore:
         is in `damaged` (it is then reissued, never deployed)."""
         prefix = f"certificates/{stored.name}/{stored.version}/"
         pem_files = (stored.name, stored.version) in self._pem_files
-        material, problem = self._legacy_material(prefix) if pem_files else self._material(prefix)
+        try:
+            material, problem = self._legacy_material(prefix) if pem_files else self._material(prefix)
+        except ClientError as exc:  # not damage (a reissue would not help): this certificate fails
+            code = exc.response.get("Error", {}).get("Code") or str(exc)
+            raise StateError(prefix, f"cannot read the stored material ({code})") from None
         problem = problem or pki.material_problem(material, stored.info.serial)
         return replace(stored, material=material, damaged=problem or stored.damaged)
 
