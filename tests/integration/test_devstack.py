@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import ssl
 import time
 import urllib.error
@@ -336,6 +337,10 @@ def _issue(stack, names: list[str], zone_id: str, profile: str | None = None) ->
     from acme import challenges, client, crypto_util, messages
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    # the library logs every JWS at DEBUG: pinned to WARNING as the product's ACME adapter pins it
+    # (that adapter is imported only when a run first talks to the CA, maybe not in this session)
+    logging.getLogger("acme").setLevel(logging.WARNING)
 
     account_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
     net = client.ClientNetwork(account_key, alg=jose.ES256, verify_ssl=stack.ca_bundle)
