@@ -331,6 +331,9 @@ def _s3_requirements(call: Call, actions: tuple[str, ...]) -> list[tuple[str, st
         return [(a, f"arn:aws:s3:::{bucket}/{k}") for a in s3_actions for k in keys]
     resource = f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
     out = [(a, resource) for a in s3_actions]
+    if call.operation == "DeleteObject" and call.headers.get("if-match", "*") != "*":
+        # AWS: a conditional delete on an ETag needs s3:GetObject as well as s3:DeleteObject
+        out.append(("s3:GetObject", resource))
     if "kms:GenerateDataKey" in actions:
         out += [("kms:GenerateDataKey", k) for k in _write_key(call, bucket)]
     if "kms:Decrypt" in actions:

@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from acme_flow import pki
+from acme_flow.adapters.s3_state import S3StateStore
 from acme_flow.models import KeyType
 from devstack import proxy_client, world
 from devstack_world import STATE_BUCKET, make_world
@@ -85,6 +86,22 @@ def test_a_held_lease_skips_and_an_expired_one_is_taken_over(w, capsys):
     w.s3.put_object(Bucket=STATE_BUCKET, Key="locks/site.json", Body=json.dumps(expired).encode())
     code, report = w.run_json(config, capsys=capsys)
     assert code == 0 and report["certificates"][0]["outcome"] == "issued"
+
+
+def test_a_run_whose_lease_was_taken_over_does_not_release_the_new_holders(w):
+    """The release is a conditional delete on the ETag the run wrote: after another run took over
+    the expired lease, the late release must leave the new holder's lease in place."""
+    now = dt.datetime.now(dt.timezone.utc)
+    late, taker = S3StateStore(w.s3, STATE_BUCKET), S3StateStore(w.s3, STATE_BUCKET)
+    assert late.acquire("site", "late-run", now + dt.timedelta(minutes=1), now)
+    later = now + dt.timedelta(minutes=2)
+    assert not taker.acquire("site", "taker", later + dt.timedelta(minutes=5), now), "not while it is live"
+    assert taker.acquire("site", "taker", later + dt.timedelta(minutes=5), later), "taken over once expired"
+    late.release("site", "late-run", later)
+    lease = json.loads(w.s3.get_object(Bucket=STATE_BUCKET, Key="locks/site.json")["Body"].read())
+    assert lease["holder"] == "taker"
+    taker.release("site", "taker", later)
+    assert "locks/site.json" not in w.state_keys()
 
 
 def test_records_left_by_a_crashed_run_are_swept(w, capsys):

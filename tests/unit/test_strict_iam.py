@@ -2,6 +2,9 @@
 operators, Route53's normalized names, explicit Deny, the deployment's parameters."""
 from __future__ import annotations
 
+from email.message import Message
+from types import SimpleNamespace
+
 import pytest
 
 from devstack.strict import iam
@@ -88,3 +91,19 @@ def test_a_deployment_with_an_unknown_key_is_refused():
         iam.check_deployment({"StateBuckett": "b"})
     with pytest.raises(ValueError, match="HostedZoneIds"):
         iam.check_deployment({"HostedZoneIds": [1]})
+
+
+def _delete(**headers) -> SimpleNamespace:
+    message = Message()
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    return SimpleNamespace(operation="DeleteObject", path="/b/locks/site.json", headers=message)
+
+
+def test_a_conditional_delete_on_an_etag_also_needs_get_object():
+    """As AWS documents for conditional deletes: If-Match with an ETag needs s3:GetObject too."""
+    key = "arn:aws:s3:::b/locks/site.json"
+    assert iam._s3_requirements(_delete(), ("s3:DeleteObject",)) == [("s3:DeleteObject", key)]
+    assert iam._s3_requirements(_delete(If_Match="*"), ("s3:DeleteObject",)) == [("s3:DeleteObject", key)]
+    assert iam._s3_requirements(_delete(If_Match='"3858f62230ac3c915f300c664312c63f"'), ("s3:DeleteObject",)) \
+        == [("s3:DeleteObject", key), ("s3:GetObject", key)]
