@@ -32,9 +32,10 @@ def dispatch(wired: Wired, plan: Plan) -> dict[str, Any]:
     with phase("fanout.send"):
         not_queued = queue.send(plan.due(), force=plan.options.force)
     finished = clock.now()
-    settled = [r for r in (_settled(row, not_queued) for row in plan.rows) if r is not None]
-    queued = [row for row in plan.rows if row.decision.action is not Action.NONE and row.spec.name not in not_queued]
-    entries = [_entry(row, not_queued) for row in plan.rows]
+    outcomes = [(row, _settled(row, not_queued)) for row in plan.rows]  # None: queued
+    settled = [result for _, result in outcomes if result is not None]
+    queued = [row for row, result in outcomes if result is None]
+    entries = [result.to_dict() if result is not None else _queued_entry(row) for row, result in outcomes]
 
     partial = RunReport(tuple(settled), plan.started, finished)
     wired.renewer.notifier.notify(partial)  # failures to queue, and anything close to expiry
@@ -65,10 +66,7 @@ def _settled(row: PlanRow, not_queued: dict[str, str]) -> CertificateResult | No
     return None
 
 
-def _entry(row: PlanRow, not_queued: dict[str, str]) -> dict[str, Any]:
-    settled = _settled(row, not_queued)
-    if settled is not None:
-        return settled.to_dict()
+def _queued_entry(row: PlanRow) -> dict[str, Any]:
     entry = skipped(row).to_dict()
     entry.update(outcome=QUEUED, reason=f"queued for the worker: {row.decision.reason}", next_check=None)
     return entry
