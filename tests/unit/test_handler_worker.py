@@ -251,3 +251,14 @@ def test_plans_and_dry_runs_never_fan_out(wire):
     report = app.lambda_handler({"action": "renew", "dry_run": True}, LocalContext(900))
     assert report["dry_run"] is True
     assert queue.sent == [] and renewer.adapters.ca.ordered == [] and renewer.adapters.state.writes == []
+
+
+def test_a_deep_renew_event_reads_every_stored_material(wire):
+    renewer = Spy(["a", "b"])
+    wire(renewer)
+    app.lambda_handler({"action": "renew"}, LocalContext(900))
+    renewer.adapters.state.material_reads.clear()
+    app.lambda_handler({"action": "renew"}, LocalContext(900))
+    assert renewer.adapters.state.material_reads == [], "a plain run reads no material"
+    app.lambda_handler({"action": "renew", "deep": True}, LocalContext(900))
+    assert renewer.plans[-1].options.deep and sorted(renewer.adapters.state.material_reads) == ["a", "b"]
