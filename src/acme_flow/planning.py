@@ -36,6 +36,21 @@ def updated_window(previous: RenewalWindow | None, start: dt.datetime, end: dt.d
                          explanation_url=explanation_url)
 
 
+def worth_saving(old: RenewalWindow | None, new: RenewalWindow | None, now: dt.datetime,
+                 lookahead: dt.timedelta) -> bool:
+    """Whether a refreshed ARI window is written back to the state: when the CA moved it (or
+    changed its explanation), or when its Retry-After reaches past the next scheduled run (a run
+    before then must not ask again). A shorter Retry-After changes nothing for the scheduled runs,
+    which ask anyway: not writing it saves a write per certificate per run (a manual run in
+    between may ask once more)."""
+    if new is None or new == old:
+        return False
+    if old is None or (old.start, old.end, old.chosen, old.explanation_url) != (
+            new.start, new.end, new.chosen, new.explanation_url):
+        return True
+    return new.next_check > now + lookahead
+
+
 def missing_targets(spec: CertificateSpec, stored: StoredCertificate) -> list[Target]:
     """Targets the config names that do not hold the stored certificate (absent or older), in
     deploy order."""

@@ -28,7 +28,7 @@ class Settlement:
     def finish(self, row: PlanRow, issued: Issued | Exception | None) -> CertificateResult:
         spec, decision, stored = row.spec, row.decision, row.stored
         if decision.action is Action.NONE:
-            if row.window_changed or (stored is not None and stored.outdated):  # an older layout: rewritten
+            if row.save_window or (stored is not None and stored.outdated):  # an older layout: rewritten
                 stored = self.state.update(replace(stored, window=row.window or stored.window))
             stored, notes = self.retire(stored)
             return certificate_result(spec, Outcome.SKIPPED, with_notes(decision.reason, notes), stored,

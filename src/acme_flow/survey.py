@@ -31,10 +31,7 @@ class PlanRow:
     decision: RenewalDecision
     stored: StoredCertificate | None
     window: RenewalWindow | None = None  # the ARI window as now known (maybe freshly fetched)
-
-    @property
-    def window_changed(self) -> bool:
-        return self.stored is not None and self.window is not None and self.window != self.stored.window
+    save_window: bool = False  # it is worth writing back (planning.worth_saving)
 
 
 @dataclass
@@ -64,7 +61,8 @@ class Survey:
                                    lookahead=self.lookahead, window=window)
         if unreadable:
             decision = replace(decision, reason=f"{unreadable}; reissuing")
-        return PlanRow(spec, decision, stored, window)
+        save = stored is not None and planning.worth_saving(stored.window, window, now, self.lookahead)
+        return PlanRow(spec, decision, stored, window, save)
 
     def recheck(self, row: PlanRow, now: dt.datetime) -> PlanRow:
         """The row again after its lease is taken: re-planned if another run changed the

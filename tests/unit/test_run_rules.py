@@ -373,7 +373,41 @@ def test_the_ari_window_is_not_asked_for_again_before_retry_after():
     adapters.clock.advance(2 * HOUR)
     run(adapters, SITE)
     assert len(adapters.ca.ari_asked) == asked + 1
-    assert adapters.state.current("site").window.next_check == NOW + 13 * HOUR, "the new Retry-After is kept"
+
+
+def test_a_retry_after_reaching_past_the_next_scheduled_run_is_kept():
+    adapters = make_adapters()
+    run(adapters, SITE)
+    adapters.ca.retry_after = 10 * 24 * 3600  # the CA asks not to be asked again for 10 days
+    adapters.clock.advance(7 * HOUR)
+    run(adapters, SITE, check_interval=dt.timedelta(days=7))
+    assert adapters.state.current("site").window.next_check == NOW + 7 * HOUR + 10 * DAY
+    asked = len(adapters.ca.ari_asked)
+    adapters.clock.advance(7 * DAY)
+    run(adapters, SITE, check_interval=dt.timedelta(days=7))
+    assert len(adapters.ca.ari_asked) == asked, "the next weekly run honours it"
+
+
+def test_an_unchanged_window_with_a_short_retry_after_is_not_written_back():
+    """A weekly run asks about every certificate; when the CA's window is the same and its
+    Retry-After ends before the next scheduled run (which would ask anyway), nothing is written."""
+    adapters = make_adapters()
+    run(adapters, SITE)
+    writes, asked = list(adapters.state.writes), len(adapters.ca.ari_asked)
+    adapters.clock.advance(7 * DAY)
+    (result,) = run(adapters, SITE, check_interval=dt.timedelta(days=7)).results
+    assert result.outcome is Outcome.SKIPPED and len(adapters.ca.ari_asked) == asked + 1
+    assert adapters.state.writes == writes
+
+
+def test_a_moved_window_is_written_back_whatever_its_retry_after():
+    adapters = make_adapters()
+    run(adapters, SITE)
+    adapters.ca.window = (NOW + 40 * DAY, NOW + 42 * DAY)
+    adapters.clock.advance(7 * HOUR)
+    (result,) = run(adapters, SITE, check_interval=dt.timedelta(days=7)).results
+    assert result.outcome is Outcome.SKIPPED
+    assert adapters.state.current("site").window.start == NOW + 40 * DAY
 
 
 def test_a_window_that_opened_renews_and_sends_replaces():
