@@ -508,7 +508,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
         elif req.service == "route53" and req.operation == "GetChange":
             resp = propagation.after_get_change(req, resp)
         if call is not None:
-            resp = self.state.rules.after(call, resp)
+            try:
+                resp = self.state.rules.after(call, resp)
+            except AwsError as refused:  # judged by what the answer shows (e.g. a read's KMS key)
+                log.info("strict: %s %s refused after the answer: %s", req.service, req.operation, refused)
+                answer = Fault(status=refused.status, code=refused.code, message=refused.message)
+                return error_response(req, answer), {**extra, "strict": refused.code}
         if fault and fault.error and fault.after:
             return error_response(req, fault), {**extra, "fault": fault.code, "applied_status": resp.status}
         return resp, {**extra, **_encryption(req, resp)}

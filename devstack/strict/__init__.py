@@ -9,7 +9,8 @@ started with `--lenient` or told `{"strict": false}` through /_devstack/config.
 A rule is an object with two methods, both optional:
 
     before(call: Call) -> None          # raise AwsError to answer as AWS would refuse
-    after(call: Call, resp) -> Response # moto's answer as AWS would give it (default: unchanged)
+    after(call: Call, resp) -> Response # moto's answer as AWS would give it (default: unchanged),
+                                        # or raise AwsError to withhold it (judged by what it shows)
 
 `Call` carries the parsed request (service, region, operation, parameters, principal) and a
 way to read moto's state directly (`call.moto(service, region, account=...)`: a boto3 client that bypasses

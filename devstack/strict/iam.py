@@ -336,9 +336,26 @@ def _s3_requirements(call: Call, actions: tuple[str, ...]) -> list[tuple[str, st
         out.append(("s3:GetObject", resource))
     if "kms:GenerateDataKey" in actions:
         out += [("kms:GenerateDataKey", k) for k in _write_key(call, bucket)]
-    if "kms:Decrypt" in actions:
+    if "kms:Decrypt" in actions and call.operation in ANSWER_JUDGED_READS:
+        call.scratch[DECRYPT_AFTER] = True  # judged by the answer's encryption headers, not a HeadObject
+    elif "kms:Decrypt" in actions:
         out += [("kms:Decrypt", k) for k in _stored_key(call, bucket, key)]
     return out
+
+
+# A read's kms:Decrypt is judged from moto's answer (`answer_key`): it names the object's
+# encryption, so the proxy need not ask moto for the object's metadata first (that doubled the
+# cost of every GetObject on the devstack). Only the answer is withheld on a denial, as AWS does.
+ANSWER_JUDGED_READS = ("GetObject", "HeadObject")
+DECRYPT_AFTER = "kms:Decrypt after the answer"
+
+
+def answer_key(call: Call, resp) -> list[str]:
+    """The customer KMS key an S3 answer says its object is encrypted with (see _stored_key)."""
+    headers = {name.lower(): value for name, value in resp.headers}
+    if not headers.get("x-amz-server-side-encryption", "").startswith("aws:kms"):
+        return []
+    return _customer_key(call, headers.get("x-amz-server-side-encryption-aws-kms-key-id"))
 
 
 def _delete_keys(body: bytes) -> list[str]:
@@ -511,6 +528,12 @@ class RenewerPolicy:
     def after(self, call: Call, resp):
         if call.service == "sts" and call.operation == "AssumeRole":
             remember_assumed_role(call, resp)
+        judged = call.scratch.pop(DECRYPT_AFTER, None)
+        if isinstance(judged, tuple) and 200 <= resp.status < 300:
+            who, statements, placeholders = judged
+            for key in answer_key(call, resp):
+                if not decide(statements, "kms:Decrypt", key, placeholders, Context(call)):
+                    raise denial(call, who, "kms:Decrypt", key)
         return resp
 
     def _judge(self, call: Call, who: str, statements, placeholders: Placeholders | None) -> None:
@@ -525,6 +548,8 @@ class RenewerPolicy:
         for action, resource in needed:
             if not decide(statements, action, resource, placeholders, context):
                 raise denial(call, who, action, resource)
+        if call.scratch.get(DECRYPT_AFTER):
+            call.scratch[DECRYPT_AFTER] = (who, statements, placeholders)
 
 
 RULE_FACTORIES.append(RenewerPolicy)

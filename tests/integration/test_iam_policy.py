@@ -182,6 +182,10 @@ def test_sse_kms_writes_need_the_key_unless_aws_managed(w):
     w.s3.put_object(Bucket=STATE_BUCKET, Key="other", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=export_key)
     error = refused(lambda: s3.get_object(Bucket=STATE_BUCKET, Key="other"), "AccessDenied", 403)
     assert error["Message"] == denied_message("kms:Decrypt", export_key)
+    with pytest.raises(ClientError) as head:  # a HEAD answer has no body: the status says it
+        s3.head_object(Bucket=STATE_BUCKET, Key="other")
+    assert head.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert s3.head_object(Bucket=STATE_BUCKET, Key="k")["ServerSideEncryption"] == "aws:kms"
 
 
 def test_calls_with_assumed_role_credentials_are_judged_by_that_roles_policies(w):
