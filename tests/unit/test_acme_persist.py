@@ -5,7 +5,8 @@ import json
 
 import josepy as jose
 import pytest
-from acme import challenges, messages
+from acme import challenges, client, messages
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from acme_flow.adapters import acme_persist
 from acme_flow.adapters.acme_persist import DnsPersist01, DnsPersist01Response
@@ -78,6 +79,15 @@ def test_the_response_posts_an_empty_object():
     assert response.json_dumps() == "{}"
     assert isinstance(challenges.ChallengeResponse.from_json({"type": "dns-persist-01"}), DnsPersist01Response)
     assert isinstance(DnsPersist01(issuer_domain_names_01=("a.example",)).response(), DnsPersist01Response)
+
+
+def test_the_library_posts_the_empty_object_not_a_post_as_get():
+    """ClientNetwork sends `b''` (POST-as-GET) for a falsy object, and a josepy object without
+    fields is falsy (len 0): Pebble then answers with the challenge and no "up" link."""
+    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    network = client.ClientNetwork(key, alg=jose.ES256)
+    signed = json.loads(network._wrap_in_jws(DnsPersist01Response(), b"nonce", "https://ca/chalZ/1"))
+    assert jose.b64decode(signed["payload"].encode()) == b"{}"
 
 
 def test_registering_does_not_change_how_other_challenges_parse():

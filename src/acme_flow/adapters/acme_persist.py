@@ -25,6 +25,11 @@ class DnsPersist01Response(challenges.ChallengeResponse):
 
     typ = CHALLENGE_TYPE
 
+    def __bool__(self) -> bool:
+        # A josepy object without fields has len 0, and ClientNetwork posts `b''` (POST-as-GET)
+        # for a falsy object: the CA would never be told to validate.
+        return True
+
 
 @challenges.Challenge.register
 class DnsPersist01(challenges.Challenge):
