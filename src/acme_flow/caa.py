@@ -351,8 +351,23 @@ def plan_zone(zone: str, existing: Sequence[str], wanted: Sequence[WantedIssuer]
     kept, removed, satisfied = _sorted_existing(current, desired, exclusive)
     added = tuple(r for r in desired if _key(r) not in satisfied)
     records = tuple(kept) + added
-    return CaaPlan(zone, records, added, tuple(removed), tuple(kept),
-                   tuple(_warnings(zone, current, records, wanted)))
+    warnings = _warnings(zone, current, records, wanted) + _dropped(zone, removed, records)
+    return CaaPlan(zone, records, added, tuple(removed), tuple(kept), tuple(warnings))
+
+
+def _dropped(zone: str, removed: list[CaaRecord], after: tuple[CaaRecord, ...]) -> list[str]:
+    """CAAs whose every entry the plan takes away (exclusive): said out loud."""
+    gone = sorted({_issuer_label(r) for r in removed} - {_issuer_label(r) for r in after})
+    if not gone:
+        return []
+    return [f"exclusive: removing every entry of {', '.join(gone)} from {zone}: they may no longer issue there"]
+
+
+def _issuer_label(record: CaaRecord) -> str:
+    issue = _issue_or_none(record)
+    if issue is None:
+        return format_record(record)
+    return issue.issuer or f'{record.kind} ";"'
 
 
 def _desired(wanted: Sequence[WantedIssuer]) -> list[CaaRecord]:

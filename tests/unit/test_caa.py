@@ -261,6 +261,8 @@ def test_exclusive_drops_other_cas_and_keeps_iodef():
     plan = plan_zone("example.com", [SECTIGO, IODEF, '0 issuewild "digicert.com"', unbound], [WANT], exclusive=True)
     assert plan.values() == [IODEF, BOUND]
     assert {format_record(r) for r in plan.removed} == {SECTIGO, '0 issuewild "digicert.com"', unbound}
+    assert plan.warnings == ("exclusive: removing every entry of digicert.com, sectigo.com from example.com: "
+                             "they may no longer issue there",)
 
 
 def test_a_wildcard_adds_issuewild_and_warns_that_other_cas_lose_wildcards():
