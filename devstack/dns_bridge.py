@@ -7,6 +7,8 @@ created with credentials from STS AssumeRole of `arn:aws:iam::OTHER_ACCOUNT:role
 that account), so cross-account DNS-01 validates like the real thing.
 Authoritative answers (AA) for the longest-matching zone, CNAME chasing across our zones,
 NXDOMAIN / NODATA with the zone's SOA in the authority section, REFUSED outside our zones.
+CAA values are decoded by `caa_from_route53` and sent byte for byte (`caa check` and RFC 8657
+bindings are tested through it); every other type goes through dnslib's zone-file parser.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
-from dnslib import QTYPE, RCODE, RR, DNSRecord
+from dnslib import CAA, QTYPE, RCODE, RR, DNSRecord
 import dnslib.server
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
@@ -33,6 +35,7 @@ OTHER_ACCOUNT = "111111111111"  # a second account for cross-account (role_arn) 
 ACCOUNTS = (DEFAULT_ACCOUNT, OTHER_ACCOUNT)
 _MOTO_SOA_WRAPPED = re.compile(r"^\{'Value': '(.*)'\}$")  # moto 5.2 stores the default SOA like this
 _OCTAL_ESCAPE = re.compile(r"\\(\d{3})")
+_CAA_VALUE = re.compile(r"\s*(\d{1,3})[ \t]+([A-Za-z0-9]+)[ \t]+(.*?)\s*", re.S)
 
 
 def normalize_name(name: str) -> str:
@@ -115,6 +118,51 @@ def _absolute_target(rtype: str, value: str) -> str:
     return value
 
 
+class WireCAA(CAA):
+    """A CAA rdata whose value is bytes, packed as they are: dnslib's own CAA drops every `"`
+    of a zone-file value (escaped ones too) and cannot read `\\DDD` escapes."""
+
+    def pack(self, buffer):
+        buffer.pack("!BB", self.flags, len(self.tag))
+        buffer.append(self.tag.encode())
+        buffer.append(self.value)
+
+    def __repr__(self):
+        return '%d %s "%s"' % (self.flags, self.tag, self.value.decode("utf-8", "backslashreplace"))
+
+    toZone = __repr__
+
+
+def caa_from_route53(value: str) -> WireCAA:
+    """`0 issue "ca.example; accounturi=..."` as Route53 stores it: in the quoted value `\\"` and
+    `\\\\` stand for themselves and `\\DDD` is an octal byte (Route53's escape for TXT)."""
+    match = _CAA_VALUE.fullmatch(value)
+    if match is None or int(match.group(1)) > 255:
+        raise ValueError("not <flags 0-255> <tag> <value>")
+    flags, tag, raw = int(match.group(1)), match.group(2), match.group(3)
+    if not raw.startswith('"'):
+        if not raw or re.search(r'[\s"\\]', raw):
+            raise ValueError("the value is not one quoted string")
+        return WireCAA(flags, tag, raw.encode())
+    body = re.fullmatch(r'"((?:[^"\\]|\\.)*)"', raw, re.S)
+    if body is None:
+        raise ValueError("the quoted value is not closed, or text follows it")
+    return WireCAA(flags, tag, _unescaped(body.group(1)))
+
+
+def _unescaped(text: str) -> bytes:
+    def byte(m: re.Match) -> bytes:
+        escape = m.group(1)
+        return bytes([int(escape, 8)]) if len(escape) == 3 else escape
+    return re.sub(rb"\\([0-3][0-7]{2}|.)", byte, text.encode(), flags=re.S)
+
+
+def _parse_value(owner: str, ttl: int, rtype: str, value: str) -> list[RR]:
+    if rtype == "CAA":
+        return [RR(owner, QTYPE.CAA, ttl=ttl, rdata=caa_from_route53(value))]
+    return RR.fromZone(f"{owner} {ttl} IN {rtype} {value}")
+
+
 def records_from_rrset(rrset: dict) -> list[RR]:
     """Turn one Route53 ResourceRecordSet into dnslib RRs (unparseable values are skipped)."""
     rtype, ttl = rrset["Type"], rrset.get("TTL", 300)
@@ -125,7 +173,7 @@ def records_from_rrset(rrset: dict) -> list[RR]:
         wrapped = _MOTO_SOA_WRAPPED.match(value)
         value = _absolute_target(rtype, wrapped.group(1) if wrapped else value)
         try:
-            out.extend(RR.fromZone(f"{owner} {ttl} IN {rtype} {value}"))
+            out.extend(_parse_value(owner, ttl, rtype, value))
         except Exception as exc:  # noqa: BLE001 - one bad value must not break the zone
             log.warning("skipping %s %s %r: %s", owner, rtype, value, exc)
     return out
