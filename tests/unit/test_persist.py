@@ -1,9 +1,7 @@
 """dns-persist-01 records: names, values (-01 and the -02 hashed URI), parsing and verdicts."""
 from __future__ import annotations
 
-import ast
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -330,13 +328,3 @@ def test_txt_value_undoes_escapes_and_joins_strings():
 def test_txt_value_refuses_bad_rdata(rdata):
     with pytest.raises(PersistError, match="TXT"):
         persist.txt_value(rdata)
-
-
-def test_persist_is_a_pure_module():
-    """DESIGN.md boundaries: no I/O library, no clock (test_boundaries.py does not list it yet)."""
-    path = Path(persist.__file__)
-    tree = ast.parse(path.read_text())
-    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-    assert not imported & {"boto3", "botocore", "requests", "acme", "josepy", "dns", "socket", "http", "time"}
-    assert ".now(" not in path.read_text()
