@@ -179,3 +179,21 @@ def test_a_409_with_a_problem_document_stays_a_problem():
     with pytest.raises(AcmeProblem) as err:
         adapter_call(FakeClock())("creating the order", raising(response(409, problem("alreadyReplaced"))))
     assert err.value.typ == acme_ca.ALREADY_REPLACED
+
+
+def test_an_order_with_replaces_that_the_ca_fails_on_is_placed_again_without_it_at_once(clock):
+    """A serverInternal on an order with `replaces` (Pebble 2.10 fails on some serials) is not
+    retried with backoff first: the renewal is ordered at once without the field, as the CA
+    then takes it (every other order of the run waits for this one before the DNS round)."""
+    answers = [response(500, problem("serverInternal", "could not find an order for the given certificate")),
+               response(201, {"status": "pending", "identifiers": [], "authorizations": []},
+                        {"Location": "https://ca.test/order/2"})]
+    sent = []
+    adapter = acme_ca.AcmeCaAdapter("https://ca.test/dir", clock=clock)
+    adapter.supports_ari = lambda: True
+    net = type("Net", (), {"post": lambda self, url, order, new_nonce_url: (
+        sent.append(order.replaces), acme_ca._Network._check_response(answers.pop(0)))[1]})()
+    adapter._client = type("Client", (), {"net": net, "directory": {"newOrder": "o", "newNonce": "n"}})()
+    order = adapter.new_order(b"csr", ("example.com",), None, replaces="a.b")
+    assert sent == ["a.b", None] and order.replaces is None
+    assert clock.sleeps == []

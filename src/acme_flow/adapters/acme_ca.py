@@ -12,7 +12,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Collection, Iterator, TypeVar
 
 import josepy as jose
 import requests
@@ -243,8 +243,10 @@ class AcmeCaAdapter:
         acme = self._acme
         identifiers = tuple(messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=d) for d in domains)
         order = NewOrder(identifiers=identifiers, profile=profile or None, replaces=replaces)
+        # with `replaces`, a problem that drops the field is not retried first: ordered again at once
+        final = ORDER_AGAIN_WITHOUT_REPLACES if replaces else frozenset()
         response = self._request("creating the order", lambda: acme.net.post(
-            acme.directory["newOrder"], order, new_nonce_url=acme.directory["newNonce"]))
+            acme.directory["newOrder"], order, new_nonce_url=acme.directory["newNonce"]), final=final)
         body = self._request("reading the order", lambda: OrderBody.from_json(response.json()))
         authorizations = self._fetch_authorizations(list(body.authorizations))
         return messages.OrderResource(body=body, uri=response.headers.get("Location"),
@@ -334,12 +336,14 @@ class AcmeCaAdapter:
             return None if asked is None else Wait(asked)
         return deadline.poll(look, what, interval=FIRST_POLL, max_interval=MAX_POLL, backoff=2.0)
 
-    def _request(self, what: str, fn: Callable[[], T], deadline: Deadline | None = None) -> T:
+    def _request(self, what: str, fn: Callable[[], T], deadline: Deadline | None = None, *,
+                 final: Collection[str] = frozenset()) -> T:
         """One CA request (see `_call`), retried within the run's deadline when there is one, and
-        never for longer than every try and every wait at their longest would take."""
+        never for longer than every try and every wait at their longest would take; a problem
+        whose type is in `final` is raised at once (the caller has a better next step)."""
         longest = RETRY_ATTEMPTS * self._timeout + (RETRY_ATTEMPTS - 1) * MAX_RETRY_WAIT
         budget = deadline.within(longest) if deadline else Deadline(self._clock, longest)
-        return _call(what, fn, budget, self._jitter)
+        return _call(what, fn, budget, self._jitter, final)
 
     def _post_as_get(self, url: str) -> requests.Response:
         acme = self._acme
@@ -393,14 +397,19 @@ def retry_after_seconds(header: str | None, default, now: dt.datetime | None = N
     return max(0.0, (when - now).total_seconds())
 
 
-def _call(what: str, fn: Callable[[], T], budget: Deadline, jitter: Jitter | None = None) -> T:
+def _call(what: str, fn: Callable[[], T], budget: Deadline, jitter: Jitter | None = None,
+          final: Collection[str] = frozenset()) -> T:
     """Run one CA request: errors translated into ours (naming the step), transient ones
     (badNonce beyond the network's own retries, rateLimited with a short Retry-After, 5xx,
-    connection errors) retried with jittered backoff within `budget`; permanent ones raised at once."""
+    connection errors) retried with jittered backoff within `budget`; permanent ones, and those
+    whose type is in `final`, raised at once."""
     def once() -> T:
         with _translated(what):
             return fn()
-    return budget.retry(once, what, retryable=AcmeTransientProblem, attempts=RETRY_ATTEMPTS, base=RETRY_BASE,
+
+    def retryable(exc: BaseException) -> bool:
+        return isinstance(exc, AcmeTransientProblem) and exc.typ not in final
+    return budget.retry(once, what, retryable=retryable, attempts=RETRY_ATTEMPTS, base=RETRY_BASE,
                         jitter=jitter or spread(0.5, 1.5), asked=lambda exc: exc.retry_after,
                         longest=MAX_RETRY_WAIT)
 
