@@ -10,7 +10,9 @@ The steps, each logged once:
   7. (finally) delete every TXT value we published, also when anything failed;
   8. choose the chain, verify chain, key and names before anything is stored.
 A failure of one certificate never stops the others: results map each name to
-`Issued` or the exception that ended it.
+`Issued` or the exception that ended it. Each certificate is handed to `on_issued` as soon as
+it is verified (step 6 of the others still running), so storing and deploying it overlaps the
+rest of the run's issuance.
 """
 from __future__ import annotations
 
@@ -77,16 +79,19 @@ class Issuer:
 
     def issue_all(self, ca: AcmeCa, specs: list[CertificateSpec], deadline: Deadline, run_id: str,
                   until: dt.datetime, replaces: dict[str, str] | None = None,
+                  on_issued: Callable[[str, Issued | Exception], None] | None = None,
                   ) -> tuple[dict[str, Issued | Exception], IssuanceTimings]:
         """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it
-        renews; the ledger holds the run's TXT values (as `run_id`, until `until`) while published."""
+        renews; the ledger holds the run's TXT values (as `run_id`, until `until`) while published.
+        `on_issued(name, Issued or the verification error)` is called from a worker as soon as a
+        certificate is finalized and verified (it must not raise); the results hold it too."""
         results: dict[str, Issued | Exception] = {}
         started = self.clock.monotonic()
         works = [_Work(s, (replaces or {}).get(s.name)) for s in specs]
         live = self._locate_records(self._start_orders(ca, works, results), results)
         records = [r for w in live for r in w.records]
         published: list[TxtRecord] = []
-        dns_wait = 0.0
+        dns_wait, verified = 0.0, []
         try:
             if records:
                 log.info("publishing %d TXT values for %d certificates", len(records), len(live))
@@ -96,17 +101,15 @@ class Issuer:
                 self.dns.present(records, deadline)
                 live = self._check_propagation(live, records, deadline, results)
                 dns_wait = self.clock.monotonic() - dns_started
-            live = self._finalize(ca, self._answer_and_wait(ca, live, deadline, results), deadline, results)
+            answered = self._answer_and_wait(ca, live, deadline, results)
+            verified = self._finalize(ca, answered, deadline, results, on_issued or (lambda name, issued: None))
         except CertrenewError as exc:
             for work in live:
                 results.setdefault(work.spec.name, exc)
-            live = []
         finally:
             if published:
                 self._cleanup(published, run_id)
-        for work in live:
-            results[work.spec.name] = settle(lambda w=work: self._choose_and_verify(w))
-        return results, IssuanceTimings(self.clock.monotonic() - started, dns_wait)
+        return results, IssuanceTimings(max(verified, default=self.clock.monotonic()) - started, dns_wait)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -159,13 +162,21 @@ class Issuer:
         log.info("answered the challenges of %d certificates", len(answered))
         return self._each(answered, wait, results, "validation")
 
-    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
+    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict,
+                  on_issued: Callable[[str, Issued | Exception], None]) -> list[float]:
+        """Finalize each order and hand its verified certificate on; when each was verified."""
+        verified: list[float] = []
+
         def finalize(work: _Work) -> _Work:
             assert work.order is not None
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
+            results[work.spec.name] = issued = settle(lambda: self._choose_and_verify(work))
+            verified.append(self.clock.monotonic())
+            on_issued(work.spec.name, issued)
             return work
-        return self._each(works, finalize, results, "finalize")
+        self._each(works, finalize, results, "finalize")
+        return verified
 
     def _cleanup(self, records: list[TxtRecord], run_id: str) -> None:
         try:

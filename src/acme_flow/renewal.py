@@ -111,8 +111,9 @@ class Renewer:
         slots = [_Slot(row) for row in plan.rows]
         self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
         with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
-            timings = self._issue(slots, deadline, run_id, until)  # 3. one DNS round for every order
-            map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. store, deploy
+            # 3. one DNS round for every order; each certificate stored and deployed once issued
+            timings = self._issue(slots, deadline, run_id, until)
+            map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. the others
         results = tuple(s.result for s in slots if s.result is not None)
         assert len(results) == len(slots), "every certificate ends with exactly one result"
         report = RunReport(results, plan.started, self.clock.now(), issuance=timings)
@@ -195,7 +196,14 @@ class Renewer:
                 slot.issued = exc
             return None
         replaces = {s.name: cert_id for s in due if (cert_id := self._replaces(s.row.stored))}
-        issued, timings = self.issuer.issue_all(ca, [s.row.spec for s in due], deadline, run_id, until, replaces)
+        by_name = {s.name: s for s in due}
+
+        def settle_now(name: str, issued: Issued | Exception) -> None:  # stored and deployed at once
+            slot = by_name[name]
+            slot.issued = issued
+            self._settle(slot)
+        issued, timings = self.issuer.issue_all(ca, [s.row.spec for s in due], deadline, run_id, until, replaces,
+                                                on_issued=settle_now)
         for slot in due:
             slot.issued = issued.get(slot.name)
         return timings

@@ -19,7 +19,7 @@ from . import planning
 from .account import CaAccess
 from .errors import ConfigError, Problem, StateError
 from .models import Action, CertificateSpec, Config, RenewalDecision, RenewalWindow, StoredCertificate
-from .parallel import map_all, map_settled
+from .parallel import map_all, settle
 from .ports import StateStore
 
 log = logging.getLogger("certrenew.renewal")
@@ -47,10 +47,12 @@ class Survey:
              deep: bool = False) -> list[PlanRow]:
         """One row per spec: what it needs, and why (`deep`: with every material checked)."""
         self.check_profiles(specs)
-        loaded = map_all(lambda spec: self.load(spec.name, deep), specs, self.workers)
-        windows = map_settled(lambda pair: self.window(pair[0], now), loaded, self.workers)
-        return [self._row(spec, stored, unreadable, window, now, force)
-                for spec, (stored, unreadable), window in zip(specs, loaded, windows)]
+
+        def survey(spec: CertificateSpec) -> PlanRow:  # one pass per certificate: no wait for the others
+            stored, unreadable = self.load(spec.name, deep)
+            window = settle(lambda: self.window(stored, now))
+            return self._row(spec, stored, unreadable, window, now, force)
+        return map_all(survey, specs, self.workers)
 
     def _row(self, spec: CertificateSpec, stored: StoredCertificate | None, unreadable: str,
              window: RenewalWindow | None | Exception, now: dt.datetime, force: bool) -> PlanRow:

@@ -431,6 +431,29 @@ def test_replaces_is_not_sent_for_a_certificate_of_another_ca():
     assert adapters.ca.ordered[-1]["replaces"] is None
 
 
+# ---- pipelining ---------------------------------------------------------------------------------
+
+
+def test_a_certificate_is_stored_and_deployed_as_soon_as_it_is_issued():
+    """Settling does not wait for the run's last certificate: the first one issued is stored and
+    imported before the next is finalized (one worker makes the order visible)."""
+    adapters = make_adapters()
+    report = run(adapters, SITE, OTHER, workers=1)
+    assert {r.outcome for r in report.results} == {Outcome.ISSUED}
+    events = [e for e in adapters.state.journal.events() if e in ("ca.finalize", "state.version", "acm.import")]
+    second = events.index("ca.finalize", 1)
+    assert events[0] == "ca.finalize" and {"state.version", "acm.import"} <= set(events[1:second])
+    assert events.count("state.version") == 2
+
+
+def test_a_certificate_whose_settling_fails_does_not_stop_the_others_being_issued():
+    adapters = make_adapters()
+    adapters.importer.fail_import["ap-south-1"] = "AccessDenied"
+    got = by_name(run(adapters, SITE, replace(OTHER, deploy=DeploySpec(acm_regions=("ap-south-1",))), workers=1))
+    assert got["other"].outcome is Outcome.FAILED and got["site"].outcome is Outcome.ISSUED
+    assert len(adapters.ca.issued) == 2
+
+
 # ---- the challenge ledger -----------------------------------------------------------------------
 
 
