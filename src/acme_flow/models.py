@@ -10,6 +10,20 @@ from typing import Any
 US_EAST_1 = "us-east-1"
 
 
+class Challenge(str, Enum):
+    """How a certificate's names are validated: DNS-01 (a TXT value written per order), the
+    persistent dns-persist-01 record (written once, by a person), or `auto`: dns-persist-01
+    where the CA offers it and the record is in place, else DNS-01."""
+
+    DNS01 = "dns-01"
+    DNS_PERSIST01 = "dns-persist-01"
+    AUTO = "auto"
+
+    @property
+    def may_persist(self) -> bool:
+        return self is not Challenge.DNS01
+
+
 class KeyType(str, Enum):
     EC_P256 = "ec-p256"
     EC_P384 = "ec-p384"
@@ -123,6 +137,7 @@ class CertificateSpec:
     preferred_chain: str | None = None
     dns: DnsSpec = DnsSpec()
     deploy: DeploySpec = DeploySpec()
+    challenge: Challenge = Challenge.DNS01
 
 
 @dataclass(frozen=True)

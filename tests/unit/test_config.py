@@ -11,7 +11,7 @@ import yaml
 from acme_flow.config import (LETSENCRYPT, LETSENCRYPT_STAGING, MAX_ALIASES, MAX_DOCUMENT_BYTES,
                               parse_config)
 from acme_flow.errors import ConfigError, InputError, Problem
-from acme_flow.models import (AcmeSettings, CertificateSpec, Config, DeploySpec, DnsSpec, Eab,
+from acme_flow.models import (AcmeSettings, CertificateSpec, Challenge, Config, DeploySpec, DnsSpec, Eab,
                               KeyType, NotifySpec, S3Export)
 
 CONTRACT_EXAMPLE = """\
@@ -128,6 +128,31 @@ def test_defaults_are_inherited_and_overridden_per_certificate():
             overrides.preferred_chain) == (KeyType.EC_P384, None, 7, "ISRG Root X2")
     assert (partly.key, partly.profile, partly.renew_before_days) == \
         (KeyType.RSA_2048, "shortlived", 20)
+
+
+def test_the_challenge_is_dns01_unless_set_and_inherits_from_defaults():
+    text = dump({
+        "defaults": {"challenge": "auto"},
+        "certificates": [
+            {"name": "inherits", "domains": ["a.example.com"]},
+            {"name": "persist", "domains": ["b.example.com", "*.b.example.com"], "challenge": "dns-persist-01"},
+            {"name": "classic", "domains": ["c.example.com"], "challenge": "dns-01"},
+        ],
+    })
+    assert [c.challenge for c in parse_config(text).certificates] == [
+        Challenge.AUTO, Challenge.DNS_PERSIST01, Challenge.DNS01]
+    plain = parse_config(dump({"certificates": [{"name": "a", "domains": ["a.example.com"]}]}))
+    assert plain.certificates[0].challenge is Challenge.DNS01
+
+
+@pytest.mark.parametrize("value, shown", [("dns-02", "'dns-02'"), (1, "an integer 1"), ("DNS-01", "'DNS-01'")])
+def test_an_unknown_challenge_is_named_with_the_choices(value, shown):
+    text = dump({"certificates": [{"name": "a", "domains": ["a.example.com"], "challenge": value}]})
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    (problem,) = err.value.problems
+    assert problem.path == "certificates[0].challenge"
+    assert shown in problem.message and "dns-01, dns-persist-01, auto" in problem.message
 
 
 def test_json_input_works_as_text_and_bytes_and_with_tabs():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
 from ..errors import Problem
-from ..models import AcmeSettings, CertificateSpec, Config, Eab, KeyType
+from ..models import AcmeSettings, CertificateSpec, Challenge, Config, Eab, KeyType
 from .kit import BAD, Invalid, Validator, all_valid, at, describe, kind, show
 from .names import domains
 from .targets import DEPLOY_KEYS, DNS_KEYS, Targets, deploy_targets, dns_spec, notify_spec
@@ -24,7 +24,8 @@ DIRECTORY_ALIASES = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCR
 TOP_KEYS = ("acme", "defaults", "certificates", "notify")
 ACME_KEYS = ("directory", "email", "eab")
 EAB_KEYS = ("kid", "hmac_key")
-DEFAULT_KEYS = ("key", "profile", "renew_before_days", "preferred_chain")
+DEFAULT_KEYS = ("key", "profile", "renew_before_days", "preferred_chain", "challenge")
+CHALLENGES = ", ".join(c.value for c in Challenge)
 CERT_KEYS = ("name", "domains") + DEFAULT_KEYS + ("dns", "deploy")
 
 REQUIRED = {
@@ -163,21 +164,23 @@ class _Setting(Generic[T]):
 
 @dataclass(frozen=True)
 class _Settings:
-    """The four inheritable settings."""
+    """The inheritable settings."""
 
     key: _Setting[KeyType]
     profile: _Setting[str | None]
     renew_before_days: _Setting[int | None]
     preferred_chain: _Setting[str | None]
+    challenge: _Setting[Challenge]
 
 
 _BUILTIN = _Settings(key=_Setting(KeyType.EC_P256, ""), profile=_Setting(None, ""),
-                     renew_before_days=_Setting(None, ""), preferred_chain=_Setting(None, ""))
+                     renew_before_days=_Setting(None, ""), preferred_chain=_Setting(None, ""),
+                     challenge=_Setting(Challenge.DNS01, ""))
 
 
 def _settings(v: Validator, section: dict[str, Any] | None, path: str,
               inherited: _Settings = _BUILTIN) -> _Settings:
-    """The four inheritable settings: a key present here wins, else the inherited one."""
+    """The inheritable settings: a key present here wins, else the inherited one."""
     if section is None:  # reported already; keep the inherited values
         return inherited
     return _Settings(
@@ -186,7 +189,8 @@ def _settings(v: Validator, section: dict[str, Any] | None, path: str,
         renew_before_days=_setting(v, section, path, "renew_before_days", _renew_before_days,
                                    inherited.renew_before_days),
         preferred_chain=_setting(v, section, path, "preferred_chain", _preferred_chain,
-                                 inherited.preferred_chain))
+                                 inherited.preferred_chain),
+        challenge=_setting(v, section, path, "challenge", _challenge, inherited.challenge))
 
 
 def _setting(v: Validator, section: dict[str, Any], path: str, key: str,
@@ -202,6 +206,13 @@ def _key_type(v: Validator, value: Any, path: str) -> KeyType | Invalid:
         return KeyType(value)
     shown = show(value) if isinstance(value, str) else describe(value)
     return v.add(path, f"{shown} is not a key type: use one of {KEY_TYPES}")
+
+
+def _challenge(v: Validator, value: Any, path: str) -> Challenge | Invalid:
+    if isinstance(value, str) and value in {c.value for c in Challenge}:
+        return Challenge(value)
+    shown = show(value) if isinstance(value, str) else describe(value)
+    return v.add(path, f"{shown} is not a challenge: use one of {CHALLENGES}")
 
 
 def _profile(v: Validator, value: Any, path: str) -> str | None | Invalid:
@@ -283,19 +294,19 @@ def _certificate(v: Validator, value: Any, path: str, defaults: _Settings
     chosen = _chosen(settings)
     if name is BAD or valid_names is BAD or dns is BAD or deploy_spec is BAD or chosen is BAD:
         return name, BAD
-    key, profile, renew_before_days, preferred_chain = chosen
+    key, profile, renew_before_days, preferred_chain, challenge = chosen
     return name, CertificateSpec(name=name, domains=valid_names, key=key, profile=profile,
-                                 renew_before_days=renew_before_days,
-                                 preferred_chain=preferred_chain, dns=dns, deploy=deploy_spec)
+                                 renew_before_days=renew_before_days, preferred_chain=preferred_chain,
+                                 dns=dns, deploy=deploy_spec, challenge=challenge)
 
 
-def _chosen(settings: _Settings) -> tuple[KeyType, str | None, int | None, str | None] | Invalid:
-    """The four settings' values, or BAD if one of them is."""
+def _chosen(settings: _Settings) -> tuple[KeyType, str | None, int | None, str | None, Challenge] | Invalid:
+    """The settings' values, or BAD if one of them is."""
     key, profile = settings.key.value, settings.profile.value
-    days, chain = settings.renew_before_days.value, settings.preferred_chain.value
-    if key is BAD or profile is BAD or days is BAD or chain is BAD:
+    days, chain, challenge = settings.renew_before_days.value, settings.preferred_chain.value, settings.challenge.value
+    if key is BAD or profile is BAD or days is BAD or chain is BAD or challenge is BAD:
         return BAD
-    return key, profile, days, chain
+    return key, profile, days, chain, challenge
 
 
 def _name(v: Validator, value: Any, path: str) -> str | Invalid:
