@@ -147,6 +147,34 @@ class WantedRecord:
         return frozenset(uris)
 
 
+@dataclass(frozen=True)
+class PersistIdentity:
+    """Who a certificate's records name: the CA's issuer domain name and our account, in the
+    draft the CA speaks (with what -02 hashes the account URL with)."""
+
+    issuer: str
+    account_url: str
+    draft: Draft
+    account_thumbprint: str = ""
+    account_hash_prefix: str = ""
+
+
+def wanted_records(domains: Sequence[str], who: PersistIdentity,
+                   persist_until: dt.datetime | None = None) -> dict[str, WantedRecord]:
+    """Record name -> the record a certificate's names need: one per base domain, with
+    `policy=wildcard` when a wildcard of that domain is among the names."""
+    out: dict[str, WantedRecord] = {}
+    for domain in domains:
+        base = base_domain(normalize_domain(domain))
+        name = record_name(base)
+        wildcard = domain.startswith("*.") or (name in out and out[name].wildcard)
+        out[name] = WantedRecord(issuer=who.issuer, account_url=who.account_url, wildcard=wildcard,
+                                 persist_until=persist_until, domain=base,
+                                 account_thumbprint=who.account_thumbprint,
+                                 account_hash_prefix=who.account_hash_prefix)
+    return out
+
+
 def _check_issuer(name: str, what: str) -> None:
     labels = name.rstrip(".").split(".")
     if not name or not all(_LABEL.match(label) for label in labels):

@@ -22,12 +22,34 @@ class Dns01Challenge:
 
 
 @dataclass(frozen=True)
+class PersistChallenge:
+    """One dns-persist-01 challenge: the CA reads the persistent TXT record at `record_name`
+    (written once, see persist.py); answering it is all a run does."""
+
+    domain: str  # as ordered, "*.example.com" for a wildcard
+    record_name: str  # "_validation-persist.example.com"
+    issuers: tuple[str, ...]  # the issuer domain names the CA accepts in the record
+    draft: str  # the record syntax the CA speaks: a persist.Draft value ("draft-ietf-acme-dns-persist-01")
+    handle: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class PendingOrder:
     url: str
     domains: tuple[str, ...]
     challenges: tuple[Dns01Challenge, ...]  # only for authorizations still pending
     handle: Any = field(default=None, compare=False, repr=False)
     replaces: str | None = None  # the ARI CertID the CA recorded for this order
+    # the dns-persist-01 challenge of each pending authorization the CA offers it for
+    persist: tuple[PersistChallenge, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaMeta:
+    """What a CA's directory says about itself (RFC 8555 `meta`) that record planning needs."""
+
+    caa_identities: tuple[str, ...] = ()  # issuer domain names for CAA (and dns-persist-01)
+    account_hash_prefix: str | None = None  # dns-persist-01 draft -02: hashed accounturi prefix
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,12 @@ class AcmeCa(Protocol):
     def profiles(self) -> dict[str, str] | None:
         """The profiles the directory advertises (`meta.profiles`), or None if it lists none."""
 
+    def meta(self) -> CaMeta:
+        """The directory's CAA identities and dns-persist-01 settings."""
+
+    def account_thumbprint(self) -> str:
+        """The RFC 7638 thumbprint of the bound account's key (dns-persist-01 draft -02)."""
+
     def supports_ari(self) -> bool: ...
 
     def renewal_info(self, cert_id: str) -> RenewalInfo | None:
@@ -75,7 +103,7 @@ class AcmeCa(Protocol):
     def check_registration_inputs(self) -> None:
         """Resolve what registering an account needs (the EAB secret); raise ConfigError if it fails."""
 
-    def answer(self, challenge: Dns01Challenge) -> None: ...
+    def answer(self, challenge: Dns01Challenge | PersistChallenge) -> None: ...
 
     def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
         """Poll the order's authorizations until all are valid; raise ValidationFailed."""
@@ -108,6 +136,38 @@ class DnsProvider(Protocol):
 
     def name_servers(self, record: TxtRecord) -> list[str]:
         """The authoritative name servers of the record's zone (host names)."""
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """The values a hosted zone holds at one name and type (Route53's presentation form: TXT
+    quoted, CAA `0 issue "..."`); `ttl` None when the set does not exist."""
+
+    name: str  # fqdn without trailing dot, after CNAME delegation
+    rtype: str  # "TXT" or "CAA"
+    values: tuple[str, ...]
+    zone_id: str
+    zone_name: str
+    role_arn: str | None = None
+    ttl: int | None = None
+
+
+class ZoneRecords(Protocol):
+    """Record sets a person manages through certrenew (dns-persist-01 and CAA records)."""
+
+    def read(self, name: str, rtype: str, spec: CertificateSpec) -> RecordSet:
+        """The set at `name` in the hosted zone that holds it (following CNAME delegation as
+        DNS-01 does; raises ZoneNotFound); no values when there is none."""
+
+    def write(self, changes: list[tuple[RecordSet, tuple[str, ...]]], deadline: Deadline) -> None:
+        """Replace each set read earlier with the new values (every value to keep included), one
+        change batch per zone, refused if the set changed since it was read; wait for INSYNC."""
+
+
+class CaaLookup(Protocol):
+    def caa(self, name: str) -> list[str] | None:
+        """The CAA values public DNS serves at exactly `name` (following a CNAME), as
+        `0 issue "..."` strings; None when there are none."""
 
 
 class PropagationCheck(Protocol):

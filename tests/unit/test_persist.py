@@ -328,3 +328,14 @@ def test_txt_value_undoes_escapes_and_joins_strings():
 def test_txt_value_refuses_bad_rdata(rdata):
     with pytest.raises(PersistError, match="TXT"):
         persist.txt_value(rdata)
+
+
+def test_wanted_records_are_one_per_base_domain_with_the_wildcard_policy_when_a_wildcard_is_named():
+    who = persist.PersistIdentity("pebble.letsencrypt.org", "https://ca.test/acct/1", persist.Draft.D01)
+    wanted = persist.wanted_records(("example.com", "*.example.com", "www.example.com"), who)
+    assert sorted(wanted) == ["_validation-persist.example.com", "_validation-persist.www.example.com"]
+    assert wanted["_validation-persist.example.com"].value(persist.Draft.D01) == \
+        "pebble.letsencrypt.org; accounturi=https://ca.test/acct/1; policy=wildcard"
+    assert not wanted["_validation-persist.www.example.com"].wildcard
+    wildcard_first = persist.wanted_records(("*.example.com", "example.com"), who)
+    assert wildcard_first["_validation-persist.example.com"].wildcard
