@@ -97,6 +97,7 @@ class FakeState:
         self.accounts: dict[str, AccountState] = {}
         self.challenges: dict[str, tuple[list[TxtRecord], dt.datetime]] = {}
         self.writes: list[tuple[str, str]] = []
+        self.ledger_error: Exception | None = None  # raised by stale_challenges (the listing failed)
         self.history: list[StoredCertificate] = []  # every pointer written, in order
         self.acquired: list[str] = []
         self.released: list[str] = []
@@ -256,6 +257,8 @@ class FakeState:
             self.journal.add("ledger.forget", run_id)
 
     def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[TxtRecord]]]:
+        if self.ledger_error is not None:
+            raise self.ledger_error
         return [(run, list(records)) for run, (records, until) in self.challenges.items() if until < now]
 
 

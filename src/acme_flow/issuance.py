@@ -68,8 +68,14 @@ class Issuer:
             self.dns.locate(f"_acme-challenge.{domain}", "", spec)
 
     def sweep_stale(self) -> None:
-        """Remove TXT values that a crashed earlier run published and never removed."""
-        for run, records in self.ledger.stale_challenges(self.clock.now()):
+        """Remove TXT values that a crashed earlier run published and never removed (a ledger
+        that cannot be read is left for a later run: sweeping never fails a run)."""
+        try:
+            stale = self.ledger.stale_challenges(self.clock.now())
+        except CertrenewError as exc:
+            log.warning("could not look for TXT values left by earlier runs: %s", exc)
+            return
+        for run, records in stale:
             try:
                 self.dns.remove(records)
                 self.ledger.forget_challenges(run)

@@ -110,6 +110,8 @@ class Renewer:
             return plan.report(self.clock.now())
         slots = [_Slot(row) for row in plan.rows]
         self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
+        # what a killed run published and never removed (it may have died after storing a certificate)
+        self.issuer.sweep_stale()
         with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
             # 3. one DNS round for every order; each certificate stored and deployed once issued
             timings = self._issue(slots, deadline, run_id, until)
@@ -188,7 +190,6 @@ class Renewer:
         if not due:
             return None
         log.info("issuing %d certificate(s): %s", len(due), ", ".join(s.name for s in due))
-        self.issuer.sweep_stale()
         try:
             ca = self.ca.bound()
         except CertrenewError as exc:

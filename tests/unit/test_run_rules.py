@@ -12,7 +12,7 @@ import pytest
 
 from acme_flow import pki
 from acme_flow.deadline import Deadline
-from acme_flow.errors import ConfigError, DnsError, InputError
+from acme_flow.errors import ConfigError, DnsError, InputError, StateError
 from acme_flow.models import (CertificateSpec, Deployment, DeploySpec, DnsSpec, IssuanceTimings, KeyType, Outcome,
                               Placement, S3Export, StoredCertificate)
 from acme_flow.ports import TxtRecord
@@ -477,6 +477,36 @@ def test_a_stale_ledger_is_swept_by_the_next_run_that_orders():
     assert (left.name, left.value) not in adapters.dns.published
     assert (fresh.name, fresh.value) in adapters.dns.published, "a live run's values are left alone"
     assert set(adapters.state.challenges) == {"live-run"}
+
+
+def test_a_stale_ledger_is_swept_by_a_run_with_nothing_to_issue():
+    """A run killed after storing or deploying a certificate, before removing its TXT values
+    (each certificate is settled as soon as it is issued): the next run may have nothing to
+    order, and still removes what the dead run published."""
+    adapters = make_adapters()
+    run(adapters, SITE)
+    left = TxtRecord("_acme-challenge.example.com", "left-behind", "Z-example.com")
+    adapters.state.record_challenges("dead-run", [left], NOW - HOUR)
+    adapters.dns.published.add((left.name, left.value))
+    ordered = len(adapters.ca.ordered)
+    (result,) = run(adapters, SITE).results
+    assert result.outcome is Outcome.SKIPPED and len(adapters.ca.ordered) == ordered
+    assert (left.name, left.value) not in adapters.dns.published and adapters.state.challenges == {}
+
+
+def test_a_ledger_that_cannot_be_listed_does_not_fail_the_run():
+    adapters = make_adapters()
+    adapters.state.ledger_error = StateError("s3://state/challenges/", "cannot list the challenge ledgers (AccessDenied)")
+    (result,) = run(adapters, SITE).results
+    assert result.outcome is Outcome.ISSUED
+
+
+def test_a_dry_run_sweeps_nothing():
+    adapters = make_adapters()
+    left = TxtRecord("_acme-challenge.example.com", "left-behind", "Z-example.com")
+    adapters.state.record_challenges("dead-run", [left], NOW - HOUR)
+    run(adapters, SITE, options=RunOptions(dry_run=True))
+    assert set(adapters.state.challenges) == {"dead-run"}
 
 
 # ---- the report ---------------------------------------------------------------------------------

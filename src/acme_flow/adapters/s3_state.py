@@ -276,14 +276,19 @@ class S3StateStore:
     def stale_challenges(self, now: dt.datetime) -> list[tuple[str, list[TxtRecord]]]:
         """Ledgers of runs that ended without cleaning up (past their deadline)."""
         stale = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="challenges/"):
-            for obj in page.get("Contents", []):
-                try:
-                    data = self._get_json(obj["Key"]) or {}
-                    if dt.datetime.fromisoformat(data["until"]) < now:
-                        stale.append((data["run"], [TxtRecord(**r) for r in data["records"]]))
-                except (StateError, KeyError, ValueError, TypeError) as exc:
-                    log.warning("ignoring unreadable challenge ledger %s: %s", obj["Key"], exc)
+        try:
+            listed = [obj for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix="challenges/") for obj in page.get("Contents", [])]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise StateError(f"s3://{self.bucket}/challenges/", f"cannot list the challenge ledgers ({code or exc})") from None
+        for obj in listed:
+            try:
+                data = self._get_json(obj["Key"]) or {}
+                if dt.datetime.fromisoformat(data["until"]) < now:
+                    stale.append((data["run"], [TxtRecord(**r) for r in data["records"]]))
+            except (StateError, KeyError, ValueError, TypeError) as exc:
+                log.warning("ignoring unreadable challenge ledger %s: %s", obj["Key"], exc)
         return stale
 
     # -- objects --------------------------------------------------------------------------------
