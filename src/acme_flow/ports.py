@@ -297,3 +297,5 @@ class Adapters:
     exporter: Exporter
     notifier: Notifier
     clock: Clock
+    records: ZoneRecords | None = None  # dns-persist-01 and CAA record sets (None: not wired)
+    caa: CaaLookup | None = None
