@@ -60,6 +60,15 @@ class _Work:
 
 
 @dataclass
+class _DnsRound:
+    """The run's one DNS-01 round: the values to publish, those published (to clean up), its time."""
+
+    records: list[TxtRecord]
+    published: list[TxtRecord] = field(default_factory=list)
+    wait: float = 0.0
+
+
+@dataclass
 class Issuer:
     dns: DnsProvider
     propagation: PropagationCheck
@@ -110,17 +119,10 @@ class Issuer:
         persistent = self._answer(ca, [w for w in live if w.choice.persistent], results)
         publishing = self._locate_records([w for w in live if not w.choice.persistent], results)
         records = [r for w in publishing for r in w.records]
-        published: list[TxtRecord] = []
-        dns_wait, verified = 0.0, []
+        round_ = _DnsRound(records)
+        verified: list[float] = []
         try:
-            if records:
-                log.info("publishing %d TXT values for %d certificates", len(records), len(publishing))
-                self.ledger.record_challenges(run_id, records, until)
-                published = records
-                dns_started = self.clock.monotonic()
-                self.dns.present(records, deadline)
-                publishing = self._check_propagation(publishing, records, deadline, results)
-                dns_wait = self.clock.monotonic() - dns_started
+            publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
             answered = persistent + self._answer(ca, publishing, results)
             valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
             verified = self._finalize(ca, valid, deadline, results, on_issued or (lambda name, issued: None))
@@ -128,9 +130,9 @@ class Issuer:
             for work in persistent + publishing:
                 results.setdefault(work.spec.name, exc)
         finally:
-            if published:
-                self._cleanup(published, run_id)
-        return results, IssuanceTimings(max(verified, default=self.clock.monotonic()) - started, dns_wait)
+            if round_.published:
+                self._cleanup(round_.published, run_id)
+        return results, IssuanceTimings(max(verified, default=self.clock.monotonic()) - started, round_.wait)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -144,6 +146,27 @@ class Issuer:
                      len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
             return work
         return self._each(works, start, results, "ordering")
+
+    def _dns_round(self, round_: _DnsRound, works: list[_Work], deadline: Deadline, run_id: str,
+                   until: dt.datetime, results: dict) -> list[_Work]:
+        """Publish every TXT value (in the ledger first), wait for INSYNC and for the values to be
+        served; the works whose values can be seen. A failure fails these works only: orders
+        validated by dns-persist-01 go on."""
+        if not round_.records:
+            return works
+        log.info("publishing %d TXT values for %d certificates", len(round_.records), len(works))
+        started = self.clock.monotonic()
+        try:
+            self.ledger.record_challenges(run_id, round_.records, until)
+            round_.published = round_.records
+            self.dns.present(round_.records, deadline)
+            return self._check_propagation(works, round_.records, deadline, results)
+        except CertrenewError as exc:
+            for work in works:
+                results.setdefault(work.spec.name, exc)
+            return []
+        finally:
+            round_.wait = self.clock.monotonic() - started
 
     def _choose(self, ca: AcmeCa, works: list[_Work], results: dict, account_url: str | None) -> list[_Work]:
         chooser = ChallengeChooser(self.records, self.clock)

@@ -136,3 +136,12 @@ def test_a_renewal_uses_the_same_record_again():
     (result,) = run(adapters, PERSISTENT, options=RunOptions(force=True)).results
     assert result.outcome is Outcome.RENEWED and result.challenge is Challenge.DNS_PERSIST01
     assert adapters.dns.presented == [] and adapters.records.writes == []
+
+
+def test_a_failed_dns_round_fails_only_the_dns01_certificates():
+    adapters = persistent_ca()
+    publish(adapters, PERSISTENT)
+    adapters.dns.present_error = DnsError("AccessDenied on route53:ChangeResourceRecordSets")
+    got = by_name(run(adapters, PERSISTENT, CLASSIC))
+    assert got["site"].outcome is Outcome.ISSUED and got["site"].challenge is Challenge.DNS_PERSIST01
+    assert got["other"].outcome is Outcome.FAILED and "AccessDenied" in got["other"].reason
