@@ -10,6 +10,12 @@ certificate per invocation (as it would from cron), so N certificates are N invo
 certrenew runs as a subprocess (`certrenew run --config ... --json`): its peak RSS is the
 child's ru_maxrss. certbot lives in bench/.venv (pinned in bench/requirements-certbot.txt),
 made on first use. The phase table splits certrenew's time by its own log lines.
+
+The case "10 renewed, dns-persist-01" times renewals, not first issues: both tools first issue
+the 10 certificates (untimed), then certrenew renews them in one run (`--force`) validated by
+the persistent `_validation-persist` records (written once, untimed, as a person would with
+`certrenew persist apply`), and certbot renews each (`certbot renew --force-renewal
+--cert-name`) with DNS-01, as it must: certbot has no dns-persist-01.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +53,7 @@ class Case:
     certificates: int
     names: int
     certbot: bool = True
+    persist_renewal: bool = False  # time renewals through dns-persist-01 (see the module docstring)
 
 
 CASES = [
@@ -54,6 +61,7 @@ CASES = [
     Case("20 names", 1, 20),
     Case("10 certs x 2 names", 10, 2),
     Case("100 certs x 1 name", 100, 1, certbot=False),
+    Case("10 renewed, dns-persist-01", 10, 1, persist_renewal=True),
 ]
 
 
@@ -62,6 +70,7 @@ class Sample:
     seconds: float
     rss_mb: float | None = None
     route53_calls: int = 0
+    route53_writes: int = 0
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -89,8 +98,9 @@ def names_for(case: Case, tag: str) -> list[list[str]]:
 
 
 class Bench:
-    def __init__(self, stack, workdir: Path, certbot: Path):
-        self.stack, self.workdir, self.certbot = stack, workdir, certbot
+    def __init__(self, stack, workdir: Path, certbot: Path, delay: float = 10.0):
+        self.stack, self.workdir, self.certbot, self.delay = stack, workdir, certbot, delay
+        self.zone_id = ""
         self.env = product_env(stack, workdir, STATE_BUCKET)
         self.certbot_dirs = {d: workdir / "certbot" / d for d in ("config", "work", "logs")}
         self.runs = 0
@@ -100,7 +110,7 @@ class Bench:
         session = admin_session()
         endpoint = self.stack.aws_endpoint_url
         world.create_bucket(session.client("s3", endpoint_url=endpoint), STATE_BUCKET)
-        zone_id = world.create_zone(session.client("route53", endpoint_url=endpoint), ZONE)
+        self.zone_id = zone_id = world.create_zone(session.client("route53", endpoint_url=endpoint), ZONE)
         # The deployment the proxy's strict IAM judges certrenew's calls by (certbot's are not judged).
         proxy_client.configure(endpoint, deployment={"StateBucket": STATE_BUCKET, "HostedZoneIds": [zone_id]})
         for path in self.certbot_dirs.values():
@@ -129,25 +139,56 @@ class Bench:
     def _route53_calls(self) -> int:
         return len(proxy_client.calls(self.stack.aws_endpoint_url, "route53"))
 
+    def _route53_writes(self) -> int:
+        return len(proxy_client.calls(self.stack.aws_endpoint_url, "route53", "ChangeResourceRecordSets"))
+
     def certrenew(self, case: Case, tag: str) -> Sample | None:
         self.runs += 1
         run_dir = self.workdir / f"certrenew-{tag}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        certificates = [{"name": f"c{i}-{tag}", "domains": names}
+        challenge = {"challenge": "dns-persist-01"} if case.persist_renewal else {}
+        certificates = [{"name": f"c{i}-{tag}", "domains": names, **challenge}
                         for i, names in enumerate(names_for(case, tag))]
         config = run_dir / "certificates.yaml"
         config.write_text(json.dumps({"acme": {"directory": self.stack.acme_directory},
                                       "certificates": certificates}, indent=1))
+        extra, wanted = [], "issued"
+        if case.persist_renewal:  # untimed: the persistent records, then the first issue
+            self.write_persistent_records([n for names in names_for(case, tag) for n in names])
+            if self._certrenew_once(config, run_dir / "first", [], "issued", tag) is None:
+                return None
+            extra, wanted = ["--force"], "renewed"
         proxy_client.reset_calls(self.stack.aws_endpoint_url)
-        seconds, rss, code = run_child([str(CERTRENEW), "run", "--config", str(config), "--json", "--timeout", "900"],
-                                       self.env, run_dir / "run")
-        report = json.loads((run_dir / "run.out").read_text() or "{}")
+        return self._certrenew_once(config, run_dir / "run", extra, wanted, tag)
+
+    def _certrenew_once(self, config: Path, log_to: Path, extra: list[str], wanted: str, tag: str) -> Sample | None:
+        seconds, rss, code = run_child([str(CERTRENEW), "run", "--config", str(config), "--json", "--timeout", "900",
+                                        *extra], self.env, log_to)
+        report = json.loads(log_to.with_suffix(".out").read_text() or "{}")
         outcomes = {c["outcome"] for c in report.get("certificates", [])}
-        if code != 0 or outcomes != {"issued"}:
-            print(f"  certrenew {tag} failed (exit {code}, {outcomes}); logs in {run_dir}", flush=True)
+        if code != 0 or outcomes != {wanted}:
+            print(f"  certrenew {tag} failed (exit {code}, {outcomes}); logs in {log_to.parent}", flush=True)
             self.failures += 1
             return None
-        return Sample(seconds, rss, self._route53_calls(), phases((run_dir / "run.err").read_text(), seconds))
+        return Sample(seconds, rss, self._route53_calls(), self._route53_writes(),
+                      phases(log_to.with_suffix(".err").read_text(), seconds))
+
+    def write_persistent_records(self, names: list[str]) -> None:
+        """What `certrenew persist apply` writes, written here as the zone's administrator."""
+        from acme_flow import persist
+
+        s3 = admin_session().client("s3", endpoint_url=self.stack.aws_endpoint_url)
+        listed = s3.list_objects_v2(Bucket=STATE_BUCKET, Prefix="accounts/").get("Contents", [])
+        key = next(o["Key"] for o in listed if o["Key"].endswith("/account.json"))
+        url = json.loads(s3.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())["url"]
+        who = persist.PersistIdentity("pebble.letsencrypt.org", url, persist.Draft.D01)
+        route53 = admin_session().client("route53", endpoint_url=self.stack.aws_endpoint_url)
+        proxy_client.configure(self.stack.aws_endpoint_url, route53_delay=0)
+        try:
+            for name, wanted in persist.wanted_records(names, who).items():
+                world.upsert_txt(route53, self.zone_id, name, [wanted.value(persist.Draft.D01)])
+        finally:
+            proxy_client.configure(self.stack.aws_endpoint_url, route53_delay=self.delay)
 
     def certbot_run(self, case: Case, tag: str) -> Sample | None:
         self.runs += 1
@@ -165,6 +206,23 @@ class Bench:
             total += seconds
             if code != 0:
                 print(f"  certbot {tag} c{i} failed (exit {code}); logs in {run_dir}", flush=True)
+                self.failures += 1
+                return None
+        if not case.persist_renewal:
+            return Sample(total, None, self._route53_calls())
+        return self._certbot_renewals(case, tag, run_dir)
+
+    def _certbot_renewals(self, case: Case, tag: str, run_dir: Path) -> Sample | None:
+        """certbot's renewal of each certificate issued above (DNS-01: certbot has no dns-persist-01)."""
+        proxy_client.reset_calls(self.stack.aws_endpoint_url)
+        total = 0.0
+        for i in range(case.certificates):
+            argv = [str(self.certbot), "renew", "--non-interactive", "--force-renewal", "--cert-name", f"c{i}-{tag}",
+                    *self._certbot_dir_args()]
+            seconds, _, code = run_child(argv, self._certbot_env(), run_dir / f"renew-c{i}")
+            total += seconds
+            if code != 0:
+                print(f"  certbot renew {tag} c{i} failed (exit {code}); logs in {run_dir}", flush=True)
                 self.failures += 1
                 return None
         return Sample(total, None, self._route53_calls())
@@ -224,13 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions of every case (default 3)")
     parser.add_argument("--delay", type=float, default=10.0, help="seconds each Route53 change stays PENDING")
-    parser.add_argument("--cases", default="", help="comma-separated case numbers to run (1-4; default all)")
+    parser.add_argument("--cases", default="", help="comma-separated case numbers to run (1-5; default all)")
     parser.add_argument("--certbot-100", action="store_true", help="also run certbot on 100 certificates (~25 min)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs of every run)")
     args = parser.parse_args(argv)
     cases = [c for i, c in enumerate(CASES, 1) if not args.cases or str(i) in args.cases.split(",")]
     if args.certbot_100:
-        cases = [Case(c.label, c.certificates, c.names, True) for c in cases]
+        cases = [replace(c, certbot=True) for c in cases]
 
     certbot = ensure_certbot()
     version = subprocess.run([str(certbot), "--version"], capture_output=True, text=True).stdout.strip()
@@ -240,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, list[Sample]]] = {c.label: {"certrenew": [], "certbot": []} for c in cases}
     bench = None
     try:
-        bench = Bench(stack, workdir, certbot)
+        bench = Bench(stack, workdir, certbot, args.delay)
         bench.set_up()
         bench.warm_up()
         proxy_client.configure(stack.aws_endpoint_url, route53_delay=args.delay)
@@ -291,6 +349,12 @@ def print_tables(results: dict[str, dict[str, list[Sample]]], args, elapsed: flo
         checks.append(("10 certs x 2 names <= 0.15x certbot", ratio <= 0.15, f"{ratio:.2f}x"))
     if hundred and one:
         checks.append(("100 certs <= 3x one name", hundred <= 3 * one, f"{hundred / one:.2f}x"))
+    persistent = results.get("10 renewed, dns-persist-01", {})
+    if persistent and persistent["certrenew"] and persistent["certbot"]:
+        ratio = median(persistent["certrenew"], "seconds") / median(persistent["certbot"], "seconds")
+        checks.append(("10 renewed with dns-persist-01 <= 0.05x certbot", ratio <= 0.05, f"{ratio:.3f}x"))
+        writes = median(persistent["certrenew"], "route53_writes")
+        checks.append(("no Route53 write in the dns-persist-01 renewals", writes == 0, f"{writes:g}"))
     peak = max((s.rss_mb for r in results.values() for s in r["certrenew"] if s.rss_mb), default=None)
     if peak:
         checks.append(("certrenew peak RSS <= 128 MB", peak <= 128, f"{peak:.0f} MB"))
