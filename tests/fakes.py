@@ -23,11 +23,14 @@ from acme_flow.errors import (DeployError, PropagationTimeout, StateBucketMissin
                               ZoneNotFound)
 from acme_flow.models import (AccountState, AcmeSettings, CertificateInfo, CertificateMaterial, CertificateSpec, Config, KeyType,
                               RunReport, StoredCertificate)
-from acme_flow.ports import Adapters, Dns01Challenge, IssuedChains, PendingOrder, RenewalInfo, TxtRecord
+from acme_flow import persist
+from acme_flow.ports import (Adapters, CaMeta, Dns01Challenge, IssuedChains, PendingOrder, PersistChallenge, RecordSet,
+                             RenewalInfo, TxtRecord)
 from certfactory import MiniCA, make_cert
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
 DIRECTORY = "https://ca.test/dir"
+ISSUER = "ca.test"  # the CA's issuer domain name (caaIdentities, dns-persist-01)
 DIST = "E2ABCDEF123456"
 ACCOUNT = "123456789012"
 _NEVER = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
@@ -291,6 +294,9 @@ class FakeCa:
         self.retry_after = 6 * 3600.0
         self.ari_error: Exception | None = None
         self.already_replaced = False  # the CA drops `replaces` (alreadyReplaced)
+        self.persist_offered = False  # offer dns-persist-01 (draft -01, issuer ISSUER) beside dns-01
+        self.dns01_offered = True
+        self.records: FakeRecords | None = None  # where dns-persist-01 validation reads the records
         self.registration_error: Exception | None = None
         self.made = 0
         self.ordered: list[dict[str, Any]] = []
@@ -300,6 +306,7 @@ class FakeCa:
         self.ari_asked: list[str] = []  # CertIDs
         self.known: dict[str, CertificateInfo] = {}  # CertID -> what it was issued as
         self.registered: list[str] = []  # account URLs
+        self.persist_answered: list[str] = []  # names answered with dns-persist-01
         self._ids = itertools.count(1)
 
     def __call__(self) -> FakeCa:
@@ -360,25 +367,51 @@ class FakeCa:
         self.ordered.append({"domains": domains, "profile": profile, "replaces": replaces})
         self.journal.add("ca.order", domains)
         challenges = tuple(Dns01Challenge(d, "_acme-challenge." + d.removeprefix("*."), f"token-{n}-{d}")
-                           for d in domains)
+                           for d in domains) if self.dns01_offered else ()
+        offered = tuple(PersistChallenge(d, persist.record_name(d), (ISSUER,), persist.Draft.D01.value)
+                        for d in domains) if self.persist_offered else ()
         return PendingOrder(f"{self.directory.rsplit('/', 1)[0]}/order/{n}", domains, challenges, handle=n,
-                            replaces=accepted)
+                            replaces=accepted, persist=offered, pending=domains)
 
-    def answer(self, challenge: Dns01Challenge) -> None:
+    def meta(self) -> CaMeta:
+        return CaMeta(caa_identities=(ISSUER,))
+
+    def account_thumbprint(self) -> str:
+        return "thumbprint"
+
+    def answer(self, challenge: Dns01Challenge | PersistChallenge) -> None:
         self.answered.append(challenge.domain)
         self.journal.add("ca.answer", challenge.domain)
+        if isinstance(challenge, PersistChallenge):
+            self.persist_answered.append(challenge.domain)
 
     def wait_valid(self, order: PendingOrder, deadline) -> None:
         if self.validation_delay:
             self.clock.sleep(self.validation_delay)
         failures = {}
+        for c in order.persist:
+            if c.domain in self.persist_answered:
+                why = self._persist_problem(c)
+                if why:
+                    failures[c.domain] = why
         for c in order.challenges:
+            if c.domain in self.persist_answered:
+                continue
             if c.domain in self.fail_validation:
                 failures[c.domain] = self.fail_validation[c.domain]
             elif self.dns is not None and (c.record_name, c.value) not in self.dns.published:
                 failures[c.domain] = f"no TXT record {c.value} found at {c.record_name}"
         if failures:
             raise ValidationFailed(failures)
+
+    def _persist_problem(self, challenge: PersistChallenge) -> str:
+        """What the CA would find wrong with the persistent record (our registered account)."""
+        values = [persist.txt_value(v) for v in (self.records.values(challenge.record_name) if self.records else ())]
+        ours = [persist.parse_value(v) for v in values if persist.issuer_of(v) == ISSUER]
+        if not any(r.accounturi in self.registered and (r.wildcard or not challenge.domain.startswith("*."))
+                   for r in ours):
+            return f"no dns-persist-01 record for our account at {challenge.record_name}"
+        return ""
 
     def finalize(self, order: PendingOrder, csr_pem: bytes, deadline) -> IssuedChains:
         key = x509.load_pem_x509_csr(csr_pem).public_key()
@@ -438,6 +471,36 @@ class FakeDns:
 
     def name_servers(self, record: TxtRecord) -> list[str]:
         return self.servers.get(record.zone_id, [f"ns1.{record.zone_id.removeprefix('Z-')}"])
+
+
+class FakeRecords:
+    """Record sets a person manages (ZoneRecords): `sets[(name, rtype)] = values` in Route53's
+    form (TXT values quoted); every name is in zone Z-<last two labels>; `reads` counts reads."""
+
+    def __init__(self) -> None:
+        self.sets: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.reads: list[tuple[str, str]] = []
+        self.writes: list[RecordSet] = []
+        self.read_error: Exception | None = None
+
+    def put_txt(self, name: str, *values: str) -> None:
+        self.sets[(name, "TXT")] = tuple(persist.txt_rdata(v) for v in values)
+
+    def values(self, name: str, rtype: str = "TXT") -> tuple[str, ...]:
+        return self.sets.get((name, rtype), ())
+
+    def read(self, name: str, rtype: str, spec: CertificateSpec) -> RecordSet:
+        self.reads.append((name, rtype))
+        if self.read_error is not None:
+            raise self.read_error
+        zone = ".".join(name.split(".")[-2:])
+        values = self.values(name, rtype)
+        return RecordSet(name, rtype, values, f"Z-{zone}", zone, spec.dns.role_arn, 300 if values else None)
+
+    def write(self, changes: list[tuple[RecordSet, tuple[str, ...]]], deadline) -> None:
+        for old, values in changes:
+            self.sets[(old.name, old.rtype)] = tuple(values)
+            self.writes.append(old)
 
 
 class FakePropagation:
@@ -623,7 +686,10 @@ def make_adapters(**overrides: Any) -> Adapters:
         importer=overrides.pop("importer", None) or FakeImporter(journal=journal),
         cloudfront=overrides.pop("cloudfront", None) or FakeCloudFront(journal=journal),
         exporter=overrides.pop("exporter", None) or FakeExporter(journal=journal),
-        notifier=overrides.pop("notifier", None) or FakeNotifier(), clock=clock)
+        notifier=overrides.pop("notifier", None) or FakeNotifier(), clock=clock,
+        records=overrides.pop("records", None) or FakeRecords())
+    if isinstance(parts["ca"], FakeCa) and parts["ca"].records is None:
+        parts["ca"].records = parts["records"]
     if overrides:
         raise TypeError(f"make_adapters: unknown port(s) {sorted(overrides)}")
     return Adapters(**parts)

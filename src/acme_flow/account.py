@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .models import AccountState
 from .ports import AcmeCa, StateStore
 
 
@@ -17,6 +18,7 @@ class CaAccess:
         self._state = state
         self._email = email
         self._client: AcmeCa | None = None
+        self._account: AccountState | None = None  # as bound (registered) in this run
 
     def client(self) -> AcmeCa:
         if self._client is None:
@@ -29,11 +31,20 @@ class CaAccess:
             self.client().check_registration_inputs()
 
     def bound(self) -> AcmeCa:
+        """The client acting as the account (bound once per run)."""
         ca = self.client()
+        if self._account is not None:
+            return ca
         account = self._state.load_account(ca.directory)
         if account is None:
             account = self._state.save_account(ca.new_account_key(ca.directory, self._email))
         registered = ca.use_account(account)
         if registered.url != account.url:
             self._state.save_account(registered)
+        self._account = registered
         return ca
+
+    @property
+    def account_url(self) -> str | None:
+        """The bound account's URL (None before `bound()`)."""
+        return self._account.url if self._account else None

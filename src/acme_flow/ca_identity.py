@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .account import CaAccess
 from .errors import ConfigError, Problem, StateError
-from .ports import AcmeCa, CaMeta, StateStore
+from .ports import AcmeCa, CaMeta
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,16 @@ class OurAccount:
         return self.issuers[0]
 
 
-def our_account(access: CaAccess, state: StateStore) -> tuple[OurAccount, AcmeCa]:
+def our_account(access: CaAccess) -> tuple[OurAccount, AcmeCa]:
     """The bound CA client and what our records name; a CA that advertises no caaIdentities is
     a config error naming its directory (no record could name it)."""
     ca = access.bound()
-    account = state.load_account(ca.directory)
-    if account is None or not account.url:
-        raise StateError(f"accounts for {ca.directory}", "the account was registered but no URL is stored")
+    url = access.account_url
+    if not url:
+        raise StateError(f"account for {ca.directory}", "the CA registered the account but gave no URL")
     meta = ca.meta()
     if not meta.caa_identities:
         raise ConfigError([Problem("acme.directory", (
             f"the CA at {ca.directory} advertises no caaIdentities in its directory meta, so there is no "
             "issuer domain name for its dns-persist-01 and CAA records: use a CA that lists them"))])
-    return OurAccount(ca.directory, account.url, tuple(meta.caa_identities), meta), ca
+    return OurAccount(ca.directory, url, tuple(meta.caa_identities), meta), ca

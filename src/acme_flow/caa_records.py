@@ -146,7 +146,7 @@ class CaaRecords:
 
     def _ours(self) -> OurAccount:
         self.state.check_ready()
-        return our_account(self.access, self.state)[0]
+        return our_account(self.access)[0]
 
     def _zone_records(self) -> ZoneRecords:
         if self.records is None:

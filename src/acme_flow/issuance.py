@@ -2,6 +2,7 @@
 
 The steps, each logged once:
   1. a fresh key, a CSR and a new order per certificate (concurrently);
+  1b. choose each order's challenge (validation.py); answer the dns-persist-01 ones at once;
   2. locate the hosted zone of every `_acme-challenge` record;
   3. publish all TXT values, one change batch per zone, and wait for INSYNC;
   4. check the values are served by the zone's name servers (or the configured resolvers);
@@ -24,9 +25,11 @@ from typing import Any, Callable, Iterable
 from . import pki
 from .errors import CertrenewError, PropagationTimeout, VerificationError
 from .deadline import Deadline
-from .models import CertificateInfo, CertificateMaterial, CertificateSpec, IssuanceTimings
+from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Challenge, IssuanceTimings
 from .parallel import map_settled, settle
-from .ports import AcmeCa, ChallengeLedger, Clock, DnsProvider, PendingOrder, PropagationCheck, TxtRecord
+from .ports import (AcmeCa, ChallengeLedger, Clock, Dns01Challenge, DnsProvider, PendingOrder, PropagationCheck,
+                    TxtRecord, ZoneRecords)
+from .validation import ChallengeChooser, Choice
 
 log = logging.getLogger("certrenew.issuance")
 
@@ -38,6 +41,8 @@ class Issued:
     info: CertificateInfo
     root: str  # issuer name of the chosen chain's root
     replaced: str | None = None  # the ARI CertID the CA recorded as replaced by this order
+    challenge: Challenge | None = None  # how the names were validated (None: authorizations reused)
+    note: str = ""  # why `auto` fell back to DNS-01, when it did
 
 
 @dataclass
@@ -49,8 +54,18 @@ class _Work:
     key_pem: str = field(default="", repr=False)
     csr_pem: bytes = b""
     order: PendingOrder | None = None
+    choice: Choice = Choice(None)
     records: list[TxtRecord] = field(default_factory=list)
     chains: tuple[str, ...] = ()
+
+
+@dataclass
+class _DnsRound:
+    """The run's one DNS-01 round: the values to publish, those published (to clean up), its time."""
+
+    records: list[TxtRecord]
+    published: list[TxtRecord] = field(default_factory=list)
+    wait: float = 0.0
 
 
 @dataclass
@@ -61,9 +76,13 @@ class Issuer:
     clock: Clock
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
+    records: ZoneRecords | None = None  # reads the dns-persist-01 records
 
     def check(self, spec: CertificateSpec) -> None:
-        """Every `_acme-challenge` name of `spec` has a hosted zone we can write (read-only)."""
+        """Every `_acme-challenge` name of `spec` has a hosted zone we can write (read-only); not
+        for dns-persist-01, whose records may live in DNS that is not Route53."""
+        if spec.challenge is Challenge.DNS_PERSIST01:
+            return
         for domain in dict.fromkeys(d.removeprefix("*.") for d in spec.domains):
             self.dns.locate(f"_acme-challenge.{domain}", "", spec)
 
@@ -86,36 +105,34 @@ class Issuer:
     def issue_all(self, ca: AcmeCa, specs: list[CertificateSpec], deadline: Deadline, run_id: str,
                   until: dt.datetime, replaces: dict[str, str] | None = None,
                   on_issued: Callable[[str, Issued | Exception], None] | None = None,
-                  ) -> tuple[dict[str, Issued | Exception], IssuanceTimings]:
+                  account_url: str | None = None) -> tuple[dict[str, Issued | Exception], IssuanceTimings]:
         """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it
         renews; the ledger holds the run's TXT values (as `run_id`, until `until`) while published.
         `on_issued(name, Issued or the verification error)` is called from a worker as soon as a
-        certificate is finalized and verified (it must not raise); the results hold it too."""
+        certificate is finalized and verified (it must not raise); the results hold it too.
+        Orders validated by dns-persist-01 (`account_url` names our account in their records) are
+        answered at once: they validate while the others' TXT values propagate."""
         results: dict[str, Issued | Exception] = {}
         started = self.clock.monotonic()
         works = [_Work(s, (replaces or {}).get(s.name)) for s in specs]
-        live = self._locate_records(self._start_orders(ca, works, results), results)
-        records = [r for w in live for r in w.records]
-        published: list[TxtRecord] = []
-        dns_wait, verified = 0.0, []
+        live = self._choose(ca, self._start_orders(ca, works, results), results, account_url)
+        persistent = self._answer(ca, [w for w in live if w.choice.persistent], results)
+        publishing = self._locate_records([w for w in live if not w.choice.persistent], results)
+        records = [r for w in publishing for r in w.records]
+        round_ = _DnsRound(records)
+        verified: list[float] = []
         try:
-            if records:
-                log.info("publishing %d TXT values for %d certificates", len(records), len(live))
-                self.ledger.record_challenges(run_id, records, until)
-                published = records
-                dns_started = self.clock.monotonic()
-                self.dns.present(records, deadline)
-                live = self._check_propagation(live, records, deadline, results)
-                dns_wait = self.clock.monotonic() - dns_started
-            answered = self._answer_and_wait(ca, live, deadline, results)
-            verified = self._finalize(ca, answered, deadline, results, on_issued or (lambda name, issued: None))
+            publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
+            answered = persistent + self._answer(ca, publishing, results)
+            valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
+            verified = self._finalize(ca, valid, deadline, results, on_issued or (lambda name, issued: None))
         except CertrenewError as exc:
-            for work in live:
+            for work in persistent + publishing:
                 results.setdefault(work.spec.name, exc)
         finally:
-            if published:
-                self._cleanup(published, run_id)
-        return results, IssuanceTimings(max(verified, default=self.clock.monotonic()) - started, dns_wait)
+            if round_.published:
+                self._cleanup(round_.published, run_id)
+        return results, IssuanceTimings(max(verified, default=self.clock.monotonic()) - started, round_.wait)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -130,10 +147,42 @@ class Issuer:
             return work
         return self._each(works, start, results, "ordering")
 
+    def _dns_round(self, round_: _DnsRound, works: list[_Work], deadline: Deadline, run_id: str,
+                   until: dt.datetime, results: dict) -> list[_Work]:
+        """Publish every TXT value (in the ledger first), wait for INSYNC and for the values to be
+        served; the works whose values can be seen. A failure fails these works only: orders
+        validated by dns-persist-01 go on."""
+        if not round_.records:
+            return works
+        log.info("publishing %d TXT values for %d certificates", len(round_.records), len(works))
+        started = self.clock.monotonic()
+        try:
+            self.ledger.record_challenges(run_id, round_.records, until)
+            round_.published = round_.records
+            self.dns.present(round_.records, deadline)
+            return self._check_propagation(works, round_.records, deadline, results)
+        except CertrenewError as exc:
+            for work in works:
+                results.setdefault(work.spec.name, exc)
+            return []
+        finally:
+            round_.wait = self.clock.monotonic() - started
+
+    def _choose(self, ca: AcmeCa, works: list[_Work], results: dict, account_url: str | None) -> list[_Work]:
+        chooser = ChallengeChooser(self.records, self.clock)
+
+        def choose(work: _Work) -> _Work:
+            assert work.order is not None
+            work.choice = chooser.choose(ca, work.spec, work.order, account_url)
+            if work.choice.note:
+                log.info("%s: %s", work.spec.name, work.choice.note)
+            return work
+        return self._each(works, choose, results, "choosing the challenge")
+
     def _locate_records(self, works: list[_Work], results: dict) -> list[_Work]:
         def locate(work: _Work) -> _Work:
-            assert work.order is not None
-            work.records = [self.dns.locate(c.record_name, c.value, work.spec) for c in work.order.challenges]
+            work.records = [self.dns.locate(c.record_name, c.value, work.spec)
+                            for c in work.choice.challenges if isinstance(c, Dns01Challenge)]
             return work
         return _keep(works, results, [(w, settle(lambda w=w: locate(w))) for w in works], "zone lookup")
 
@@ -150,23 +199,25 @@ class Issuer:
                 results[work.spec.name] = exc
             return [w for w in works if w not in failed]
 
-    def _answer_and_wait(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> list[_Work]:
-        """Answer every challenge of the run first, then poll: the CA validates them all in
-        parallel, and most authorizations are valid by the time they are first polled."""
+    def _answer(self, ca: AcmeCa, works: list[_Work], results: dict) -> list[_Work]:
+        """Answer every challenge of these orders before any is polled: the CA validates them
+        all in parallel, and most authorizations are valid by the time they are first polled."""
         def answer(work: _Work) -> _Work:
-            assert work.order is not None
-            for challenge in work.order.challenges:
+            for challenge in work.choice.challenges:
                 ca.answer(challenge)
             return work
-
-        def wait(work: _Work) -> _Work:
-            assert work.order is not None
-            ca.wait_valid(work.order, deadline)
-            log.info("authorizations valid for %s", work.spec.name)
-            return work
+        if not works:
+            return []
         answered = self._each(works, answer, results, "answering")
-        log.info("answered the challenges of %d certificates", len(answered))
-        return self._each(answered, wait, results, "validation")
+        method = "dns-persist-01" if works[0].choice.persistent else "DNS-01"
+        log.info("answered the %s challenges of %d certificates", method, len(answered))
+        return answered
+
+    def _wait_valid(self, ca: AcmeCa, work: _Work, deadline: Deadline) -> _Work:
+        assert work.order is not None
+        ca.wait_valid(work.order, deadline)
+        log.info("authorizations valid for %s", work.spec.name)
+        return work
 
     def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict,
                   on_issued: Callable[[str, Issued | Exception], None]) -> list[float]:
@@ -202,7 +253,7 @@ class Issuer:
         info = pki.verify_material(material, work.spec.domains, self.clock.now(), work.spec.key)
         assert work.order is not None
         return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain),
-                      replaced=work.order.replaces)
+                      replaced=work.order.replaces, challenge=work.choice.method, note=work.choice.note)
 
     def _each(self, works: list[_Work], fn: Callable[[_Work], _Work], results: dict,
               step: str) -> list[_Work]:

@@ -402,6 +402,8 @@ class CertificateResult:
     not_after: dt.datetime | None = None
     next_check: dt.datetime | None = None
     targets: tuple[str, ...] = ()
+    challenge: Challenge | None = None  # how this run validated the names (None: it issued nothing)
+    directory: str | None = None  # the CA that issued the certificate in place
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -412,6 +414,8 @@ class CertificateResult:
             "not_after": _iso(self.not_after),
             "next_check": _iso(self.next_check),
             "targets": list(self.targets),
+            "challenge": self.challenge.value if self.challenge else None,
+            "directory": self.directory,
         }
 
 

@@ -140,7 +140,7 @@ class PersistRecords:
         if not specs:
             return PersistReport(command, self.config.acme.directory, None, None, None, ())
         self.state.check_ready()
-        ours, ca = our_account(self.access, self.state)
+        ours, ca = our_account(self.access)
         who = identity(ours, ca)
         now = self.clock.now()
         rows = [self._judged(name, wanted, spec, certs, now, who.draft)

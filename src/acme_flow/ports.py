@@ -42,6 +42,7 @@ class PendingOrder:
     replaces: str | None = None  # the ARI CertID the CA recorded for this order
     # the dns-persist-01 challenge of each pending authorization the CA offers it for
     persist: tuple[PersistChallenge, ...] = ()
+    pending: tuple[str, ...] = ()  # the names (as ordered) whose authorizations are still pending
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ class Renewer:
         ca = CaAccess(adapters.ca, adapters.state, config.acme.directory, config.acme.email)
         survey = Survey(config, adapters.state, ca, check_interval, random_fraction, workers)
         return cls(config, adapters.state, ca, survey,
-                   Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers),
+                   Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers,
+                          records=adapters.records),
                    Settlement(config.acme.directory, adapters.state, survey, Deployer.from_adapters(adapters),
                               adapters.clock), adapters.notifier, adapters.clock, workers)
 
@@ -204,7 +205,7 @@ class Renewer:
             slot.issued = issued
             self._settle(slot)
         issued, timings = self.issuer.issue_all(ca, [s.row.spec for s in due], deadline, run_id, until, replaces,
-                                                on_issued=settle_now)
+                                                on_issued=settle_now, account_url=self.ca.account_url)
         for slot in due:
             slot.issued = issued.get(slot.name)
         return timings

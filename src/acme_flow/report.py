@@ -27,9 +27,9 @@ def render_table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def render_report(report: RunReport) -> str:
-    header = ["NAME", "OUTCOME", "SERIAL", "NOT AFTER", "NEXT CHECK", "TARGETS", "REASON"]
+    header = ["NAME", "OUTCOME", "SERIAL", "NOT AFTER", "NEXT CHECK", "TARGETS", "CHALLENGE", "REASON"]
     rows = [[r.name, r.outcome.value, _short(r.serial, 12), _date(r.not_after), _date(r.next_check),
-             str(len(r.targets)), r.reason] for r in report.results]
+             str(len(r.targets)), r.challenge.value if r.challenge else "-", r.reason] for r in report.results]
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
     title = "plan" if report.dry_run else "run"
     status = "ok" if report.ok else "FAILED"

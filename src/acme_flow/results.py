@@ -6,23 +6,26 @@ import datetime as dt
 from typing import Sequence
 
 from . import planning
-from .models import Action, CertificateResult, CertificateSpec, Outcome, StoredCertificate
+from .models import Action, CertificateResult, CertificateSpec, Challenge, Outcome, StoredCertificate
 from .survey import PlanRow
 
 
 def certificate_result(spec: CertificateSpec, outcome: Outcome, reason: str, stored: StoredCertificate | None,
-                       next_check: dt.datetime | None = None,
-                       targets: tuple[str, ...] | None = None) -> CertificateResult:
-    """The result of `spec` with `stored` in place: its serial, expiry and the targets holding
-    it; the next check from the renewal rule unless given (none for a failure)."""
+                       next_check: dt.datetime | None = None, targets: tuple[str, ...] | None = None,
+                       challenge: Challenge | None = None) -> CertificateResult:
+    """The result of `spec` with `stored` in place: its serial, expiry, CA and the targets
+    holding it; the next check from the renewal rule unless given (none for a failure);
+    `challenge`: how this run validated it, when it issued."""
     if stored is None:
-        return CertificateResult(spec.name, outcome, reason, next_check=next_check, targets=targets or ())
+        return CertificateResult(spec.name, outcome, reason, next_check=next_check, targets=targets or (),
+                                 challenge=challenge)
     if targets is None:
         targets = stored.deployment.targets(stored.info.serial)
     if next_check is None and outcome is not Outcome.FAILED:
         next_check = planning.renewal_time(spec, stored, stored.window)[0]
     return CertificateResult(spec.name, outcome, reason, serial=stored.info.serial,
-                             not_after=stored.info.not_after, next_check=next_check, targets=targets)
+                             not_after=stored.info.not_after, next_check=next_check, targets=targets,
+                             challenge=challenge, directory=stored.directory)
 
 
 def planned(row: PlanRow) -> CertificateResult:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from . import pki
 from .errors import CertrenewError
 from .issuance import Issued
-from .models import Action, CertificateResult, CertificateSpec, Deployment, Outcome, StoredCertificate
+from .models import Action, CertificateResult, CertificateSpec, Challenge, Deployment, Outcome, StoredCertificate
 from .ports import Clock, Deployer, StateStore
 from .results import certificate_result, with_notes
 from .survey import PlanRow, Survey
@@ -41,8 +41,9 @@ class Settlement:
             raise issued or CertrenewError("not issued")
         new = self.store(spec, issued, stored)
         outcome = Outcome.RENEWED if stored is not None else Outcome.ISSUED
-        reason = decision.reason + (f"; replaces {issued.replaced}" if issued.replaced else "")
-        return self.deploy(spec, new, stored.deployment if stored else Deployment(), outcome, reason)
+        notes = [f"replaces {issued.replaced}"] * bool(issued.replaced) + [issued.note] * bool(issued.note)
+        return self.deploy(spec, new, stored.deployment if stored else Deployment(), outcome,
+                           with_notes(decision.reason, notes), issued.challenge)
 
     def store(self, spec: CertificateSpec, issued: Issued, previous: StoredCertificate | None) -> StoredCertificate:
         """The new version, written before the pointer flips to it, with its first ARI window and
@@ -74,7 +75,7 @@ class Settlement:
         return self.state.update(replace(stored, deployment=deployment))
 
     def deploy(self, spec: CertificateSpec, stored: StoredCertificate, before: Deployment, outcome: Outcome,
-               reason: str) -> CertificateResult:
+               reason: str, challenge: Challenge | None = None) -> CertificateResult:
         """Bring every configured target to the stored serial; record what succeeded."""
         if stored.material is None or stored.damaged:  # planning checks it first: never deploy unchecked material
             raise CertrenewError(f"the material of {stored.name} version {stored.version} was not checked "
@@ -84,9 +85,9 @@ class Settlement:
         stored, notes = self.retire(stored)
         if errors:
             reason = with_notes(f"{reason}; deploy failed: " + "; ".join(errors), notes)
-            return certificate_result(spec, Outcome.FAILED, reason, stored)
+            return certificate_result(spec, Outcome.FAILED, reason, stored, challenge=challenge)
         return certificate_result(spec, outcome, with_notes(reason, notes), stored, None,
-                                  deployment.targets(stored.info.serial))
+                                  deployment.targets(stored.info.serial), challenge)
 
     def retire(self, stored: StoredCertificate | None) -> tuple[StoredCertificate | None, list[str]]:
         """Delete superseded ACM certificates nothing uses any more; one still in use stays on

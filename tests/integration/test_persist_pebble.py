@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from acme_flow import persist, pki
-from acme_flow.adapters.acme_persist import DnsPersist01, DnsPersist01Response, find_dns_persist
+from acme_flow.adapters.acme_ca.persist import DnsPersist01, DnsPersist01Response, find_dns_persist
 from acme_flow.persist import Draft, Verdict, WantedRecord
 from devstack import pebble_client, world
 

@@ -8,8 +8,8 @@ import pytest
 from acme import challenges, client, messages
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from acme_flow.adapters import acme_persist
-from acme_flow.adapters.acme_persist import DnsPersist01, DnsPersist01Response
+from acme_flow.adapters.acme_ca import persist as acme_persist
+from acme_flow.adapters.acme_ca.persist import DnsPersist01, DnsPersist01Response
 from acme_flow.persist import Draft, PersistError, pick_draft
 
 TOKEN = "nQ-cvkFvI-jJuo9bqRmE6bvhKDaWhRFq_Ecb5-4jS8A"

@@ -493,6 +493,17 @@ def test_outcome_events_only_with_a_bus(template):
     assert "events:PutEvents" not in tp.allowed_actions({"HostedZoneIds": ZONES, "EventBusName": ""})
 
 
+def test_a_dns_persist_only_stack_may_not_change_dns_at_all(template):
+    """DnsChallengeWrites "false": every Route53 write goes; reading the zones stays (the run
+    checks the persistent records before answering)."""
+    default = tp.allowed_actions({"HostedZoneIds": ZONES})
+    persistent = tp.allowed_actions({"HostedZoneIds": ZONES, "DnsChallengeWrites": "false"})
+    assert "route53:ChangeResourceRecordSets" in default
+    assert "route53:ChangeResourceRecordSets" not in persistent
+    assert {"route53:ListResourceRecordSets", "route53:ListHostedZones"} <= persistent
+    assert default - persistent == {"route53:ChangeResourceRecordSets"}
+
+
 # ------------------------------------------------------------------------------ the policy
 
 

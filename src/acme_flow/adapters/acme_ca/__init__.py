@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from requests.utils import parse_header_links
 
-from ..deadline import Deadline, Jitter, SystemClock, Wait, spread
-from ..errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
-from ..models import AccountState
-from ..ports import Dns01Challenge, IssuedChains, PendingOrder, RenewalInfo
+from ...deadline import Deadline, Jitter, SystemClock, Wait, spread
+from ...errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
+from ...models import AccountState
+from ...persist import pick_draft, record_name
+from ...ports import CaMeta, Dns01Challenge, IssuedChains, PendingOrder, PersistChallenge, RenewalInfo
+from .persist import DnsPersist01, DnsPersist01Response, account_thumbprint
 
 # The library logs every JWS it posts at DEBUG: keep it quiet whatever the root level is.
 logging.getLogger("acme").setLevel(logging.WARNING)
@@ -130,15 +132,29 @@ class AcmeCaAdapter:
         self._key: jose.JWK | None = None
         self._plain: client.ClientNetwork | None = None
         self._dir: messages.Directory | None = None
+        self._meta: dict[str, Any] = {}  # the directory's raw `meta` (the library drops unknown fields)
 
     # -- directory (no account needed) ----------------------------------------------------------
 
     def _directory(self) -> messages.Directory:
         if self._dir is None:
             self._plain = _Network(None, verify_ssl=self._verify, user_agent=USER_AGENT, timeout=int(self._timeout))
-            self._dir = self._request("reading the directory",
-                                      lambda: client.ClientV2.get_directory(self.directory, self._plain))
+            raw = self._request("reading the directory", lambda: self._plain.get(self.directory).json())
+            self._meta = dict(raw.get("meta") or {}) if isinstance(raw, dict) else {}
+            self._dir = self._request("reading the directory", lambda: messages.Directory.from_json(dict(raw)))
         return self._dir
+
+    def meta(self) -> CaMeta:
+        self._directory()
+        identities = self._meta.get("caaIdentities") or ()
+        prefix = self._meta.get("accountHashPrefix")
+        return CaMeta(caa_identities=tuple(str(i) for i in identities if isinstance(i, str)),
+                      account_hash_prefix=prefix if isinstance(prefix, str) else None)
+
+    def account_thumbprint(self) -> str:
+        if self._key is None:
+            raise RuntimeError("use_account() must be called before the account thumbprint is known")
+        return account_thumbprint(self._key)
 
     def profiles(self) -> dict[str, str] | None:
         meta = getattr(self._directory(), "meta", None)
@@ -234,9 +250,11 @@ class AcmeCaAdapter:
             log.warning("the CA refused the order with `replaces` (%s): ordering without it", exc)
             replaces = None
             orderr = self._post_new_order(csr_pem, domains, profile, None)
-        found = [self._dns01(a) for a in orderr.authorizations if a.body.status != messages.STATUS_VALID]
-        return PendingOrder(url=orderr.uri, domains=domains, challenges=tuple(found), handle=orderr,
-                            replaces=orderr.body.replaces)
+        pending = [a for a in orderr.authorizations if a.body.status != messages.STATUS_VALID]
+        return PendingOrder(url=orderr.uri, domains=domains, handle=orderr, replaces=orderr.body.replaces,
+                            challenges=tuple(c for a in pending if (c := self._dns01(a))),
+                            persist=tuple(c for a in pending if (c := self._persist(a))),
+                            pending=tuple(_ordered_name(a.body) for a in pending))
 
     def _post_new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None,
                         replaces: str | None) -> messages.OrderResource:
@@ -271,22 +289,31 @@ class AcmeCaAdapter:
         cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
         self._request("revoking the certificate", lambda: self._acme.revoke(cert, reason))
 
-    def _dns01(self, authzr: messages.AuthorizationResource) -> Dns01Challenge:
+    def _dns01(self, authzr: messages.AuthorizationResource) -> Dns01Challenge | None:
         body = authzr.body
-        domain = ("*." if body.wildcard else "") + body.identifier.value
         for challb in body.challenges:
             if isinstance(challb.chall, challenges.DNS01):
                 return Dns01Challenge(
-                    domain=domain,
+                    domain=_ordered_name(body),
                     record_name=challb.chall.validation_domain_name(body.identifier.value),
                     value=challb.chall.validation(self._key),
                     handle=challb)
-        raise AcmeProblem("", f"the CA offers no dns-01 challenge for {domain}")
+        return None
 
-    def answer(self, challenge: Dns01Challenge) -> None:
+    def _persist(self, authzr: messages.AuthorizationResource) -> PersistChallenge | None:
+        body = authzr.body
+        for challb in body.challenges:
+            if isinstance(challb.chall, DnsPersist01):
+                draft = pick_draft(challb.chall.fields_json(), self._meta)
+                return PersistChallenge(domain=_ordered_name(body), record_name=record_name(body.identifier.value),
+                                        issuers=challb.chall.issuer_domain_names, draft=draft.value, handle=challb)
+        return None
+
+    def answer(self, challenge: Dns01Challenge | PersistChallenge) -> None:
         challb = challenge.handle
-        self._request(f"answering the challenge for {challenge.domain}",
-              lambda: self._acme.answer_challenge(challb, challb.chall.response(self._key)))
+        response = DnsPersist01Response() if isinstance(challenge, PersistChallenge) else challb.chall.response(self._key)
+        self._request(f"answering the {challb.chall.typ} challenge for {challenge.domain}",
+                      lambda: self._acme.answer_challenge(challb, response))
 
     def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
         failures: dict[str, str] = {}
@@ -348,6 +375,11 @@ class AcmeCaAdapter:
     def _post_as_get(self, url: str) -> requests.Response:
         acme = self._acme
         return acme.net.post(url, None, new_nonce_url=acme.directory["newNonce"])
+
+
+def _ordered_name(body: messages.Authorization) -> str:
+    """The name as ordered: a wildcard's authorization is for the base name, flagged `wildcard`."""
+    return ("*." if body.wildcard else "") + body.identifier.value
 
 
 def _problem(response: requests.Response) -> dict | None:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import josepy as jose
 from acme import challenges, messages
 
-from ..persist import CHALLENGE_TYPE, offered_issuers
+from ...persist import CHALLENGE_TYPE, offered_issuers
 
 
 def _names(value: Any) -> tuple[str, ...]:
