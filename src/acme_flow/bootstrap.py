@@ -259,8 +259,8 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
     from .adapters.acm import AcmImporter
     from .adapters.cloudfront import CloudFrontAttacher
-    from .adapters.dns_check import DnsPropagation, dns_cname_lookup, parse_resolvers
-    from .adapters.route53 import Route53Dns
+    from .adapters.dns_check import DnsCaa, DnsPropagation, dns_cname_lookup, parse_resolvers
+    from .adapters.route53 import Route53Dns, Route53Records
     from .adapters.s3_export import S3Exporter
     from .adapters.s3_state import S3StateStore
 
@@ -282,6 +282,8 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region)),
         notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
         clock=clock,
+        records=wrap("records", Route53Records(dns)),
+        caa=wrap("caa", DnsCaa(resolvers or None)),
     )
 
 

@@ -77,10 +77,34 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--route53-delay", type=float, default=0.0, help="seconds each Route53 change stays PENDING")
     dev.set_defaults(func=cmd_devstack)
 
+    _records_commands(sub)
+
     demo = sub.add_parser("demo", help="issue and deploy certificates end to end on the devstack")
     demo.add_argument("--keep", action="store_true", help="leave the devstack running afterwards")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _records_commands(sub) -> None:
+    persist = sub.add_parser("persist", help="the dns-persist-01 records a person writes once: plan, apply, check")
+    persist.add_argument("action", choices=["plan", "apply", "check"],
+                         help="plan: what is needed; apply: write what is missing or stale; check: fail if any is")
+    persist.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
+    persist.add_argument("--only", nargs="+", default=[], metavar="NAME", help="only these certificates")
+    persist.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    persist.add_argument("--format", choices=["table", "cloudformation"], default="table",
+                         help="plan only: cloudformation prints AWS::Route53::RecordSet resources (YAML, JSON with --json)")
+    persist.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, help="seconds apply may wait for INSYNC")
+    persist.set_defaults(func=cmd_persist)
+
+    caa = sub.add_parser("caa", help="CAA records bound to our ACME account (RFC 8657): plan, apply, check")
+    caa.add_argument("action", choices=["plan", "apply", "check"],
+                     help="plan: each zone's new CAA set; apply: write it; check: would DNS block our CA or account")
+    caa.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
+    caa.add_argument("--exclusive", action="store_true", help="drop every other CA's issue/issuewild entry")
+    caa.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    caa.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, help="seconds apply may wait for INSYNC")
+    caa.set_defaults(func=cmd_caa)
 
 
 def _seconds(text: str) -> float:
@@ -137,6 +161,56 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     stored = _renewer(args).revoke(args.name, args.reason)
     print(f"revoked {stored.name} serial {stored.info.serial} ({args.reason}); the next run issues a new one")
     return 0
+
+
+def _record_adapters(args: argparse.Namespace):
+    """The config, settings and adapters of a person's record command (persist, caa)."""
+    settings = bootstrap.Settings.from_env(config_ref=args.config)
+    config = bootstrap.load_config(settings)
+    adapters = bootstrap.build_adapters(settings, bootstrap.Clients(settings.region), config, bootstrap.SystemClock())
+    return config, settings, adapters
+
+
+def cmd_persist(args: argparse.Namespace) -> int:
+    from .persist_records import PersistRecords
+    from .records_report import persist_cloudformation, render_persist
+
+    if args.format == "cloudformation" and args.action != "plan":
+        raise InputError(f"--format cloudformation goes with `persist plan`, not `persist {args.action}`")
+    config, settings, adapters = _record_adapters(args)
+    use_case = PersistRecords.from_adapters(config, adapters, margin=settings.check_interval)
+    if args.action == "apply":
+        report = use_case.apply(Deadline(adapters.clock, args.timeout), tuple(args.only))
+    else:
+        report = getattr(use_case, args.action)(tuple(args.only))
+    if args.format == "cloudformation":
+        template = persist_cloudformation(report)
+        print((json.dumps(template, indent=2) if args.json else _yaml(template)).rstrip("\n"))
+        return report.exit_code
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_persist(report))
+    return report.exit_code
+
+
+def _yaml(doc: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(doc, sort_keys=False, width=1000)
+
+
+def cmd_caa(args: argparse.Namespace) -> int:
+    from .caa_records import CaaRecords
+    from .records_report import render_caa
+
+    config, _, adapters = _record_adapters(args)
+    use_case = CaaRecords.from_adapters(config, adapters)
+    if args.action == "apply":
+        report = use_case.apply(Deadline(adapters.clock, args.timeout), args.exclusive)
+    elif args.action == "plan":
+        report = use_case.plan(args.exclusive)
+    else:
+        report = use_case.check()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else render_caa(report))
+    return report.exit_code
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:

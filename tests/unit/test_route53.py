@@ -8,7 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from acme_flow.adapters import route53
-from acme_flow.adapters.route53 import Route53Dns, _change, _split
+from acme_flow.adapters.route53 import Route53Dns
+from acme_flow.adapters.route53.calls import change as _change, split as _split, weight as _weight
 from acme_flow.errors import DeadlineExceeded, DnsError, DnsRoleError, ZoneNotFound
 from acme_flow.deadline import Deadline
 from acme_flow.models import CertificateSpec, DnsSpec
@@ -99,8 +100,8 @@ class FakeRoute53:
         changes = ChangeBatch["Changes"]
         if self.before_change:
             self.before_change(HostedZoneId, changes)
-        weight = sum(route53._weight(c)[0] for c in changes)
-        chars = sum(route53._weight(c)[1] for c in changes)
+        weight = sum(_weight(c)[0] for c in changes)
+        chars = sum(_weight(c)[1] for c in changes)
         assert weight <= 1000 and chars <= 32000, "over Route53's per-request limits"
         staged = dict(self.records[HostedZoneId])
         for change in changes:

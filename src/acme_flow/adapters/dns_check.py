@@ -1,4 +1,5 @@
-"""DNS queries: the propagation check, and the CNAME lookups of challenge-name delegation.
+"""DNS queries: the propagation check, the CNAME lookups of challenge-name delegation, and the
+CAA sets a CA would find (DnsCaa, the CaaLookup port).
 
 After Route53 says INSYNC, every (name, server) pair is queried (concurrently, one query per
 name and server whatever the number of values on the name) until each server serves each of
@@ -15,8 +16,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from ..caa import CaaRecord, format_record
 from ..deadline import Deadline
-from ..errors import DeadlineExceeded, PropagationTimeout
+from ..errors import DeadlineExceeded, DnsError, PropagationTimeout
 from ..ports import TxtRecord
 
 log = logging.getLogger("certrenew.dns")
@@ -204,22 +206,18 @@ def query_txt(server: Server, name: str, timeout: float) -> set[str] | None:
 # -- CNAMEs in public DNS -----------------------------------------------------------------------
 
 
-def dns_cname_lookup(nameservers: list[Server] | None = None,
-                     timeout: float = 3.0) -> Callable[[str], "str | None"]:
-    """A CNAME lookup for challenge-name delegation (the DNS provider's `lookup_cname`) that
-    asks `nameservers` ((ip, port) pairs), else the system's resolver.
-
-    Any failure (no such name, no answer, no resolver, time-out) reads as "no CNAME"; the
-    caller then reports that no hosted zone holds the name."""
+def _lazy_resolver(nameservers: list[Server] | None, timeout: float, purpose: str) -> Callable[[], Any]:
+    """A dnspython Resolver made on first use: one asking `nameservers` ((ip, port) pairs), else
+    the system's; None when there is no resolver to ask (no /etc/resolv.conf)."""
     state: dict[str, Any] = {}
 
-    def resolver() -> dns.resolver.Resolver | None:
+    def resolver() -> Any:
         dns = _dnspython()
         if "resolver" not in state:
             try:
                 made = dns.resolver.Resolver(configure=not nameservers)
             except Exception as exc:  # no /etc/resolv.conf: nothing to ask
-                log.warning("no DNS resolver configured for CNAME lookups: %s", exc)
+                log.warning("no DNS resolver configured for %s: %s", purpose, exc)
                 made = None
             if made is not None:
                 if nameservers:
@@ -227,6 +225,18 @@ def dns_cname_lookup(nameservers: list[Server] | None = None,
                 made.lifetime = timeout
             state["resolver"] = made
         return state["resolver"]
+
+    return resolver
+
+
+def dns_cname_lookup(nameservers: list[Server] | None = None,
+                     timeout: float = 3.0) -> Callable[[str], "str | None"]:
+    """A CNAME lookup for challenge-name delegation (the DNS provider's `lookup_cname`) that
+    asks `nameservers` ((ip, port) pairs), else the system's resolver.
+
+    Any failure (no such name, no answer, no resolver, time-out) reads as "no CNAME"; the
+    caller then reports that no hosted zone holds the name."""
+    resolver = _lazy_resolver(nameservers, timeout, "CNAME lookups")
 
     def lookup(name: str) -> str | None:
         dns = _dnspython()
@@ -244,6 +254,57 @@ def dns_cname_lookup(nameservers: list[Server] | None = None,
         return None
 
     return lookup
+
+
+# -- CAA in public DNS --------------------------------------------------------------------------
+
+
+class DnsCaa:
+    """The CaaLookup port: the CAA set public DNS serves at a name, as a CA would see it,
+    through `nameservers` ((ip, port) pairs: CERTRENEW_DNS_RESOLVERS) or the system's resolver.
+
+    A name with no CAA (NXDOMAIN, no answer, or REFUSED by every server: an authoritative-only
+    server outside its zones) has none. A lookup that fails otherwise (SERVFAIL, time-out) is a
+    DnsError: a CA that cannot read the CAA set does not issue either."""
+
+    def __init__(self, nameservers: list[Server] | None = None, timeout: float = 3.0) -> None:
+        self._resolver = _lazy_resolver(nameservers, timeout, "CAA lookups")
+
+    def caa(self, name: str) -> list[str] | None:
+        """The CAA values at exactly `name` (CNAMEs followed by the resolver), in Route53's
+        presentation (`0 issue "..."`), or None."""
+        dns = _dnspython()
+        made = self._resolver()
+        if made is None:
+            raise DnsError(f"cannot look up CAA at {name}: no DNS resolver is configured "
+                           "(set CERTRENEW_DNS_RESOLVERS)")
+        qname = name if name.endswith(".") else name + "."
+        try:
+            answer = made.resolve(qname, dns.rdatatype.CAA, raise_on_no_answer=False, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return None
+        except dns.resolver.NoNameservers as exc:
+            if _all_refused(exc):
+                log.debug("CAA lookup of %s: every server refused (outside their zones)", name)
+                return None
+            raise DnsError(f"cannot look up CAA at {name}: {exc}") from None
+        except dns.exception.DNSException as exc:
+            raise DnsError(f"cannot look up CAA at {name}: {exc}") from None
+        values = [_caa_text(rdata) for rrset in answer.response.answer
+                  if rrset.rdtype == dns.rdatatype.CAA for rdata in rrset]
+        return values or None
+
+
+def _all_refused(exc: Exception) -> bool:
+    errors = getattr(exc, "kwargs", {}).get("errors") or []
+    return bool(errors) and all(len(e) > 3 and e[3] == "REFUSED" for e in errors)
+
+
+def _caa_text(rdata: Any) -> str:
+    """Rebuilt from the wire fields: dnspython's to_text escapes bytes in decimal, Route53 (and
+    caa.parse_record) in octal."""
+    return format_record(CaaRecord(rdata.flags, rdata.tag.decode("ascii", "replace"),
+                                   rdata.value.decode("utf-8", "replace")))
 
 
 def _bare(name: str) -> str:
