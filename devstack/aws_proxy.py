@@ -553,13 +553,15 @@ def _encryption(req: Request, resp: Response) -> dict:
     return {"sse": sse} if sse else {}
 
 
-APP_ID = "app/certrenew"  # botocore's user_agent_appid as certrenew's clients set it
+# botocore's user_agent_appid as the renewer's clients set it (a whole token: a person's
+# commands, `app/certrenew-operator`, are an administrator's)
+APP_ID = re.compile(r"(?:^|\s)app/certrenew(?:\s|$)")
 
 
 def principal_of(headers) -> str:
     """Who makes a call: the product (its clients name themselves in the User-Agent, as
-    CloudTrail would show), else the tests' and the demo's own set-up ("admin")."""
-    return "renewer" if APP_ID in headers.get("User-Agent", "") else "admin"
+    CloudTrail would show), else the tests', the demo's and a person's own calls ("admin")."""
+    return "renewer" if APP_ID.search(headers.get("User-Agent", "")) else "admin"
 
 
 class MotoClients:

@@ -37,6 +37,9 @@ BOTO_RETRIES = {"mode": "standard", "max_attempts": 8}
 WORKERS = 16  # certificates handled at once (orders, validation, store and deploy)
 MAX_POOL = 2 * WORKERS
 APP_ID = "certrenew"  # in every request's User-Agent ("app/certrenew"): CloudTrail shows who called
+# A person's commands (persist, caa) run with that person's credentials and say so in CloudTrail
+# too; the devstack's proxy judges them as an administrator's, not by the renewer's policy.
+OPERATOR_APP_ID = "certrenew-operator"
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,12 @@ class Clients:
     made under a lock: a botocore Session is not thread-safe for creating clients, and the
     renewer's workers ask for them from many threads. The clients themselves are thread-safe."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, app_id: str | None = None) -> None:
         quiet_libraries()
         self.region = region
         self._session = boto3.session.Session()
         self._boto_config = BotoConfig(retries=BOTO_RETRIES, connect_timeout=10, read_timeout=30,
-                                       max_pool_connections=MAX_POOL, user_agent_appid=APP_ID)
+                                       max_pool_connections=MAX_POOL, user_agent_appid=app_id or APP_ID)
         # Sends each request once: for calls that must not repeat blindly.
         self._single_try_config = self._boto_config.merge(
             BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}))

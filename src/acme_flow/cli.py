@@ -167,7 +167,8 @@ def _record_adapters(args: argparse.Namespace):
     """The config, settings and adapters of a person's record command (persist, caa)."""
     settings = bootstrap.Settings.from_env(config_ref=args.config)
     config = bootstrap.load_config(settings)
-    adapters = bootstrap.build_adapters(settings, bootstrap.Clients(settings.region), config, bootstrap.SystemClock())
+    clients = bootstrap.Clients(settings.region, app_id=bootstrap.OPERATOR_APP_ID)
+    adapters = bootstrap.build_adapters(settings, clients, config, bootstrap.SystemClock())
     return config, settings, adapters
 
 

@@ -2,14 +2,13 @@
 through the DNS bridge (CERTRENEW_DNS_RESOLVERS) the way a CA reads them, bound to our account
 at Pebble. Pebble checks no CAA itself: our checker is judged against the zones' records.
 
-`apply` is a person's command (see test_persist_cli.py for `as_person`)."""
+`apply` is a person's command, judged as an administrator's (see test_persist_cli.py)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from acme_flow import bootstrap
 from devstack import proxy_client
 from devstack_world import STATE_BUCKET, make_world
 
@@ -22,7 +21,6 @@ OTHER_ACCOUNT = f'0 issue "{ISSUER}; accounturi=https://127.0.0.1:14000/my-accou
 @pytest.fixture
 def w(aws, tmp_path, monkeypatch):
     monkeypatch.setenv("CERTRENEW_STATE_BUCKET", STATE_BUCKET)
-    monkeypatch.setattr(bootstrap, "APP_ID", None)  # a person's command (the proxy judges it as admin)
     made = make_world(aws, tmp_path, zones=("example.test", "shop.test"))
     made.config = made.write_config([
         {"name": "site", "domains": ["example.test", "*.example.test"]},  # dns-01

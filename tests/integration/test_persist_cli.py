@@ -5,9 +5,10 @@ without writing to Route53 at all.
 
 A person runs `persist apply` with rights the renewer does not have (template.yaml lets the
 renewer write only `_acme-challenge` TXT records). The devstack's proxy tells the renewer by the
-`app/certrenew` User-Agent of the product's clients; `as_person` drops it (bootstrap.APP_ID) so
-the proxy judges the calls as the administrator's, the way IAM would judge a person's own
-credentials."""
+`app/certrenew` User-Agent of the product's clients; the record commands name themselves
+`app/certrenew-operator` (bootstrap.OPERATOR_APP_ID), so the proxy judges them as the
+administrator's, the way IAM would judge a person's own credentials; `as_renewer` makes them
+the renewer's."""
 from __future__ import annotations
 
 import json
@@ -36,9 +37,9 @@ def w(aws, tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def as_person(monkeypatch):
-    """The CLI's AWS calls without the renewer's app id: the proxy judges them as an administrator's."""
-    monkeypatch.setattr(bootstrap, "APP_ID", None)
+def as_renewer(monkeypatch):
+    """The record commands' AWS calls under the renewer's app id: judged by the renewer's policy."""
+    monkeypatch.setattr(bootstrap, "OPERATOR_APP_ID", bootstrap.APP_ID)
 
 
 def persist_cli(w, capsys, action: str, *extra: str) -> tuple[int, str]:
@@ -50,7 +51,7 @@ def txt(w, zone: str, name: str) -> list[str]:
     return world.txt_records(w.route53, w.zones[zone]).get(name, [])
 
 
-def test_check_fails_before_apply_and_passes_after_and_other_values_stay(w, capsys, as_person):
+def test_check_fails_before_apply_and_passes_after_and_other_values_stay(w, capsys):
     w.route53.change_resource_record_sets(HostedZoneId=w.zones["example.test"], ChangeBatch={"Changes": [{
         "Action": "CREATE", "ResourceRecordSet": {"Name": "_validation-persist.example.test", "Type": "TXT",
                                                   "TTL": 120, "ResourceRecords": [{"Value": OTHER}]}}]})
@@ -80,7 +81,7 @@ def test_check_fails_before_apply_and_passes_after_and_other_values_stay(w, caps
     assert code == 0 and "all in place" in out
 
 
-def test_plan_cloudformation_parses_with_the_values_to_publish(w, capsys, as_person):
+def test_plan_cloudformation_parses_with_the_values_to_publish(w, capsys):
     code, out = persist_cli(w, capsys, "plan", "--format", "cloudformation")
 
     assert code == 0
@@ -97,8 +98,8 @@ def test_plan_cloudformation_parses_with_the_values_to_publish(w, capsys, as_per
     assert json.loads(out)["Resources"]["ValidationPersistExampleTest"] == example
 
 
-def test_the_renewer_may_not_write_persistent_records(w, capsys):
-    """Without `as_person` the CLI's calls are the renewer's: the template's policy refuses them."""
+def test_the_renewer_may_not_write_persistent_records(w, capsys, as_renewer):
+    """Under the renewer's identity the template's policy refuses every record write."""
     code, out = persist_cli(w, capsys, "apply", "--json")
 
     assert code == 1
@@ -108,9 +109,7 @@ def test_the_renewer_may_not_write_persistent_records(w, capsys):
 
 
 def test_after_apply_a_run_issues_through_dns_persist_01_with_no_route53_write(w, capsys, monkeypatch):
-    with monkeypatch.context() as person:
-        person.setattr(bootstrap, "APP_ID", None)
-        assert persist_cli(w, capsys, "apply")[0] == 0
+    assert persist_cli(w, capsys, "apply")[0] == 0
     proxy_client.reset_calls(w.stack.aws_endpoint_url)
 
     code, report = w.run_json(w.config, "--only", "site", "shop", capsys=capsys)
