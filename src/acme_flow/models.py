@@ -56,6 +56,10 @@ class AcmeSettings:
     directory: str  # resolved URL
     email: str | None = None
     eab: Eab | None = None
+    fallback: tuple[AcmeSettings, ...] = ()  # CAs tried in order when this one cannot issue
+
+    def all_directories(self) -> tuple[str, ...]:
+        return (self.directory, *(f.directory for f in self.fallback))
 
 
 @dataclass(frozen=True)

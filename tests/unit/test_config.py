@@ -155,6 +155,40 @@ def test_an_unknown_challenge_is_named_with_the_choices(value, shown):
     assert shown in problem.message and "dns-01, dns-persist-01, auto" in problem.message
 
 
+def test_fallback_cas_are_tried_in_order_with_their_own_eab_and_the_primary_email():
+    text = dump({"acme": {"directory": "letsencrypt", "email": "ops@example.com", "fallback": [
+        {"directory": "https://dv.acme-v02.api.pki.goog/directory",
+         "eab": {"kid": "k1", "hmac_key": "ssm:/certrenew/gts-hmac"}},
+        {"directory": "https://acme.zerossl.com/v2/DV90", "email": "zerossl@example.com"}]},
+        "certificates": [{"name": "a", "domains": ["a.example.com"]}]})
+    acme = parse_config(text).acme
+    assert [f.directory for f in acme.fallback] == ["https://dv.acme-v02.api.pki.goog/directory",
+                                                     "https://acme.zerossl.com/v2/DV90"]
+    assert acme.fallback[0].eab == Eab("k1", "ssm:/certrenew/gts-hmac") and acme.fallback[0].email == "ops@example.com"
+    assert acme.fallback[1].email == "zerossl@example.com" and acme.fallback[1].eab is None
+    assert acme.all_directories() == (LETSENCRYPT, *(f.directory for f in acme.fallback))
+
+
+@pytest.mark.parametrize("fallback, path, words", [
+    ([{"directory": "letsencrypt"}], "acme.fallback[0].directory", "is already acme.directory"),
+    ([{"directory": "https://a.test/dir"}, {"directory": "https://a.test/dir"}], "acme.fallback[1].directory",
+     "is already acme.fallback[0].directory"),
+    ([{"email": "x@example.com"}], "acme.fallback[0].directory", "fallback CA's directory"),
+    ([{"directory": "https://a.test/dir", "eab": {"kid": "k", "hmac_key": "literal-secret"}}],
+     "acme.fallback[0].eab.hmac_key", "not a secret reference"),
+    ([], "acme.fallback", "a list of 1 to 3 CAs"),
+    ({"directory": "https://a.test/dir"}, "acme.fallback", "a list of 1 to 3 CAs"),
+    ([{"directory": "https://a.test/dir", "profile": "x"}], "acme.fallback[0].profile", ""),
+])
+def test_bad_fallbacks_are_named(fallback, path, words):
+    text = dump({"acme": {"directory": "letsencrypt", "fallback": fallback},
+                 "certificates": [{"name": "a", "domains": ["a.example.com"]}]})
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert [p.path for p in err.value.problems] == [path], err.value.problems
+    assert words in err.value.problems[0].message
+
+
 def test_json_input_works_as_text_and_bytes_and_with_tabs():
     data = json.loads(json.dumps({
         "acme": {"directory": "letsencrypt-staging"},

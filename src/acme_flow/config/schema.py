@@ -22,7 +22,9 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DIRECTORY_ALIASES = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
 
 TOP_KEYS = ("acme", "defaults", "certificates", "notify")
-ACME_KEYS = ("directory", "email", "eab")
+ACME_KEYS = ("directory", "email", "eab", "fallback")
+FALLBACK_KEYS = ("directory", "email", "eab")
+MAX_FALLBACKS = 3
 EAB_KEYS = ("kid", "hmac_key")
 DEFAULT_KEYS = ("key", "profile", "renew_before_days", "preferred_chain", "challenge")
 CHALLENGES = ", ".join(c.value for c in Challenge)
@@ -32,6 +34,7 @@ REQUIRED = {
     "certificates": "a non-empty list of certificates, each with a name and domains",
     "name": "a certificate name like 'example-site'",
     "domains": "a non-empty list of DNS names like [example.com, '*.example.com']",
+    "directory": "the fallback CA's directory: letsencrypt, letsencrypt-staging or an https:// URL",
     "kid": "the EAB key id the CA gave you",
     "hmac_key": "a reference to the EAB HMAC key: 'ssm:/name' or 'secretsmanager:id'",
     "regions": "a non-empty list of AWS regions like [us-east-1]",
@@ -89,9 +92,39 @@ def _acme(v: Validator, data: dict[str, Any]) -> AcmeSettings | Invalid:
     directory = _directory(v, acme.get("directory"), "acme.directory")
     email = None if acme.get("email") is None else _email(v, acme["email"], "acme.email")
     eab = _eab(v, acme.get("eab"), "acme.eab")
-    if directory is BAD or email is BAD or eab is BAD:
+    fallback = _fallbacks(v, acme.get("fallback"), directory, email)
+    if directory is BAD or email is BAD or eab is BAD or fallback is BAD:
         return BAD
-    return AcmeSettings(directory=directory, email=email, eab=eab)
+    return AcmeSettings(directory=directory, email=email, eab=eab, fallback=fallback)
+
+
+def _fallbacks(v: Validator, value: Any, primary: str | Invalid,
+               email: str | None | Invalid) -> tuple[AcmeSettings, ...] | Invalid:
+    """The CAs tried in order when the primary cannot issue: each its own directory (none twice,
+    not the primary), email (the primary's unless set) and EAB."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or len(value) > MAX_FALLBACKS:
+        return v.add("acme.fallback", f"expected a list of 1 to {MAX_FALLBACKS} CAs, each "
+                                      f"{{directory, email, eab}}; got {describe(value)}")
+    seen = {primary: "acme.directory"}
+    out: list[AcmeSettings | Invalid] = []
+    for i, item in enumerate(value):
+        path = f"acme.fallback[{i}]"
+        ca = v.mapping(item, path, FALLBACK_KEYS, required=("directory",))
+        if ca is None:
+            out.append(BAD)
+            continue
+        directory = BAD if ca.get("directory") is None else _directory(v, ca["directory"], f"{path}.directory")
+        if isinstance(directory, str) and directory in seen:
+            directory = v.add(f"{path}.directory", f"{show(directory)} is already {seen[directory]}: a fallback "
+                                                   f"must be another CA")
+        elif isinstance(directory, str):
+            seen[directory] = f"{path}.directory"
+        own = email if ca.get("email") is None else _email(v, ca["email"], f"{path}.email")
+        eab = _eab(v, ca.get("eab"), f"{path}.eab")
+        out.append(BAD if BAD in (directory, own, eab) else AcmeSettings(directory=directory, email=own, eab=eab))
+    return BAD if BAD in out else tuple(out)  # type: ignore[return-value]
 
 
 def _email(v: Validator, value: Any, path: str) -> str | Invalid:
