@@ -294,6 +294,8 @@ class FakeCa:
         self.retry_after = 6 * 3600.0
         self.ari_error: Exception | None = None
         self.already_replaced = False  # the CA drops `replaces` (alreadyReplaced)
+        self.order_error: Exception | None = None  # raised by every new_order (the CA is down, ...)
+        self.refused: list[tuple[str, ...]] = []  # the orders order_error refused
         self.persist_offered = False  # offer dns-persist-01 (draft -01, issuer ISSUER) beside dns-01
         self.dns01_offered = True
         self.records: FakeRecords | None = None  # where dns-persist-01 validation reads the records
@@ -362,6 +364,9 @@ class FakeCa:
 
     def new_order(self, csr_pem: bytes, domains: tuple[str, ...], profile: str | None,
                   replaces: str | None = None) -> PendingOrder:
+        if self.order_error is not None:
+            self.refused.append(domains)
+            raise self.order_error
         n = next(self._ids)
         accepted = replaces if self.ari and not self.already_replaced else None
         self.ordered.append({"domains": domains, "profile": profile, "replaces": replaces})
@@ -687,7 +692,8 @@ def make_adapters(**overrides: Any) -> Adapters:
         cloudfront=overrides.pop("cloudfront", None) or FakeCloudFront(journal=journal),
         exporter=overrides.pop("exporter", None) or FakeExporter(journal=journal),
         notifier=overrides.pop("notifier", None) or FakeNotifier(), clock=clock,
-        records=overrides.pop("records", None) or FakeRecords())
+        records=overrides.pop("records", None) or FakeRecords(),
+        fallback_cas=tuple(overrides.pop("fallback_cas", ())))
     if isinstance(parts["ca"], FakeCa) and parts["ca"].records is None:
         parts["ca"].records = parts["records"]
     if overrides:

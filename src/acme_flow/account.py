@@ -20,6 +20,10 @@ class CaAccess:
         self._client: AcmeCa | None = None
         self._account: AccountState | None = None  # as bound (registered) in this run
 
+    @property
+    def directory(self) -> str:
+        return self._directory
+
     def client(self) -> AcmeCa:
         if self._client is None:
             self._client = self._make()

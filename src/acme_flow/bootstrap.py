@@ -268,7 +268,6 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     from .adapters.s3_state import S3StateStore
 
     acme = config.acme
-    eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None
     resolvers = parse_resolvers(settings.dns_resolvers)
     state = S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key)
     dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None), clock=clock)
@@ -276,7 +275,8 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     return Adapters(
         state=wrap("state", state),
         ledger=wrap("ledger", state),
-        ca=lambda: wrap("ca", build_ca(settings, acme, eab, clock)),
+        ca=_ca_factory(settings, acme, clients, clock, wrap),
+        fallback_cas=tuple(_ca_factory(settings, f, clients, clock, wrap) for f in acme.fallback),
         dns=wrap("dns", dns),
         propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
         importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
@@ -288,6 +288,13 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         records=wrap("records", Route53Records(dns)),
         caa=wrap("caa", DnsCaa(resolvers or None)),
     )
+
+
+def _ca_factory(settings: Settings, acme: AcmeSettings, clients: Clients, clock: Clock,
+                wrap: Callable[[str, Any], Any]) -> Callable[[], AcmeCa]:
+    """The CA client of one configured CA, made when first needed (its EAB secret read then)."""
+    eab = (acme.eab.kid, lambda: read_secret(acme.eab.hmac_ref, clients)) if acme.eab else None
+    return lambda: wrap("ca", build_ca(settings, acme, eab, clock))
 
 
 def build_ca(settings: Settings, acme: AcmeSettings, eab: tuple[str, Callable[[], str]] | None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from . import pki
@@ -43,6 +43,7 @@ class Issued:
     replaced: str | None = None  # the ARI CertID the CA recorded as replaced by this order
     challenge: Challenge | None = None  # how the names were validated (None: authorizations reused)
     note: str = ""  # why `auto` fell back to DNS-01, when it did
+    directory: str = ""  # the CA that issued it
 
 
 @dataclass
@@ -228,7 +229,8 @@ class Issuer:
             assert work.order is not None
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
-            results[work.spec.name] = issued = settle(lambda: self._choose_and_verify(work))
+            results[work.spec.name] = issued = settle(lambda: replace(self._choose_and_verify(work),
+                                                                      directory=ca.directory))
             verified.append(self.clock.monotonic())
             on_issued(work.spec.name, issued)
             return work

@@ -439,6 +439,7 @@ class RunReport:
     finished: dt.datetime
     dry_run: bool = False
     issuance: IssuanceTimings | None = None  # None when the run ordered nothing
+    warnings: tuple[str, ...] = ()  # what a person should fix before it fails a run (e.g. a fallback CA)
 
     @property
     def ok(self) -> bool:
@@ -463,6 +464,7 @@ class RunReport:
             "counts": self.counts(),
             "issuance_seconds": _round(self.issuance.seconds) if self.issuance else None,
             "dns_wait_seconds": _round(self.issuance.dns_wait) if self.issuance else None,
+            "warnings": list(self.warnings),
             "certificates": [r.to_dict() for r in self.results],
         }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Sequence
 
 from .models import Action, CertificateSpec, RenewalDecision, RenewalWindow, StoredCertificate, Target
 
@@ -62,10 +63,13 @@ def missing_targets(spec: CertificateSpec, stored: StoredCertificate) -> list[Ta
     return missing
 
 
-def changed_request(spec: CertificateSpec, stored: StoredCertificate, directory: str) -> str | None:
-    """Why the stored certificate no longer matches what the config asks for, if it does not."""
-    if stored.directory != directory:
-        return f"CA changed: {stored.directory} -> {directory}"
+def changed_request(spec: CertificateSpec, stored: StoredCertificate, directory: str | Sequence[str]) -> str | None:
+    """Why the stored certificate no longer matches what the config asks for, if it does not.
+    `directory`: the configured CA, or all of them (the primary first, then its fallbacks: a
+    certificate a fallback issued is kept until it is due, then renewed from the primary)."""
+    directories = (directory,) if isinstance(directory, str) else tuple(directory)
+    if stored.directory not in directories:
+        return f"CA changed: {stored.directory} -> {directories[0]}"
     wanted, have = set(spec.domains), set(stored.domains)
     if wanted != have:
         diff = [f"+{d}" for d in spec.domains if d not in have]
@@ -78,7 +82,7 @@ def changed_request(spec: CertificateSpec, stored: StoredCertificate, directory:
     return None
 
 
-def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.datetime, directory: str,
+def decide(spec: CertificateSpec, stored: StoredCertificate | None, now: dt.datetime, directory: str | Sequence[str],
            *, force: bool = False, lookahead: dt.timedelta = dt.timedelta(0),
            window: RenewalWindow | None = None) -> RenewalDecision:
     """The action for one certificate, with a reason a person can read.

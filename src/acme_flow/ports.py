@@ -299,4 +299,5 @@ class Adapters:
     notifier: Notifier
     clock: Clock
     records: ZoneRecords | None = None  # dns-persist-01 and CAA record sets (None: not wired)
+    fallback_cas: tuple[Callable[[], AcmeCa], ...] = ()  # one per config acme.fallback, in order
     caa: CaaLookup | None = None

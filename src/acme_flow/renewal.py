@@ -19,6 +19,7 @@ from .account import CaAccess
 from .deploy import Deployer
 from .errors import CertrenewError, InputError
 from .issuance import Issued, Issuer
+from .ordering import Ordering
 from .deadline import Deadline
 from .models import (Action, CertificateResult, CertificateSpec, Config, IssuanceTimings, Outcome, RunReport,
                      StoredCertificate)
@@ -86,18 +87,22 @@ class Renewer:
     notifier: Notifier
     clock: Clock
     workers: int = 8
+    ordering: Ordering | None = None  # the primary CA, then the fallbacks
 
     @classmethod
     def from_adapters(cls, config: Config, adapters: Adapters, *, workers: int = 8,
                       check_interval: dt.timedelta = dt.timedelta(days=7),
                       random_fraction: Callable[[], float] = random.random) -> Renewer:
         ca = CaAccess(adapters.ca, adapters.state, config.acme.directory, config.acme.email)
-        survey = Survey(config, adapters.state, ca, check_interval, random_fraction, workers)
-        return cls(config, adapters.state, ca, survey,
-                   Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers,
-                          records=adapters.records),
+        fallbacks = tuple(CaAccess(make, adapters.state, f.directory, f.email)
+                          for f, make in zip(config.acme.fallback, adapters.fallback_cas))
+        survey = Survey(config, adapters.state, ca, check_interval, random_fraction, workers, fallbacks)
+        issuer = Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers,
+                        records=adapters.records)
+        return cls(config, adapters.state, ca, survey, issuer,
                    Settlement(config.acme.directory, adapters.state, survey, Deployer.from_adapters(adapters),
-                              adapters.clock), adapters.notifier, adapters.clock, workers)
+                              adapters.clock), adapters.notifier, adapters.clock, workers,
+                   Ordering(issuer, (ca, *fallbacks)))
 
     def plan(self, options: RunOptions = RunOptions()) -> Plan:
         """What each selected certificate needs, and why. Reads state and the CA's ARI only."""
@@ -110,7 +115,7 @@ class Renewer:
         if plan.options.dry_run:
             return plan.report(self.clock.now())
         slots = [_Slot(row) for row in plan.rows]
-        self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
+        warnings = self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
         # what a killed run published and never removed (it may have died after storing a certificate)
         self.issuer.sweep_stale()
         with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
@@ -119,7 +124,7 @@ class Renewer:
             map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. the others
         results = tuple(s.result for s in slots if s.result is not None)
         assert len(results) == len(slots), "every certificate ends with exactly one result"
-        report = RunReport(results, plan.started, self.clock.now(), issuance=timings)
+        report = RunReport(results, plan.started, self.clock.now(), issuance=timings, warnings=tuple(warnings))
         self.notifier.notify(report)  # 5. report
         return report
 
@@ -147,9 +152,12 @@ class Renewer:
 
     # -- the steps of apply ---------------------------------------------------------------------
 
-    def _preflight(self, slots: list[_Slot]) -> None:
+    def _preflight(self, slots: list[_Slot]) -> list[str]:
+        """Targets and zones checked per certificate; what a person should fix, for the report."""
+        warnings = []
         if any(s.acting(Action.ISSUE) for s in slots):
             self.ca.check_registration()
+            warnings += self._ordering().check_fallbacks()
         for slot in (s for s in slots if s.acting()):
             try:
                 self.settlement.deployer.check(slot.row.spec)
@@ -158,6 +166,7 @@ class Renewer:
             except CertrenewError as exc:
                 log.error("%s: %s", slot.name, exc)
                 slot.result = failed(slot.row, str(exc))
+        return warnings
 
     @contextmanager
     def _leases(self, slots: list[_Slot], deadline: Deadline) -> Iterator[tuple[str, dt.datetime]]:
@@ -191,24 +200,20 @@ class Renewer:
         if not due:
             return None
         log.info("issuing %d certificate(s): %s", len(due), ", ".join(s.name for s in due))
-        try:
-            ca = self.ca.bound()
-        except CertrenewError as exc:
-            for slot in due:
-                slot.issued = exc
-            return None
-        replaces = {s.name: cert_id for s in due if (cert_id := self._replaces(s.row.stored))}
         by_name = {s.name: s for s in due}
 
         def settle_now(name: str, issued: Issued | Exception) -> None:  # stored and deployed at once
             slot = by_name[name]
             slot.issued = issued
             self._settle(slot)
-        issued, timings = self.issuer.issue_all(ca, [s.row.spec for s in due], deadline, run_id, until, replaces,
-                                                on_issued=settle_now, account_url=self.ca.account_url)
+        issued, timings = self._ordering().issue([s.row for s in due], deadline, run_id, until, settle_now)
         for slot in due:
-            slot.issued = issued.get(slot.name)
+            if slot.result is None:
+                slot.issued = issued.get(slot.name)
         return timings
+
+    def _ordering(self) -> Ordering:
+        return self.ordering or Ordering(self.issuer, (self.ca,))
 
     def _settle(self, slot: _Slot) -> None:
         try:
@@ -219,9 +224,3 @@ class Renewer:
         except Exception as exc:  # a bug or an untranslated library error: this certificate only
             log.exception("%s failed unexpectedly", slot.name)
             slot.result = failed(slot.row, f"unexpected error: {type(exc).__name__}: {exc}")
-
-    def _replaces(self, stored: StoredCertificate | None) -> str | None:
-        """The ARI CertID of the certificate a renewal replaces (same CA only; from the pointer)."""
-        if stored is None or stored.directory != self.config.acme.directory:
-            return None
-        return stored.ari_cert_id

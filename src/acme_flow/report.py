@@ -57,6 +57,7 @@ def status_rows(plan_rows: list, now: dt.datetime) -> list[dict[str, Any]]:
             "ari_window": ({"start": row.window.start.isoformat(), "end": row.window.end.isoformat()}
                            if row.window else None),
             "targets": [p.describe() for p in stored.deployment.placements] if stored else [],
+            "directory": stored.directory if stored else None,  # the CA that issued it (a fallback?)
         })
     return out
 
@@ -70,4 +71,6 @@ def render_status(rows: list[dict[str, Any]]) -> str:
                       (r["next_renewal"] or "-")[:16], r["why"], "\n".join(r["targets"]) or "-"])
     lines = render_table([row[:-1] for row in table], header[:-1]).splitlines()
     details = [f"{r['name']}: " + (", ".join(r["targets"]) or "not deployed") for r in rows]
-    return "\n".join(lines + ["", "deployed targets:"] + [f"  {d}" for d in details])
+    issuers = [f"  {r['name']}: {r['directory']}" for r in rows if r.get("directory")]
+    return "\n".join(lines + ["", "deployed targets:"] + [f"  {d}" for d in details]
+                     + (["", "issued by:"] + issuers if issuers else []))

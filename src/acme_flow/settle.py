@@ -51,14 +51,15 @@ class Settlement:
         now = self.clock.now()
         cert_id = pki.ari_cert_id(issued.material.cert_pem)
         window = None
+        directory = issued.directory or self.directory
         try:
-            window = self.survey.fetch_window(cert_id, None, now)
+            window = self.survey.fetch_window(cert_id, None, now, directory)
         except CertrenewError as exc:
             log.warning("%s: no renewal information yet (%s)", spec.name, exc)
         deployment = previous.deployment if previous else Deployment()
         new = StoredCertificate(
             name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
-            key_type=spec.key, profile=spec.profile, directory=self.directory,
+            key_type=spec.key, profile=spec.profile, directory=directory,
             info=issued.info, material=issued.material, issued_at=now,
             deployment=deployment.for_new_version(spec.deploy.all_acm_regions, issued.info.serial), window=window,
             replaced=issued.replaced, ari_cert_id=cert_id)

@@ -42,6 +42,15 @@ class Survey:
     lookahead: dt.timedelta  # time to the next scheduled run
     random_fraction: Callable[[], float]
     workers: int = 8
+    fallbacks: tuple[CaAccess, ...] = ()  # the fallback CAs: ARI of the certificates they issued
+
+    def access_for(self, directory: str) -> CaAccess | None:
+        """The configured CA of that directory (the primary or a fallback), if it is one."""
+        return next((a for a in (self.ca, *self.fallbacks) if a.directory == directory), None)
+
+    @property
+    def directories(self) -> tuple[str, ...]:
+        return self.config.acme.all_directories()
 
     def rows(self, specs: list[CertificateSpec], now: dt.datetime, force: bool = False,
              deep: bool = False) -> list[PlanRow]:
@@ -59,7 +68,7 @@ class Survey:
         if isinstance(window, Exception):
             log.warning("%s: renewal information unavailable (%s); using the fallback rule", spec.name, window)
             window = stored.window if stored else None
-        decision = planning.decide(spec, stored, now, self.config.acme.directory, force=force,
+        decision = planning.decide(spec, stored, now, self.directories, force=force,
                                    lookahead=self.lookahead, window=window)
         if unreadable:
             decision = replace(decision, reason=f"{unreadable}; reissuing")
@@ -84,7 +93,7 @@ class Survey:
 
     def _replanned(self, row: PlanRow, stored: StoredCertificate | None, now: dt.datetime) -> PlanRow:
         window = stored.window if stored else None
-        decision = planning.decide(row.spec, stored, now, self.config.acme.directory,
+        decision = planning.decide(row.spec, stored, now, self.directories,
                                    lookahead=self.lookahead, window=window)
         return PlanRow(row.spec, decision, stored, window)
 
@@ -115,17 +124,20 @@ class Survey:
             raise ConfigError(problems, self.config.source)
 
     def window(self, stored: StoredCertificate | None, now: dt.datetime) -> RenewalWindow | None:
-        """The ARI window of the stored certificate: kept until the CA's Retry-After, then asked again."""
-        if stored is None or stored.directory != self.config.acme.directory or stored.revoked:
+        """The ARI window of the stored certificate, from the configured CA that issued it: kept
+        until the CA's Retry-After, then asked again."""
+        if stored is None or self.access_for(stored.directory) is None or stored.revoked:
             return stored.window if stored else None
         if now >= stored.info.not_after:
             return None  # RFC 9773: never ask about an expired certificate
         if (stored.window is not None and now < stored.window.next_check) or not stored.ari_cert_id:
             return stored.window
-        return self.fetch_window(stored.ari_cert_id, stored.window, now)
+        return self.fetch_window(stored.ari_cert_id, stored.window, now, stored.directory)
 
-    def fetch_window(self, cert_id: str, previous: RenewalWindow | None, now: dt.datetime) -> RenewalWindow | None:
-        info = self.ca.client().renewal_info(cert_id)
+    def fetch_window(self, cert_id: str, previous: RenewalWindow | None, now: dt.datetime,
+                     directory: str | None = None) -> RenewalWindow | None:
+        access = self.access_for(directory) if directory else self.ca
+        info = (access or self.ca).client().renewal_info(cert_id)
         if info is None:
             return None
         return planning.updated_window(previous, info.start, info.end, dt.timedelta(seconds=info.retry_after),

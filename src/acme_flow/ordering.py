@@ -1,0 +1,114 @@
+"""Ordering a run's due certificates: from the primary CA, then, for the certificates it could
+not issue because it was down, failing or rate-limiting past the run's deadline (a transient CA
+problem after its retries), from each fallback CA in turn (`acme.fallback`).
+
+Each CA has its own account (registered once, kept in the state; its EAB read only when it is
+first needed). `replaces` goes only to the CA that issued the certificate being replaced. A
+certificate a fallback issued is stored with that CA's directory, so its ARI comes from that CA
+and its next renewal goes to the primary again. Validation failures never move to another CA:
+the same DNS would fail there too.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .account import CaAccess
+from .deadline import Deadline
+from .errors import AcmeTransientProblem, CertrenewError
+from .issuance import Issued, Issuer
+from .models import IssuanceTimings
+from .results import with_notes
+from .survey import PlanRow
+
+log = logging.getLogger("certrenew.renewal")
+
+OnIssued = Callable[[str, "Issued | Exception"], None]
+
+
+@dataclass
+class Ordering:
+    issuer: Issuer
+    cas: tuple[CaAccess, ...]  # the primary, then the fallbacks in order
+
+    def check_fallbacks(self) -> list[str]:
+        """Each fallback CA is usable now (its directory answers; its EAB reference resolves when
+        no account is stored yet), not found broken on the day of an outage: what is not."""
+        problems = []
+        for access in self.cas[1:]:
+            try:
+                access.client().meta()
+                access.check_registration()
+            except CertrenewError as exc:
+                log.error("fallback CA %s cannot be used: %s", access.directory, exc)
+                problems.append(f"fallback CA {access.directory} cannot be used: {exc}")
+        return problems
+
+    def issue(self, rows: list[PlanRow], deadline: Deadline, run_id: str, until: dt.datetime,
+              on_issued: OnIssued) -> tuple[dict[str, Issued | Exception], IssuanceTimings | None]:
+        """Issue every row: each certificate is handed to `on_issued` as soon as a CA issued it;
+        the outcome of the others (their last CA's error, naming the earlier ones) is returned."""
+        outcome: dict[str, Issued | Exception] = {}
+        timings: IssuanceTimings | None = None
+        pending = rows
+        for n, access in enumerate(self.cas):
+            if n:
+                pending = [r for r in pending if _ca_could_not_issue(outcome.get(r.spec.name))]
+                if not pending:
+                    break
+                log.warning("%d certificate(s) could not be issued by %s: ordering them from %s",
+                            len(pending), self.cas[n - 1].directory, access.directory)
+            got, spent = self._round(access, pending, deadline, run_id, until,
+                                     _noting(on_issued, outcome) if n else on_issued)
+            outcome.update({name: _after(outcome.get(name), access, result) for name, result in got.items()})
+            timings = _sum(timings, spent)
+        return outcome, timings
+
+    def _round(self, access: CaAccess, rows: list[PlanRow], deadline: Deadline, run_id: str, until: dt.datetime,
+               on_issued: OnIssued) -> tuple[dict[str, Issued | Exception], IssuanceTimings | None]:
+        try:
+            ca = access.bound()
+        except CertrenewError as exc:
+            return {r.spec.name: exc for r in rows}, None
+        replaces = {r.spec.name: r.stored.ari_cert_id for r in rows
+                    if r.stored and r.stored.directory == access.directory and r.stored.ari_cert_id}
+        return self.issuer.issue_all(ca, [r.spec for r in rows], deadline, run_id, until, replaces,
+                                     on_issued=on_issued, account_url=access.account_url)
+
+
+class _Tried(CertrenewError):
+    """A certificate no configured CA could issue: the last CA's error, after the earlier ones'."""
+
+    def __init__(self, message: str, last: Exception) -> None:
+        super().__init__(message)
+        self.last = last
+
+
+def _ca_could_not_issue(outcome: Issued | Exception | None) -> bool:
+    last = outcome.last if isinstance(outcome, _Tried) else outcome
+    return isinstance(last, AcmeTransientProblem)
+
+
+def _after(previous: Issued | Exception | None, access: CaAccess, result: Issued | Exception) -> Issued | Exception:
+    if previous is None or not isinstance(result, Exception):
+        return result
+    return _Tried(f"{previous}; then fallback CA {access.directory}: {result}", result)
+
+
+def _noting(on_issued: OnIssued, earlier: dict[str, Issued | Exception]) -> OnIssued:
+    """`on_issued` for a fallback round: the result says which CA issued and why the one before did not."""
+    def noted(name: str, issued: Issued | Exception) -> None:
+        if isinstance(issued, Issued):
+            why = earlier.get(name)
+            issued = replace(issued, note=with_notes(issued.note, [f"issued by fallback CA {issued.directory} ({why})"])
+                             if issued.note else f"issued by fallback CA {issued.directory} ({why})")
+        on_issued(name, issued)
+    return noted
+
+
+def _sum(a: IssuanceTimings | None, b: IssuanceTimings | None) -> IssuanceTimings | None:
+    if a is None or b is None:
+        return a or b
+    return IssuanceTimings(a.seconds + b.seconds, a.dns_wait + b.dns_wait)
