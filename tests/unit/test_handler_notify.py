@@ -104,6 +104,17 @@ def test_one_message_per_run_with_every_outcome():
     assert not any(marker in message["Message"] for marker in PEM_MARKERS)
 
 
+def test_run_warnings_are_sent_first_even_when_nothing_else_happened():
+    sns = FakeSns()
+    run = RunReport((result("site", Outcome.SKIPPED, 60),), NOW - dt.timedelta(minutes=2), NOW,
+                    warnings=("fallback CA https://fallback.test/dir cannot be used: ssm:/gts not found",))
+    SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t").notify(run)
+    (message,) = sns.published
+    body = json.loads(message["Message"])
+    assert json.loads(body["default"])["warnings"] == list(run.warnings)
+    assert "! fallback CA https://fallback.test/dir cannot be used" in body["email"].splitlines()[3]
+
+
 def test_a_skipped_certificate_close_to_expiry_is_reported():
     sns = FakeSns()
     SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:t", expiring_days=14).notify(

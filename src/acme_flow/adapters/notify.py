@@ -80,7 +80,7 @@ class SnsNotifier:
     def notify(self, report: RunReport) -> None:
         acted = [r for r in report.results if r.outcome not in (Outcome.SKIPPED, Outcome.PLANNED)]
         soon = expiring(report, self.expiring_days)
-        if not acted and not soon:
+        if not acted and not soon and not report.warnings:
             return  # a quiet week sends nothing
         subject, message = sns_message(report, soon, self.expiring_days)
         try:
@@ -189,6 +189,8 @@ def render_text(report: RunReport, soon: Sequence[CertificateResult], expiring_d
     """The e-mail text of one run: the counts, then one block per row."""
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
     lines = [f"certrenew run {report.started:%Y-%m-%d %H:%M}Z - {report.finished:%H:%M}Z: {counts}", ""]
+    if report.warnings:
+        lines += ["To fix before it fails a run:", *(f"  ! {w}" for w in report.warnings), ""]
     for r in rows:
         left = days_left(r, report.finished)
         expiry = f", expires {r.not_after:%Y-%m-%d} ({left:g} days)" if r.not_after and left is not None else ""
