@@ -11,7 +11,7 @@ Ports only: ZoneRecords for the zones, CaaLookup for public DNS, the account fro
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import caa
 from .account import CaAccess
@@ -132,14 +132,16 @@ class CaaRecords:
             zones.append(zone)
         return replace(report, command="apply", zones=tuple(zones))
 
-    def check(self) -> CaaReport:
-        """For every configured name and method: the CAA set a CA finds, and its verdict."""
+    def check(self, only: Sequence[str] = ()) -> CaaReport:
+        """For every configured name (of the `only` certificates, when given) and method: the CAA
+        set a CA finds, and its verdict."""
         if self.lookup is None:
             raise CertrenewError("no CAA lookup is wired: caa check needs DNS access")
         ours = self._ours()
         lookup = _memo(self.lookup.caa)
+        specs = [s for s in self.config.certificates if not only or s.name in only]
         rows = [self._judged(spec, name, method, ours, lookup)
-                for spec in self.config.certificates for name in spec.domains for method in METHODS[spec.challenge]]
+                for spec in specs for name in spec.domains for method in METHODS[spec.challenge]]
         return CaaReport("check", ours.directory, ours.issuer, ours.account_url, False, names=tuple(rows))
 
     # -- steps ----------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .account import CaAccess
+from .caa_records import CaaRecords
 from .deadline import Deadline
 from .errors import AcmeTransientProblem, CertrenewError
 from .issuance import Issued, Issuer
-from .models import IssuanceTimings
+from .models import Config, IssuanceTimings
+from .ports import CaaLookup, StateStore
 from .results import with_notes
 from .survey import PlanRow
 
@@ -32,6 +34,22 @@ OnIssued = Callable[[str, "Issued | Exception"], None]
 class Ordering:
     issuer: Issuer
     cas: tuple[CaAccess, ...]  # the primary, then the fallbacks in order
+    caa: CaaLookup | None = None  # public DNS, for the CAA check before ordering
+
+    def check_caa(self, config: Config, state: StateStore, rows: list[PlanRow]) -> list[str]:
+        """The names whose CAA set (as a CA finds it in DNS) would make the primary CA refuse to
+        issue to our account by the certificate's method(s): said before ordering, not found in
+        a CA's refusal. A check that cannot be made is logged, never fails the run."""
+        if self.caa is None or not rows:
+            return []
+        try:
+            report = CaaRecords(config, None, self.caa, self.cas[0], state).check(tuple(r.spec.name for r in rows))
+        except CertrenewError as exc:
+            log.warning("could not check the CAA records before ordering: %s", exc)
+            return []
+        allowed = {(n.certificate, n.name) for n in report.names if n.allowed}  # `auto`: one method is enough
+        return [f"{n.certificate}: CAA would stop {report.issuer} issuing {n.name} by {n.method} ({n.reason}); "
+                f"see `certrenew caa plan`" for n in report.blocked if (n.certificate, n.name) not in allowed]
 
     def check_fallbacks(self) -> list[str]:
         """Each fallback CA is usable now (its directory answers; its EAB reference resolves when

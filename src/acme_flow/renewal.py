@@ -102,7 +102,7 @@ class Renewer:
         return cls(config, adapters.state, ca, survey, issuer,
                    Settlement(config.acme.directory, adapters.state, survey, Deployer.from_adapters(adapters),
                               adapters.clock), adapters.notifier, adapters.clock, workers,
-                   Ordering(issuer, (ca, *fallbacks)))
+                   Ordering(issuer, (ca, *fallbacks), adapters.caa))
 
     def plan(self, options: RunOptions = RunOptions()) -> Plan:
         """What each selected certificate needs, and why. Reads state and the CA's ARI only."""
@@ -158,6 +158,8 @@ class Renewer:
         if any(s.acting(Action.ISSUE) for s in slots):
             self.ca.check_registration()
             warnings += self._ordering().check_fallbacks()
+            rows = [s.row for s in slots if s.acting(Action.ISSUE)]
+            warnings += self._ordering().check_caa(self.config, self.state, rows)
         for slot in (s for s in slots if s.acting()):
             try:
                 self.settlement.deployer.check(slot.row.spec)
