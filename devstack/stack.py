@@ -404,7 +404,7 @@ class FallbackCa:
     pebble_management: str  # https://127.0.0.1:PORT (roots/0, intermediates/0, ...)
     ca_bundle: str  # the stack's bundle: both Pebbles serve a certificate it trusts
     eab_kid: str
-    eab_hmac: str  # base64url (no padding), as a CA hands it out; a test secret
+    eab_hmac: str = field(repr=False)  # base64url (no padding), as a CA hands it out; kept out of reprs
     caa_identity: str
     pid: int
 
