@@ -3,10 +3,19 @@ bridge that serves moto's Route53 zones (Pebble validates DNS-01 through it). Al
 
 `up()` starts everything detached (the processes outlive the caller) and records it in
 `state_dir/stack.json`; `down()` stops what that file lists; `load()` reads it back.
+
+A second Pebble, the fallback CA, starts only on demand (`make test` stays fast):
+`start_fallback_pebble(stack) -> FallbackCa` starts (or restarts) it next to the stack. It
+requires External Account Binding (kid and base64url HMAC on the `FallbackCa`), advertises its
+own `caaIdentities` (fallback.pebble.test), makes its own root CA (tell the issuers apart with
+`pebble_client.root_pem(fallback)`), validates through the same DNS bridge and serves the same
+TLS certificate as the first Pebble, so the one bundle in CERTRENEW_ACME_CA_BUNDLE trusts both.
+It is recorded in stack.json: `down()` stops it with the rest, `stop_fallback_pebble()` alone.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -23,7 +32,8 @@ from devstack import procs
 from devstack.procs import StackError
 from devstack.tls import write_tls_files
 
-__all__ = ["Stack", "StackError", "up", "down", "load", "restart_pebble", "pebble_binary"]
+__all__ = ["Stack", "StackError", "up", "down", "load", "restart_pebble", "pebble_binary",
+           "FallbackCa", "start_fallback_pebble", "stop_fallback_pebble", "load_fallback"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = "stack.json"
@@ -377,3 +387,119 @@ def describe(stack: Stack) -> dict:
     data = asdict(stack)
     data["state_dir"] = str(stack.state_dir)
     return data
+
+
+# ---------------------------------------------------------------------------- the fallback CA
+
+FALLBACK = "pebble_fallback"  # its name in stack.json (pids, commands) and its log file
+FALLBACK_EAB_KID = "fallback-kid-1"
+FALLBACK_CAA_IDENTITY = "fallback.pebble.test"
+
+
+@dataclass(frozen=True)
+class FallbackCa:
+    """The second Pebble. Named like the `Stack` fields pebble_client reads (acme_directory,
+    pebble_management, ca_bundle), so `pebble_client.root_pem(fallback)` works on it too."""
+    acme_directory: str  # https://127.0.0.1:PORT/dir
+    pebble_management: str  # https://127.0.0.1:PORT (roots/0, intermediates/0, ...)
+    ca_bundle: str  # the stack's bundle: both Pebbles serve a certificate it trusts
+    eab_kid: str
+    eab_hmac: str = field(repr=False)  # base64url (no padding), as a CA hands it out; kept out of reprs
+    caa_identity: str
+    pid: int
+
+    def put_eab_hmac(self, ssm, name: str = "/certrenew/fallback-eab-hmac") -> str:
+        """Store the HMAC in (moto's) SSM as a SecureString with the given boto3 SSM client, as
+        the EAB tests do; returns the reference the product's config takes ("ssm:/name")."""
+        ssm.put_parameter(Name=name, Value=self.eab_hmac, Type="SecureString", Overwrite=True)
+        return f"ssm:{name}"
+
+    def acme_settings(self, hmac_key: str, email: str | None = None) -> dict:
+        """One entry of the config's `acme.fallback` list: {directory, email, eab: {kid, hmac_key}}."""
+        entry: dict = {"directory": self.acme_directory, "eab": {"kid": self.eab_kid, "hmac_key": hmac_key}}
+        if email:
+            entry["email"] = email
+        return entry
+
+
+def _fallback_from_state(state: dict) -> FallbackCa:
+    return FallbackCa(pid=state["pids"][FALLBACK], **state["fallback"])
+
+
+def load_fallback(state_dir: Path) -> FallbackCa | None:
+    """The fallback CA recorded in state_dir/stack.json if it still runs, else None."""
+    state = _read_state(state_dir)
+    if state is None or FALLBACK not in state.get("pids", {}):
+        return None
+    if not procs.is_running(state["pids"][FALLBACK], state["commands"].get(FALLBACK)):
+        return None
+    return _fallback_from_state(state)
+
+
+def _forget_fallback(state: dict) -> bool:
+    pid, argv = state["pids"].pop(FALLBACK, None), state["commands"].pop(FALLBACK, None)
+    state.pop("fallback", None)
+    return pid is not None and procs.stop({FALLBACK: (pid, argv)})
+
+
+def stop_fallback_pebble(stack: Stack) -> bool:
+    """Stop the fallback CA alone (the rest runs on); returns whether it was running."""
+    state = _read_state(stack.state_dir)
+    if state is None:
+        return False
+    ran = _forget_fallback(state)
+    _write_state(stack.state_dir, state)
+    return ran
+
+
+def _fallback_config(ports: dict, tls: dict, eab_kid: str, eab_hmac: str, caa_identity: str,
+                     overrides: dict | None) -> dict:
+    mine = {"externalAccountBindingRequired": True, "externalAccountMACKeys": {eab_kid: eab_hmac},
+            "caaIdentities": [caa_identity]}
+    document = pebble_config_document(ports, Path(tls["cert"]), Path(tls["key"]), mine)
+    overrides = overrides or {}
+    return _deep_merge(document, overrides if set(overrides) == {"pebble"} else {"pebble": overrides})
+
+
+def _launch_fallback(state: dict, document: dict, pebble_env: dict | None) -> None:
+    state_dir = Path(state["state_dir"])
+    config_path = state_dir / "pebble-fallback-config.json"
+    config_path.write_text(json.dumps(document, indent=2))
+    argv = [pebble_binary(), "-config", str(config_path), "-dnsserver", f"127.0.0.1:{state['dns_port']}"]
+    state["pids"][FALLBACK] = procs.start(FALLBACK, argv, state_dir, procs.child_env(_pebble_env(pebble_env)))
+    state["commands"][FALLBACK] = argv
+
+
+def start_fallback_pebble(stack: Stack, *, eab_kid: str = FALLBACK_EAB_KID, eab_hmac: str | None = None,
+                          caa_identity: str = FALLBACK_CAA_IDENTITY, pebble_env: dict[str, str] | None = None,
+                          pebble_config: dict | None = None) -> FallbackCa:
+    """Start the fallback CA (a running one is stopped first: a fresh CA, new root, no accounts).
+
+    eab_hmac defaults to a new random key; pebble_env and pebble_config work as for `up()`.
+    Waits until its directory and management port answer (about a second).
+    """
+    state = _read_state(stack.state_dir)
+    if state is None:
+        raise StackError(f"no devstack recorded in {stack.state_dir}")
+    _forget_fallback(state)
+    names = ("pebble", "pebble_management", "pebble_http", "pebble_tls")
+    ports = dict(zip(names, procs.free_tcp_ports(4)))
+    hmac = eab_hmac or base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    state["ports"].update({f"fallback_{name}": port for name, port in ports.items()})
+    state["fallback"] = {"acme_directory": f"https://127.0.0.1:{ports['pebble']}/dir",
+                         "pebble_management": f"https://127.0.0.1:{ports['pebble_management']}",
+                         "ca_bundle": state["ca_bundle"], "eab_kid": eab_kid, "eab_hmac": hmac,
+                         "caa_identity": caa_identity}
+    try:
+        _launch_fallback(state, _fallback_config(ports, state["tls"], eab_kid, hmac, caa_identity, pebble_config),
+                         pebble_env)
+        _write_state(stack.state_dir, state)
+        fallback = _fallback_from_state(state)
+        context, state_dir = _pebble_context(fallback.ca_bundle), Path(state["state_dir"])
+        for url in (fallback.acme_directory, fallback.pebble_management + "/roots/0"):
+            procs.wait_until(FALLBACK, lambda u=url: _http_ok(u, context), state_dir, fallback.pid, READY_TIMEOUT)
+    except BaseException:
+        _forget_fallback(state)
+        _write_state(stack.state_dir, state)
+        raise
+    return fallback

@@ -6,6 +6,10 @@
   (tests/devstack_world.py); a test with other resources tells the proxy
   (`proxy_client.update_deployment`).
 - `restart_pebble` (function): restart Pebble with other settings; restored to the defaults afterwards.
+- `fallback_ca` (function): a fresh second Pebble that requires EAB (devstack.stack.FallbackCa; its
+  HMAC is secret_scan.TEST_EAB_HMAC, so the secret scan looks for it); stopped after the test.
+- `acme_faults` (function): (directory URL, devstack.acme_faults.AcmeFaultFront) in front of the
+  primary Pebble, passing everything through until the test adds a rule; stopped after the test.
 Every test in tests/integration, tests/handler and tests/faults is marked `integration`.
 """
 
@@ -21,6 +25,7 @@ import pytest
 
 from devstack import proxy_client
 from devstack import stack as devstack
+from devstack.acme_faults import AcmeFaultFront
 from devstack_world import STATE_BUCKET
 
 _TESTS = Path(__file__).resolve().parent
@@ -91,3 +96,22 @@ def restart_pebble(stack):
     yield _restart
     if restarted:
         devstack.restart_pebble(stack)
+
+
+@pytest.fixture
+def fallback_ca(stack):
+    """A fresh fallback CA (new root, no accounts): devstack.stack.FallbackCa."""
+    from secret_scan import TEST_EAB_HMAC  # lazily: pytest must import the plugin first to rewrite it
+
+    started = devstack.start_fallback_pebble(stack, eab_hmac=TEST_EAB_HMAC)
+    try:
+        yield started
+    finally:
+        devstack.stop_fallback_pebble(stack)
+
+
+@pytest.fixture
+def acme_faults(stack):
+    """(front directory URL, AcmeFaultFront) in front of the primary Pebble; no rules yet."""
+    with AcmeFaultFront.for_stack(stack) as front:
+        yield front.directory, front
