@@ -1,9 +1,10 @@
 """`certrenew caa plan|apply|check`: CAA bound to our account (RFC 8657).
 
 For each hosted zone holding a configured name, the apex's CAA set gets an `issue` entry (and
-`issuewild` when a configured name in the zone is a wildcard) for the configured CA's issuer (its
-first caaIdentity) with `accounturi=<our account>` and `validationmethods=<the methods the zone's
-certificates use>`; other CAs' entries stay unless `exclusive`. `apply` writes a zone only when
+`issuewild` when a configured name in the zone is a wildcard) for each configured CA's issuer (its
+first caaIdentity: the primary, then each `acme.fallback`) with `accounturi=<our account there>`
+and `validationmethods=<the methods the zone's certificates use>`; other CAs' entries stay unless
+`exclusive`. `check` judges the primary CA (the one every order goes to first). `apply` writes a zone only when
 its plan changes something. `check` reads what public DNS serves for every configured name,
 climbing the tree as a CA does, and reports each set that would block our CA or our account.
 Ports only: ZoneRecords for the zones, CaaLookup for public DNS, the account from the state.
@@ -101,21 +102,25 @@ class CaaRecords:
     """The use case: plan each zone's CAA set, write the changed ones, check what DNS serves."""
 
     def __init__(self, config: Config, records: ZoneRecords | None, lookup: CaaLookup | None, access: CaAccess,
-                 state: StateStore) -> None:
+                 state: StateStore, fallbacks: Sequence[CaAccess] = ()) -> None:
         self.config = config
         self.records = records
         self.lookup = lookup
         self.access = access
         self.state = state
+        self.fallbacks = tuple(fallbacks)  # acme.fallback: their entries too, each with its own account
 
     @classmethod
     def from_adapters(cls, config: Config, adapters: Adapters) -> CaaRecords:
         access = CaAccess(adapters.ca, adapters.state, config.acme.directory, config.acme.email)
-        return cls(config, adapters.records, adapters.caa, access, adapters.state)
+        fallbacks = [CaAccess(make, adapters.state, f.directory, f.email)
+                     for f, make in zip(config.acme.fallback, adapters.fallback_cas)]
+        return cls(config, adapters.records, adapters.caa, access, adapters.state, fallbacks)
 
     def plan(self, exclusive: bool = False) -> CaaReport:
         ours = self._ours()
-        zones = tuple(self._planned(z, ours, exclusive) for z in self._zones())
+        others = [our_account(a)[0] for a in self.fallbacks]
+        zones = tuple(self._planned(z, [ours, *others], exclusive) for z in self._zones())
         return CaaReport("plan", ours.directory, ours.issuer, ours.account_url, exclusive, zones)
 
     def apply(self, deadline: Deadline, exclusive: bool = False) -> CaaReport:
@@ -176,13 +181,14 @@ class CaaRecords:
                     wildcard=zone.wildcard or name.startswith("*."))
         return list(zones.values())
 
-    def _planned(self, zone: ZoneCaa, ours: OurAccount, exclusive: bool) -> ZoneCaa:
+    def _planned(self, zone: ZoneCaa, cas: Sequence[OurAccount], exclusive: bool) -> ZoneCaa:
+        """The zone's new set: an entry for every configured CA (the primary, then the fallbacks)."""
         if zone.error or zone.found is None:
             return zone
         methods = tuple(m for m in ("dns-01", "dns-persist-01") if m in zone.methods)
-        wanted = caa.WantedIssuer(ours.issuer, ours.account_url, methods, zone.wildcard)
+        wanted = [caa.WantedIssuer(ca.issuer, ca.account_url, methods, zone.wildcard) for ca in cas]
         try:
-            plan = caa.plan_zone(zone.zone, zone.found.values, [wanted], exclusive)
+            plan = caa.plan_zone(zone.zone, zone.found.values, wanted, exclusive)
         except caa.MalformedCaa as exc:
             return replace(zone, existing=zone.found.values,
                            error=f"the CAA set of {zone.zone} cannot be read, fix it by hand first: {exc}")

@@ -130,3 +130,17 @@ def test_a_ca_without_caa_identities_is_a_config_error():
 
     with pytest.raises(ConfigError, match="advertises no caaIdentities"):
         w.caa().check()
+
+
+def test_plan_allows_every_configured_ca_each_with_its_own_account():
+    """acme.fallback: the fallback CA's entry (its issuer, its account) beside the primary's."""
+    from acme_flow.account import CaAccess
+
+    w = World(spec("site", "example.com", challenge=Challenge.DNS01))
+    fallback = MetaCa(caa_identities=("fallback.test",))
+    fallback.directory = "https://fallback.test/dir"
+    use_case = w.caa()
+    use_case.fallbacks = (CaAccess(fallback, w.state, fallback.directory, None),)
+    (zone,) = use_case.plan().zones
+    fallback_url = w.state.accounts[fallback.directory].url
+    assert zone.plan.values() == [bound(w), f'0 issue "fallback.test; accounturi={fallback_url}; validationmethods=dns-01"']
