@@ -44,6 +44,7 @@ class Issued:
     challenge: Challenge | None = None  # how the names were validated (None: authorizations reused)
     note: str = ""  # why `auto` fell back to DNS-01, when it did
     directory: str = ""  # the CA that issued it
+    persist_until: dt.datetime | None = None  # when the dns-persist-01 records it used stop validating
 
 
 @dataclass
@@ -255,7 +256,8 @@ class Issuer:
         info = pki.verify_material(material, work.spec.domains, self.clock.now(), work.spec.key)
         assert work.order is not None
         return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain),
-                      replaced=work.order.replaces, challenge=work.choice.method, note=work.choice.note)
+                      replaced=work.order.replaces, challenge=work.choice.method, note=work.choice.note,
+                      persist_until=work.choice.persist_until)
 
     def _each(self, works: list[_Work], fn: Callable[[_Work], _Work], results: dict,
               step: str) -> list[_Work]:

@@ -359,6 +359,8 @@ class StoredCertificate:
     damaged: str | None = None  # why the stored material cannot be used (it is then reissued, never deployed)
     ari_cert_id: str | None = None  # RFC 9773 CertID of the leaf (AKI.serial)
     outdated: bool = False  # kept in an older state layout: the next run that applies rewrites its pointer
+    # issued through dns-persist-01 records with a persistUntil: the earliest (a renewal after it fails)
+    persist_until: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ class CertificateResult:
     targets: tuple[str, ...] = ()
     challenge: Challenge | None = None  # how this run validated the names (None: it issued nothing)
     directory: str | None = None  # the CA that issued the certificate in place
+    persist_until: dt.datetime | None = None  # its dns-persist-01 records stop validating then
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -420,6 +423,7 @@ class CertificateResult:
             "targets": list(self.targets),
             "challenge": self.challenge.value if self.challenge else None,
             "directory": self.directory,
+            "persist_until": _iso(self.persist_until),
         }
 
 

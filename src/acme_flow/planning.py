@@ -136,5 +136,19 @@ def renewal_time(spec: CertificateSpec, stored: StoredCertificate,
     return renew_at, rule
 
 
+def persist_warning(spec: CertificateSpec, persist_until: dt.datetime | None, renew_at: dt.datetime | None,
+                    now: dt.datetime, lookahead: dt.timedelta) -> str | None:
+    """When the dns-persist-01 records a certificate was issued through end (their persistUntil)
+    before its next renewal can use them: said now, while there is time to extend them."""
+    if persist_until is None or not spec.challenge.may_persist:
+        return None
+    next_try = max(renew_at or now, now)
+    if persist_until > next_try + lookahead:
+        return None
+    ended = "ended" if persist_until <= now else "ends"
+    return (f"{spec.name}: the dns-persist-01 record it was issued through {ended} {_fmt(persist_until)} "
+            f"(persistUntil), before its next renewal ({_fmt(next_try)}): extend it (`certrenew persist plan`)")
+
+
 def _fmt(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

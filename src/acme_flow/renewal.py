@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
+from . import planning
 from .account import CaAccess
 from .deploy import Deployer
 from .errors import CertrenewError, InputError
@@ -56,7 +57,11 @@ class Plan:
 
     def report(self, finished: dt.datetime) -> RunReport:
         """The dry run's report: what would be done, and why."""
-        return RunReport(tuple(planned(row) for row in self.rows), self.started, finished, dry_run=True)
+        return RunReport(tuple(planned(row) for row in self.rows), self.started, finished, dry_run=True,
+                         warnings=self.warnings())
+
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(row.warning for row in self.rows if row.warning)
 
 
 @dataclass
@@ -124,7 +129,8 @@ class Renewer:
             map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. the others
         results = tuple(s.result for s in slots if s.result is not None)
         assert len(results) == len(slots), "every certificate ends with exactly one result"
-        report = RunReport(results, plan.started, self.clock.now(), issuance=timings, warnings=tuple(warnings))
+        report = RunReport(results, plan.started, self.clock.now(), issuance=timings,
+                           warnings=(*warnings, *_record_warnings(slots, self.clock.now(), self.survey.lookahead)))
         self.notifier.notify(report)  # 5. report
         return report
 
@@ -226,3 +232,9 @@ class Renewer:
         except Exception as exc:  # a bug or an untranslated library error: this certificate only
             log.exception("%s failed unexpectedly", slot.name)
             slot.result = failed(slot.row, f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _record_warnings(slots: list[_Slot], now: dt.datetime, lookahead: dt.timedelta) -> list[str]:
+    """Each certificate's persistUntil warning, for the certificate in place after the run."""
+    return [w for s in slots if s.result and (w := planning.persist_warning(
+        s.row.spec, s.result.persist_until, s.result.next_check, now, lookahead))]

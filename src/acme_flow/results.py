@@ -25,7 +25,7 @@ def certificate_result(spec: CertificateSpec, outcome: Outcome, reason: str, sto
         next_check = planning.renewal_time(spec, stored, stored.window)[0]
     return CertificateResult(spec.name, outcome, reason, serial=stored.info.serial,
                              not_after=stored.info.not_after, next_check=next_check, targets=targets,
-                             challenge=challenge, directory=stored.directory)
+                             challenge=challenge, directory=stored.directory, persist_until=stored.persist_until)
 
 
 def planned(row: PlanRow) -> CertificateResult:

@@ -62,7 +62,7 @@ class Settlement:
             key_type=spec.key, profile=spec.profile, directory=directory,
             info=issued.info, material=issued.material, issued_at=now,
             deployment=deployment.for_new_version(spec.deploy.all_acm_regions, issued.info.serial), window=window,
-            replaced=issued.replaced, ari_cert_id=cert_id)
+            replaced=issued.replaced, ari_cert_id=cert_id, persist_until=issued.persist_until)
         return self.state.save_certificate(new)
 
     def intend_imports(self, spec: CertificateSpec, stored: StoredCertificate) -> StoredCertificate:

@@ -32,6 +32,7 @@ class PlanRow:
     stored: StoredCertificate | None
     window: RenewalWindow | None = None  # the ARI window as now known (maybe freshly fetched)
     save_window: bool = False  # it is worth writing back (planning.worth_saving)
+    warning: str | None = None  # what a person should fix before it fails a renewal
 
 
 @dataclass
@@ -73,7 +74,9 @@ class Survey:
         if unreadable:
             decision = replace(decision, reason=f"{unreadable}; reissuing")
         save = stored is not None and planning.worth_saving(stored.window, window, now, self.lookahead)
-        return PlanRow(spec, decision, stored, window, save)
+        warning = planning.persist_warning(spec, stored.persist_until if stored else None, decision.renew_at, now,
+                                           self.lookahead)
+        return PlanRow(spec, decision, stored, window, save, warning)
 
     def recheck(self, row: PlanRow, now: dt.datetime) -> PlanRow:
         """The row again after its lease is taken: re-planned if another run changed the

@@ -8,6 +8,7 @@ rate-limit those); `auto` takes dns-persist-01 where both hold, else DNS-01, and
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from . import persist
@@ -31,6 +32,7 @@ class Choice:
     method: Challenge | None  # None: nothing to validate (every authorization already valid)
     challenges: tuple[Dns01Challenge, ...] | tuple[PersistChallenge, ...] = ()
     note: str = ""
+    persist_until: dt.datetime | None = None  # the earliest persistUntil of the records used
 
     @property
     def persistent(self) -> bool:
@@ -47,34 +49,36 @@ class ChallengeChooser:
             return Choice(None, note="authorizations already valid")
         if spec.challenge is Challenge.DNS01:
             return _dns01(order)
-        problem = self._persist_problem(ca, spec, order, account_url)
+        problem, until = self._persist_problem(ca, spec, order, account_url)
         if problem is None:
-            return Choice(Challenge.DNS_PERSIST01, order.persist)
+            return Choice(Challenge.DNS_PERSIST01, order.persist, persist_until=until)
         if spec.challenge is Challenge.DNS_PERSIST01:
             raise ChallengeUnavailable(spec.name, problem)
         return _dns01(order, f"auto: dns-01 ({problem})")
 
     def _persist_problem(self, ca: AcmeCa, spec: CertificateSpec, order: PendingOrder,
-                         account_url: str | None) -> str | None:
-        """Why dns-persist-01 cannot validate this order now; None when it can."""
+                         account_url: str | None) -> tuple[str | None, dt.datetime | None]:
+        """Why dns-persist-01 cannot validate this order now (None when it can), and the
+        earliest persistUntil of the records it would use."""
         offered = {c.domain for c in order.persist}
         names = order.pending or tuple(c.domain for c in order.challenges) or tuple(offered)
         missing = [d for d in names if d not in offered]
         if missing:
-            return f"the CA does not offer it for {', '.join(missing)}"
+            return f"the CA does not offer it for {', '.join(missing)}", None
         if self.records is None or account_url is None:
-            return None if spec.challenge is Challenge.DNS_PERSIST01 else "its records cannot be read here"
+            return (None if spec.challenge is Challenge.DNS_PERSIST01 else "its records cannot be read here"), None
+        until: list[dt.datetime] = []
         try:
             for challenge in order.persist:
-                problem = self._record_problem(ca, spec, challenge, account_url)
+                problem = self._record_problem(ca, spec, challenge, account_url, until)
                 if problem:
-                    return problem
+                    return problem, None
         except (CertrenewError, persist.PersistError) as exc:
-            return str(exc)
-        return None
+            return str(exc), None
+        return None, min(until, default=None)
 
     def _record_problem(self, ca: AcmeCa, spec: CertificateSpec, challenge: PersistChallenge,
-                        account_url: str) -> str | None:
+                        account_url: str, until: list[dt.datetime]) -> str | None:
         draft = persist.Draft(challenge.draft)
         meta = ca.meta()
         who = persist.PersistIdentity(
@@ -85,6 +89,9 @@ class ChallengeChooser:
         found = self.records.read(challenge.record_name, "TXT", spec)  # type: ignore[union-attr]
         judged = persist.judge([persist.txt_value(v) for v in found.values], wanted, draft, now=self.clock.now())
         if judged.verdict is persist.Verdict.PRESENT:
+            ends = [persist.parse_value(v).persist_until for v in judged.ours]
+            if ends and None not in ends:  # every record of ours ends: the latest one counts
+                until.append(dt.datetime.fromtimestamp(max(e for e in ends if e is not None), dt.timezone.utc))
             return None
         return f"{challenge.record_name}: {judged.reason} (see `certrenew persist plan`)"
 

@@ -6,6 +6,7 @@ dimension per certificate would make every certificate a set of billed custom me
 | metric | unit | per | value |
 |---|---|---|---|
 | `DaysToExpiry` | None | certificate | days left on the certificate in place after the run |
+| `PersistRecordDaysLeft` | None | certificate issued through dns-persist-01 records with a persistUntil | days until they stop validating |
 | `CertificatesIssued`, `...Renewed`, `...Deployed`, `...Skipped`, `...Failed`, `...Queued` | Count | certificate | 1 |
 | `IssuanceDuration` | Seconds | run that ordered | the run's issuance round: first order to last verified certificate |
 | `DnsWait` | Seconds | run that ordered | TXT publish (Route53 INSYNC) until visible; one DNS round serves all orders of a run |
@@ -41,12 +42,15 @@ def days_left(not_after: dt.datetime | None, now: dt.datetime) -> float | None:
 
 
 def emit_certificate(metrics: Any, name: str, metric: str, not_after: dt.datetime | None, now: dt.datetime,
-                     **properties: Any) -> None:
+                     persist_until: dt.datetime | None = None, **properties: Any) -> None:
     """One EMF document for one certificate."""
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     left = days_left(not_after, now)
     if left is not None:
         metrics.add_metric(name="DaysToExpiry", unit=MetricUnit.NoUnit, value=left)
+    record_left = days_left(persist_until, now)
+    if record_left is not None:
+        metrics.add_metric(name="PersistRecordDaysLeft", unit=MetricUnit.NoUnit, value=record_left)
     metrics.add_metadata(key="certificate", value=name)
     for key, value in properties.items():
         if value is not None:
@@ -61,8 +65,8 @@ def emit_results(metrics: Any, results: Iterable[CertificateResult], now: dt.dat
         metric = OUTCOME_METRICS.get(r.outcome)
         if metric is None:  # planned: a dry run measures nothing
             continue
-        emit_certificate(metrics, r.name, metric, r.not_after, now, outcome=r.outcome.value, serial=r.serial,
-                         reason=r.reason if r.outcome is Outcome.FAILED else None)
+        emit_certificate(metrics, r.name, metric, r.not_after, now, r.persist_until, outcome=r.outcome.value,
+                         serial=r.serial, reason=r.reason if r.outcome is Outcome.FAILED else None)
         count += 1
     return count
 

@@ -3,6 +3,7 @@ a clear failure (before any answer to the CA) when it is not, and `auto` falling
 with the reason in the report."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 from acme_flow import persist
@@ -10,7 +11,7 @@ from acme_flow.deadline import Deadline
 from acme_flow.errors import DnsError
 from acme_flow.models import CertificateSpec, Challenge, DeploySpec, Outcome
 from acme_flow.renewal import RunOptions
-from fakes import ISSUER, make_adapters, make_config, make_renewer
+from fakes import ISSUER, NOW, make_adapters, make_config, make_renewer
 
 ACCOUNT_URL = "https://ca.test/acct/1"  # the fake CA's first registration
 PERSISTENT = CertificateSpec("site", ("example.com", "*.example.com"), deploy=DeploySpec(acm_regions=("eu-west-1",)),
@@ -145,3 +146,46 @@ def test_a_failed_dns_round_fails_only_the_dns01_certificates():
     got = by_name(run(adapters, PERSISTENT, CLASSIC))
     assert got["site"].outcome is Outcome.ISSUED and got["site"].challenge is Challenge.DNS_PERSIST01
     assert got["other"].outcome is Outcome.FAILED and "AccessDenied" in got["other"].reason
+
+
+def publish_until(adapters, spec, until):
+    who = persist.PersistIdentity(ISSUER, ACCOUNT_URL, persist.Draft.D01)
+    for name, wanted in persist.wanted_records(spec.domains, who, persist_until=until).items():
+        adapters.records.put_txt(name, wanted.value(persist.Draft.D01))
+
+
+def test_a_record_ending_before_the_next_renewal_is_a_warning_in_every_run_and_a_metric_input():
+    adapters = persistent_ca()
+    until = NOW + dt.timedelta(days=40)  # the 90-day certificate renews after day 60
+    publish_until(adapters, PERSISTENT, until)
+    report = run(adapters, PERSISTENT)
+    (result,) = report.results
+    assert result.outcome is Outcome.ISSUED and result.persist_until == until
+    assert adapters.state.current("site").persist_until == until
+    (warning,) = report.warnings
+    assert warning.startswith("site: the dns-persist-01 record it was issued through ends 2027-01-01")
+    assert "certrenew persist plan" in warning
+    later = run(adapters, PERSISTENT)  # nothing due: still said, while there is time
+    assert later.results[0].outcome is Outcome.SKIPPED and later.warnings == report.warnings
+    assert later.to_dict()["certificates"][0]["persist_until"] == until.isoformat().replace("+00:00", "Z")
+
+
+def test_a_record_that_outlives_the_next_renewal_or_has_no_end_says_nothing():
+    adapters = persistent_ca()
+    publish_until(adapters, PERSISTENT, NOW + dt.timedelta(days=400))
+    report = run(adapters, PERSISTENT)
+    assert report.warnings == () and report.results[0].persist_until == NOW + dt.timedelta(days=400)
+    adapters = persistent_ca()
+    publish(adapters, PERSISTENT)
+    report = run(adapters, PERSISTENT)
+    assert report.warnings == () and report.results[0].persist_until is None
+
+
+def test_a_record_ending_soon_makes_the_certificate_expiring_in_notifications():
+    from acme_flow.adapters.notify import expiring
+
+    adapters = persistent_ca()
+    publish_until(adapters, PERSISTENT, NOW + dt.timedelta(days=10))
+    report = run(adapters, PERSISTENT)
+    assert [r.name for r in expiring(report, 14)] == ["site"]
+    assert expiring(report, 7) == []

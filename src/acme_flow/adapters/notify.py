@@ -59,11 +59,13 @@ def days_left(result: CertificateResult, now: dt.datetime) -> float | None:
 
 
 def expiring(report: RunReport, days: float) -> list[CertificateResult]:
-    """Certificates with fewer than `days` left when the run finished (planned rows excluded)."""
+    """Certificates with fewer than `days` left when the run finished, or whose dns-persist-01
+    records stop validating within `days` (planned rows excluded)."""
     out = []
     for r in report.results:
         left = days_left(r, report.finished)
-        if r.outcome is not Outcome.PLANNED and left is not None and left < days:
+        record_ends = r.persist_until is not None and (r.persist_until - report.finished).total_seconds() < days * 86400
+        if r.outcome is not Outcome.PLANNED and ((left is not None and left < days) or record_ends):
             out.append(r)
     return out
 

@@ -365,6 +365,7 @@ def _meta(stored: StoredCertificate, material: str) -> dict[str, Any]:
         "ari": stored.window.to_dict() if stored.window else None,
         "replaced": stored.replaced,
         "revoked": stored.revoked,
+        "persist_until": stored.persist_until.isoformat() if stored.persist_until else None,
     }
 
 
@@ -383,4 +384,5 @@ def _stored_from_meta(meta: dict[str, Any]) -> StoredCertificate:
         info=info, material=None, issued_at=dt.datetime.fromisoformat(meta["issued_at"]),
         deployment=Deployment.from_dict(meta.get("deployment"), meta.get("retiring"), meta.get("importing")),
         window=RenewalWindow.from_dict(meta.get("ari")), replaced=meta.get("replaced"),
-        revoked=meta.get("revoked"), ari_cert_id=meta.get("ari_cert_id"))
+        revoked=meta.get("revoked"), ari_cert_id=meta.get("ari_cert_id"),
+        persist_until=dt.datetime.fromisoformat(meta["persist_until"]) if meta.get("persist_until") else None)
