@@ -137,12 +137,12 @@ class CaaRecords:
             zones.append(zone)
         return replace(report, command="apply", zones=tuple(zones))
 
-    def check(self, only: Sequence[str] = ()) -> CaaReport:
+    def check(self, only: Sequence[str] = (), ours: OurAccount | None = None) -> CaaReport:
         """For every configured name (of the `only` certificates, when given) and method: the CAA
-        set a CA finds, and its verdict."""
+        set a CA finds, and its verdict (for `ours`, when given: no account is registered)."""
         if self.lookup is None:
             raise CertrenewError("no CAA lookup is wired: caa check needs DNS access")
-        ours = self._ours()
+        ours = ours or self._ours()
         lookup = _memo(self.lookup.caa)
         specs = [s for s in self.config.certificates if not only or s.name in only]
         rows = [self._judged(spec, name, method, ours, lookup)

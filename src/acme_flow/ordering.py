@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .account import CaAccess
+from .ca_identity import OurAccount
 from .caa_records import CaaRecords
 from .deadline import Deadline
 from .errors import AcmeTransientProblem, CertrenewError
@@ -43,7 +44,14 @@ class Ordering:
         if self.caa is None or not rows:
             return []
         try:
-            report = CaaRecords(config, None, self.caa, self.cas[0], state).check(tuple(r.spec.name for r in rows))
+            primary = self.cas[0]
+            account = state.load_account(primary.directory)  # not registered here: no write before the leases
+            meta = primary.client().meta()
+            ours = OurAccount(primary.directory, account.url if account and account.url else "",
+                              meta.caa_identities, meta)
+            if not ours.issuers:
+                return []
+            report = CaaRecords(config, None, self.caa, primary, state).check(tuple(r.spec.name for r in rows), ours)
         except CertrenewError as exc:
             log.warning("could not check the CAA records before ordering: %s", exc)
             return []

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from acme_flow.deadline import Deadline
 from acme_flow.errors import DnsError
-from acme_flow.models import CertificateSpec, Challenge, DeploySpec, Outcome
-from fakes import ISSUER, make_adapters, make_config, make_renewer
+from acme_flow.models import AccountState, CertificateSpec, Challenge, DeploySpec, Outcome
+from fakes import DIRECTORY, ISSUER, make_adapters, make_config, make_renewer
 
 SITE = CertificateSpec("site", ("www.example.com",), deploy=DeploySpec(acm_regions=("eu-west-1",)))
 ACCOUNT = "https://ca.test/acct/1"
@@ -25,8 +25,11 @@ class FakeCaaLookup:
         return self.sets.get(name)
 
 
-def run(lookup, *specs):
+def run(lookup, *specs, registered=True):
     adapters = replace(make_adapters(), caa=lookup)
+    if registered:  # the account exists from an earlier run (the check never registers one)
+        adapters.state.save_account(AccountState(DIRECTORY, ACCOUNT, "key", None))
+        adapters.ca.registered.append(ACCOUNT)
     renewer = make_renewer(make_config(*specs), adapters)
     return renewer.apply(renewer.plan(), Deadline(adapters.clock, 600))
 
@@ -67,3 +70,17 @@ def test_a_caa_lookup_that_fails_is_a_warning_too_as_a_ca_would_refuse():
     report = run(FakeCaaLookup(error=DnsError("SERVFAIL for example.com")), SITE)
     (warning,) = report.warnings
     assert "SERVFAIL" in warning and report.ok
+
+
+def test_before_the_account_exists_caa_naming_an_account_blocks_it_and_nothing_is_written_first():
+    lookup = FakeCaaLookup({"example.com": [f'0 issue "{ISSUER}; accounturi={ACCOUNT}"']})
+    adapters = replace(make_adapters(), caa=lookup)
+    renewer = make_renewer(make_config(SITE), adapters)
+    plan = renewer.plan()
+    writes = []
+    original = adapters.state.save_account
+    adapters.state.save_account = lambda account: (writes.append(adapters.state.journal.events()[:]), original(account))[1]
+    report = renewer.apply(plan, Deadline(adapters.clock, 600))
+    (warning,) = report.warnings
+    assert "accounturi" in warning
+    assert "lease.acquire" in writes[0], "the account is registered after the leases, as before"
