@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from devstack.acme_faults import exchange
+
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"}
 
 
@@ -55,18 +57,10 @@ class Upstream:
     def _send_once(self, method, path, headers, body):
         if self.connection is None:
             self.connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=60)
-        conn = self.connection
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        response = conn.getresponse()
-        data = response.read()
-        if response.will_close:
+        answer, will_close = exchange(self.connection, method, path, headers, body)
+        if will_close:
             self._close()
-        return response.status, response.reason, response.getheaders(), data
+        return answer
 
     def _close(self) -> None:
         if self.connection is not None:

@@ -64,6 +64,22 @@ class Exchange:
     injected: bool
 
 
+def exchange(conn: http.client.HTTPSConnection, method: str, path: str, headers: list[tuple[str, str]],
+             body: bytes | None) -> tuple[tuple[int, str, list[tuple[str, str]], bytes], bool]:
+    """One request on `conn` passed through as is (the Host header given, so the CA builds its
+    URLs for the front); ((status, reason, headers, body), whether the server closes the connection).
+    Shared with bench/acme_gate.py."""
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers:
+        conn.putheader(name, value)
+    if body is not None:
+        conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    response = conn.getresponse()
+    data = response.read()
+    return (response.status, response.reason, response.getheaders(), data), response.will_close
+
+
 class _Upstream:
     """HTTPS to Pebble, one persistent connection per serving thread."""
 
@@ -87,17 +103,10 @@ class _Upstream:
         if conn is None:
             conn = self.local.connection = http.client.HTTPSConnection(self.host, self.port, context=self.context,
                                                                        timeout=60)
-        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        response = conn.getresponse()
-        data = response.read()
-        if response.will_close:
+        answer, will_close = exchange(conn, method, path, headers, body)
+        if will_close:
             self.close()
-        return response.status, response.reason, response.getheaders(), data
+        return answer
 
     def fresh_nonce(self, host: str) -> str | None:
         """A nonce from Pebble's newNonce (an error answer should carry one: RFC 8555 section 6.5)."""

@@ -16,6 +16,7 @@ Every test in tests/integration, tests/handler and tests/faults is marked `integ
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import urllib.request
 from pathlib import Path
@@ -115,3 +116,15 @@ def acme_faults(stack):
     """(front directory URL, AcmeFaultFront) in front of the primary Pebble; no rules yet."""
     with AcmeFaultFront.for_stack(stack) as front:
         yield front.directory, front
+
+
+@pytest.fixture
+def quiet_acme_library():
+    """The `acme` library logs every JWS at DEBUG; the secret scan (tests/secret_scan.py) rightly
+    fails on that, so tests that use the library directly hold it at WARNING, as the product's
+    ACME adapter does."""
+    logger = logging.getLogger("acme")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield
+    logger.setLevel(level)

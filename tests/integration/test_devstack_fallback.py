@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import socket
 import ssl
 import time
@@ -31,18 +30,11 @@ from devstack import stack as devstack
 from devstack.acme_faults import RATE_LIMITED, SERVER_INTERNAL, AcmeFaultFront, FaultRule
 from devstack.procs import is_running
 
+# the library logs every JWS at DEBUG, which the secret scan rightly refuses
+pytestmark = pytest.mark.usefixtures("quiet_acme_library")
+
 ZONE = "fallback.test"
 POLL_DEADLINE = 60.0
-
-
-@pytest.fixture(autouse=True)
-def quiet_acme_library():
-    """The library logs every JWS at DEBUG, which the secret scan rightly refuses."""
-    logger = logging.getLogger("acme")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ draft -01 and sends no `accounturi`, so the account URL comes from our own regis
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from dataclasses import replace
 
@@ -24,19 +23,11 @@ from acme_flow.adapters.acme_ca.persist import DnsPersist01, DnsPersist01Respons
 from acme_flow.persist import Draft, Verdict, WantedRecord
 from devstack import pebble_client, world
 
+# the library logs every JWS at DEBUG, which the secret scan rightly refuses
+pytestmark = pytest.mark.usefixtures("quiet_acme_library")
+
 ZONE = "persist.test"
 POLL_DEADLINE = 60.0
-
-
-@pytest.fixture(autouse=True)
-def quiet_acme_library():
-    """The library logs every JWS at DEBUG; the secret scan (tests/secret_scan.py) rightly fails
-    on that, so hold it at WARNING as the product's ACME adapter does."""
-    logger = logging.getLogger("acme")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
 
 
 @pytest.fixture
