@@ -297,7 +297,7 @@ def _initial_state(state_dir: Path, route53_delay: float) -> dict:
 def _start_all(state: dict, binary: str, pebble_env: dict | None, pebble_config: dict | None) -> None:
     state_dir, ports = Path(state["state_dir"]), state["ports"]
     commands = {
-        "moto": _python_command("moto.server", "-H", "127.0.0.1", "-p", str(ports["moto"])),
+        "moto": _python_command("devstack.moto_server", "-H", "127.0.0.1", "-p", str(ports["moto"])),
         "aws_proxy": _python_command("devstack.aws_proxy", "--port", str(ports["aws_proxy"]),
                                      "--moto-url", state["moto_url"],
                                      "--route53-delay", str(state["route53_delay"])),
