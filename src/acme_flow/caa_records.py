@@ -11,6 +11,8 @@ Ports only: ZoneRecords for the zones, CaaLookup for public DNS, the account fro
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -20,6 +22,7 @@ from .ca_identity import OurAccount, our_account
 from .deadline import Deadline
 from .errors import CertrenewError, DnsError
 from .models import CertificateSpec, Challenge, Config
+from .parallel import map_all
 from .ports import Adapters, CaaLookup, RecordSet, StateStore, ZoneRecords
 
 METHODS = {Challenge.DNS01: ("dns-01",), Challenge.DNS_PERSIST01: ("dns-persist-01",),
@@ -102,13 +105,14 @@ class CaaRecords:
     """The use case: plan each zone's CAA set, write the changed ones, check what DNS serves."""
 
     def __init__(self, config: Config, records: ZoneRecords | None, lookup: CaaLookup | None, access: CaAccess,
-                 state: StateStore, fallbacks: Sequence[CaAccess] = ()) -> None:
+                 state: StateStore, fallbacks: Sequence[CaAccess] = (), workers: int = 16) -> None:
         self.config = config
         self.records = records
         self.lookup = lookup
         self.access = access
         self.state = state
         self.fallbacks = tuple(fallbacks)  # acme.fallback: their entries too, each with its own account
+        self.workers = workers
 
     @classmethod
     def from_adapters(cls, config: Config, adapters: Adapters) -> CaaRecords:
@@ -145,8 +149,8 @@ class CaaRecords:
         ours = ours or self._ours()
         lookup = _memo(self.lookup.caa)
         specs = [s for s in self.config.certificates if not only or s.name in only]
-        rows = [self._judged(spec, name, method, ours, lookup)
-                for spec in specs for name in spec.domains for method in METHODS[spec.challenge]]
+        asked = [(spec, name, method) for spec in specs for name in spec.domains for method in METHODS[spec.challenge]]
+        rows = map_all(lambda a: self._judged(*a, ours, lookup), asked, self.workers)  # DNS answers concurrently
         return CaaReport("check", ours.directory, ours.issuer, ours.account_url, False, names=tuple(rows))
 
     # -- steps ----------------------------------------------------------------------------------
@@ -209,11 +213,21 @@ def _added(items: tuple[str, ...], *more: str) -> tuple[str, ...]:
 
 
 def _memo(lookup: Callable[[str], list[str] | None]) -> Callable[[str], list[str] | None]:
-    """Each name is looked up once per check (names of a zone share their parents)."""
-    seen: dict[str, list[str] | None] = {}
+    """Each name is looked up once per check (names of a zone share their parents), also when
+    many names are judged at once: a name being looked up is waited for, not asked again."""
+    seen: dict[str, Future] = {}
+    lock = threading.Lock()
 
     def cached(name: str) -> list[str] | None:
-        if name not in seen:
-            seen[name] = lookup(name)
-        return seen[name]
+        with lock:
+            pending = seen.get(name)
+            mine = pending is None
+            if mine:
+                pending = seen[name] = Future()
+        if mine:
+            try:
+                pending.set_result(lookup(name))
+            except Exception as exc:  # noqa: BLE001 - every asker of this name gets it
+                pending.set_exception(exc)
+        return pending.result()
     return cached
