@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import xml.etree.ElementTree as ET
 from functools import lru_cache
 from typing import Any, Callable, Iterable
@@ -94,8 +95,17 @@ def _statements(parameters: str) -> tuple[tp.Statement, ...]:
     return tuple(tp.resolved_statements(json.loads(parameters), template=_template(), function=tp.FUNCTION))
 
 
+_TEMPLATE_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _template() -> dict:
+    with _TEMPLATE_LOCK:  # the first burst of calls parses template.yaml once, not once per thread
+        return _loaded_template()
+
+
+@lru_cache(maxsize=1)
+def _loaded_template() -> dict:
     return tp.load_template()
 
 
