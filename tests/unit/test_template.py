@@ -427,8 +427,12 @@ def test_alarms_read_the_metrics_the_handler_emits(resources, function, template
     from handler import metrics as emitted
 
     alarms = _alarms(resources)
-    assert set(alarms) == {"ExpiringCertificateAlarm", "FailedRenewalAlarm", "DeadLetterAlarm",
-                           "RenewerErrorsAlarm", "WorkerErrorsAlarm"}
+    assert set(alarms) == {"ExpiringCertificateAlarm", "ExpiringPersistRecordAlarm", "FailedRenewalAlarm",
+                           "DeadLetterAlarm", "RenewerErrorsAlarm", "WorkerErrorsAlarm"}
+    record = alarms["ExpiringPersistRecordAlarm"]
+    assert (record["MetricName"], record["Statistic"], record["Threshold"]) == (
+        "PersistRecordDaysLeft", "Minimum", {"Ref": "ExpiryAlarmDays"})
+    assert "PersistRecordDaysLeft" in (emitted.__doc__ or "")
     expiring = alarms["ExpiringCertificateAlarm"]
     assert expiring["MetricName"] == "DaysToExpiry" and expiring["Statistic"] == "Minimum"
     assert expiring["Threshold"] == {"Ref": "ExpiryAlarmDays"} and param_default(template, "ExpiryAlarmDays") == 14
@@ -437,7 +441,7 @@ def test_alarms_read_the_metrics_the_handler_emits(resources, function, template
     assert failed["MetricName"] == emitted.OUTCOME_METRICS[emitted.Outcome.FAILED]
     assert failed["Statistic"] == "Sum" and failed["Threshold"] == 1
     env = function["Environment"]["Variables"]
-    for alarm in (expiring, failed):
+    for alarm in (expiring, failed, record):
         # the namespace and the one dimension Powertools writes
         assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]
         assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
