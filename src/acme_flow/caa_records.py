@@ -4,7 +4,9 @@ For each hosted zone holding a configured name, the apex's CAA set gets an `issu
 `issuewild` when a configured name in the zone is a wildcard) for each configured CA's issuer (its
 first caaIdentity: the primary, then each `acme.fallback`) with `accounturi=<our account there>`
 and `validationmethods=<the methods the zone's certificates use>`; other CAs' entries stay unless
-`exclusive`. `check` judges the primary CA (the one every order goes to first). `apply` writes a zone only when
+`exclusive`. `check` judges every configured CA, each with its own account (a set that blocks a
+fallback would fail it on the day it is needed); a run's own check before ordering judges the
+primary, which every order goes to first. `apply` writes a zone only when
 its plan changes something. `check` reads what public DNS serves for every configured name,
 climbing the tree as a CA does, and reports each set that would block our CA or our account.
 Ports only: ZoneRecords for the zones, CaaLookup for public DNS, the account from the state.
@@ -70,10 +72,11 @@ class NameCaa:
     allowed: bool
     reason: str
     found_at: str | None = None
+    issuer: str = ""  # the CA judged (its first caaIdentity): the primary, or a fallback
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "certificate": self.certificate, "method": self.method,
-                "allowed": self.allowed, "reason": self.reason, "found_at": self.found_at}
+                "allowed": self.allowed, "reason": self.reason, "found_at": self.found_at, "issuer": self.issuer}
 
 
 @dataclass(frozen=True)
@@ -146,11 +149,13 @@ class CaaRecords:
         set a CA finds, and its verdict (for `ours`, when given: no account is registered)."""
         if self.lookup is None:
             raise CertrenewError("no CAA lookup is wired: caa check needs DNS access")
-        ours = ours or self._ours()
+        judged_cas = [ours] if ours else [self._ours(), *(our_account(a)[0] for a in self.fallbacks)]
+        ours = judged_cas[0]
         lookup = _memo(self.lookup.caa)
         specs = [s for s in self.config.certificates if not only or s.name in only]
-        asked = [(spec, name, method) for spec in specs for name in spec.domains for method in METHODS[spec.challenge]]
-        rows = map_all(lambda a: self._judged(*a, ours, lookup), asked, self.workers)  # DNS answers concurrently
+        asked = [(spec, name, method, ca) for ca in judged_cas for spec in specs for name in spec.domains
+                 for method in METHODS[spec.challenge]]
+        rows = map_all(lambda a: self._judged(*a, lookup), asked, self.workers)  # DNS answers concurrently
         return CaaReport("check", ours.directory, ours.issuer, ours.account_url, False, names=tuple(rows))
 
     # -- steps ----------------------------------------------------------------------------------
@@ -203,9 +208,9 @@ class CaaRecords:
         try:
             found = caa.relevant_set(name, lookup)
         except (caa.MalformedCaa, DnsError) as exc:
-            return NameCaa(name, spec.name, method, False, f"blocked: {exc}")
+            return NameCaa(name, spec.name, method, False, f"blocked: {exc}", issuer=ours.issuer)
         verdict = caa.judge(found, ours.issuers, ours.account_url, method, name)
-        return NameCaa(name, spec.name, method, verdict.allowed, verdict.reason, verdict.found_at)
+        return NameCaa(name, spec.name, method, verdict.allowed, verdict.reason, verdict.found_at, ours.issuer)
 
 
 def _added(items: tuple[str, ...], *more: str) -> tuple[str, ...]:

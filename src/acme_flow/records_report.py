@@ -89,9 +89,9 @@ def render_caa(report: CaaReport) -> str:
 
 
 def _render_check(report: CaaReport) -> str:
-    header = ["NAME", "CERTIFICATE", "METHOD", "VERDICT", "CAA AT", "REASON"]
-    rows = [[n.name, n.certificate, n.method, "allowed" if n.allowed else "BLOCKED", n.found_at or "-", n.reason]
-            for n in report.names]
+    header = ["NAME", "CERTIFICATE", "CA", "METHOD", "VERDICT", "CAA AT", "REASON"]
+    rows = [[n.name, n.certificate, n.issuer or "-", n.method, "allowed" if n.allowed else "BLOCKED",
+             n.found_at or "-", n.reason] for n in report.names]
     blocked = len(report.blocked)
     tail = f"caa check: {blocked} blocked" if blocked else "caa check: our CA and account may issue for every name"
     return render_table(rows, header) + "\n\n" + tail

@@ -144,3 +144,24 @@ def test_plan_allows_every_configured_ca_each_with_its_own_account():
     (zone,) = use_case.plan().zones
     fallback_url = w.state.accounts[fallback.directory].url
     assert zone.plan.values() == [bound(w), f'0 issue "fallback.test; accounturi={fallback_url}; validationmethods=dns-01"']
+
+
+def test_check_judges_every_configured_ca_and_apply_makes_room_for_the_fallback_too():
+    from acme_flow.account import CaAccess
+
+    w = World(spec("site", "www.example.com", challenge=Challenge.DNS01))
+    fallback = MetaCa(caa_identities=("fallback.test",))
+    fallback.directory = "https://fallback.test/dir"
+
+    def use_case():
+        made = w.caa()
+        made.fallbacks = (CaAccess(fallback, w.state, fallback.directory, None),)
+        return made
+    w.zones.put("example.com", "CAA", [f'0 issue "{ISSUER}"'])  # only the primary CA may issue
+    before = use_case().check()
+    by_ca = {(n.issuer, n.name): n for n in before.names}
+    assert by_ca[(ISSUER, "www.example.com")].allowed
+    assert not by_ca[("fallback.test", "www.example.com")].allowed and before.exit_code == 1
+    assert "fallback.test" in render_caa(before)
+    use_case().apply(Deadline(w.clock, 60))
+    assert use_case().check().exit_code == 0
