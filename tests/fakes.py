@@ -343,6 +343,7 @@ class FakeCa:
         """The window of a certificate this CA issued (2/3 into its life, two days long, unless
         `window` is set); asked about by its CertID, as ARI is."""
         self.ari_asked.append(cert_id)
+        self.journal.add("ca.ari", cert_id)
         if self.ari_error:
             raise self.ari_error
         if not self.ari:

@@ -11,9 +11,9 @@ The steps, each logged once:
   7. (finally) delete every TXT value we published, also when anything failed;
   8. choose the chain, verify chain, key and names before anything is stored.
 A failure of one certificate never stops the others: results map each name to
-`Issued` or the exception that ended it. Each certificate is handed to `on_issued` as soon as
-it is verified (step 6 of the others still running), so storing and deploying it overlaps the
-rest of the run's issuance.
+`Issued` or the exception that ended it. Nothing of a certificate is stored (and no ARI
+window asked) before every order of the round is finalized: Pebble 2.10 deadlocks when a
+renewalInfo lookup meets an order being finalized and polled.
 """
 from __future__ import annotations
 
@@ -106,12 +106,9 @@ class Issuer:
 
     def issue_all(self, ca: AcmeCa, specs: list[CertificateSpec], deadline: Deadline, run_id: str,
                   until: dt.datetime, replaces: dict[str, str] | None = None,
-                  on_issued: Callable[[str, Issued | Exception], None] | None = None,
                   account_url: str | None = None) -> tuple[dict[str, Issued | Exception], IssuanceTimings]:
         """Issue every spec; `replaces` maps a name to the ARI CertID of the certificate it
         renews; the ledger holds the run's TXT values (as `run_id`, until `until`) while published.
-        `on_issued(name, Issued or the verification error)` is called from a worker as soon as a
-        certificate is finalized and verified (it must not raise); the results hold it too.
         Orders validated by dns-persist-01 (`account_url` names our account in their records) are
         answered at once: they validate while the others' TXT values propagate."""
         results: dict[str, Issued | Exception] = {}
@@ -127,7 +124,7 @@ class Issuer:
             publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
             answered = persistent + self._answer(ca, publishing, results)
             valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
-            verified = self._finalize(ca, valid, deadline, results, on_issued or (lambda name, issued: None))
+            verified = self._finalize(ca, valid, deadline, results)
         except CertrenewError as exc:
             for work in persistent + publishing:
                 results.setdefault(work.spec.name, exc)
@@ -221,19 +218,16 @@ class Issuer:
         log.info("authorizations valid for %s", work.spec.name)
         return work
 
-    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict,
-                  on_issued: Callable[[str, Issued | Exception], None]) -> list[float]:
-        """Finalize each order and hand its verified certificate on; when each was verified."""
+    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> list[float]:
+        """Finalize each order and verify its certificate (into `results`); when each was verified."""
         verified: list[float] = []
 
         def finalize(work: _Work) -> _Work:
             assert work.order is not None
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
-            results[work.spec.name] = issued = settle(lambda: replace(self._choose_and_verify(work),
-                                                                      directory=ca.directory))
+            results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
             verified.append(self.clock.monotonic())
-            on_issued(work.spec.name, issued)
             return work
         self._each(works, finalize, results, "finalize")
         return verified

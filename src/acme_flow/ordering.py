@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable
-
 from .account import CaAccess
 from .ca_identity import OurAccount
 from .caa_records import CaaRecords
@@ -27,9 +25,6 @@ from .results import with_notes
 from .survey import PlanRow
 
 log = logging.getLogger("certrenew.renewal")
-
-OnIssued = Callable[[str, "Issued | Exception"], None]
-
 
 @dataclass
 class Ordering:
@@ -72,10 +67,10 @@ class Ordering:
                 problems.append(f"fallback CA {access.directory} cannot be used: {exc}")
         return problems
 
-    def issue(self, rows: list[PlanRow], deadline: Deadline, run_id: str, until: dt.datetime,
-              on_issued: OnIssued) -> tuple[dict[str, Issued | Exception], IssuanceTimings | None]:
-        """Issue every row: each certificate is handed to `on_issued` as soon as a CA issued it;
-        the outcome of the others (their last CA's error, naming the earlier ones) is returned."""
+    def issue(self, rows: list[PlanRow], deadline: Deadline, run_id: str,
+              until: dt.datetime) -> tuple[dict[str, Issued | Exception], IssuanceTimings | None]:
+        """Issue every row: what each CA issued (from a fallback, saying so), or the last CA's
+        error, naming the earlier ones'."""
         outcome: dict[str, Issued | Exception] = {}
         timings: IssuanceTimings | None = None
         pending = rows
@@ -86,14 +81,13 @@ class Ordering:
                     break
                 log.warning("%d certificate(s) could not be issued by %s: ordering them from %s",
                             len(pending), self.cas[n - 1].directory, access.directory)
-            got, spent = self._round(access, pending, deadline, run_id, until,
-                                     _noting(on_issued, outcome) if n else on_issued)
+            got, spent = self._round(access, pending, deadline, run_id, until)
             outcome.update({name: _after(outcome.get(name), access, result) for name, result in got.items()})
             timings = _sum(timings, spent)
         return outcome, timings
 
-    def _round(self, access: CaAccess, rows: list[PlanRow], deadline: Deadline, run_id: str, until: dt.datetime,
-               on_issued: OnIssued) -> tuple[dict[str, Issued | Exception], IssuanceTimings | None]:
+    def _round(self, access: CaAccess, rows: list[PlanRow], deadline: Deadline, run_id: str,
+               until: dt.datetime) -> tuple[dict[str, Issued | Exception], IssuanceTimings | None]:
         try:
             ca = access.bound()
         except CertrenewError as exc:
@@ -101,7 +95,7 @@ class Ordering:
         replaces = {r.spec.name: r.stored.ari_cert_id for r in rows
                     if r.stored and r.stored.directory == access.directory and r.stored.ari_cert_id}
         return self.issuer.issue_all(ca, [r.spec for r in rows], deadline, run_id, until, replaces,
-                                     on_issued=on_issued, account_url=access.account_url)
+                                     account_url=access.account_url)
 
 
 class _Tried(CertrenewError):
@@ -118,20 +112,14 @@ def _ca_could_not_issue(outcome: Issued | Exception | None) -> bool:
 
 
 def _after(previous: Issued | Exception | None, access: CaAccess, result: Issued | Exception) -> Issued | Exception:
-    if previous is None or not isinstance(result, Exception):
+    """A round's result, after what the CAs before it answered: a fallback's certificate says
+    which CA issued it and why the one before did not; a fallback's error follows the earlier ones."""
+    if previous is None:
         return result
+    if isinstance(result, Issued):
+        said = f"issued by fallback CA {access.directory} ({previous})"
+        return replace(result, note=with_notes(result.note, [said]) if result.note else said)
     return _Tried(f"{previous}; then fallback CA {access.directory}: {result}", result)
-
-
-def _noting(on_issued: OnIssued, earlier: dict[str, Issued | Exception]) -> OnIssued:
-    """`on_issued` for a fallback round: the result says which CA issued and why the one before did not."""
-    def noted(name: str, issued: Issued | Exception) -> None:
-        if isinstance(issued, Issued):
-            why = earlier.get(name)
-            issued = replace(issued, note=with_notes(issued.note, [f"issued by fallback CA {issued.directory} ({why})"])
-                             if issued.note else f"issued by fallback CA {issued.directory} ({why})")
-        on_issued(name, issued)
-    return noted
 
 
 def _sum(a: IssuanceTimings | None, b: IssuanceTimings | None) -> IssuanceTimings | None:

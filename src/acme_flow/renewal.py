@@ -121,12 +121,11 @@ class Renewer:
             return plan.report(self.clock.now())
         slots = [_Slot(row) for row in plan.rows]
         warnings = self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
-        # what a killed run published and never removed (it may have died after storing a certificate)
+        # what a killed run published and never removed: swept by the next run, whether it orders or not
         self.issuer.sweep_stale()
         with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
-            # 3. one DNS round for every order; each certificate stored and deployed once issued
-            timings = self._issue(slots, deadline, run_id, until)
-            map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. the others
+            timings = self._issue(slots, deadline, run_id, until)  # 3. one DNS round for every order
+            map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. store, deploy
         results = tuple(s.result for s in slots if s.result is not None)
         assert len(results) == len(slots), "every certificate ends with exactly one result"
         report = RunReport(results, plan.started, self.clock.now(), issuance=timings,
@@ -208,16 +207,9 @@ class Renewer:
         if not due:
             return None
         log.info("issuing %d certificate(s): %s", len(due), ", ".join(s.name for s in due))
-        by_name = {s.name: s for s in due}
-
-        def settle_now(name: str, issued: Issued | Exception) -> None:  # stored and deployed at once
-            slot = by_name[name]
-            slot.issued = issued
-            self._settle(slot)
-        issued, timings = self._ordering().issue([s.row for s in due], deadline, run_id, until, settle_now)
+        issued, timings = self._ordering().issue([s.row for s in due], deadline, run_id, until)
         for slot in due:
-            if slot.result is None:
-                slot.issued = issued.get(slot.name)
+            slot.issued = issued.get(slot.name)
         return timings
 
     def _ordering(self) -> Ordering:

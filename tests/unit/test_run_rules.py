@@ -434,16 +434,15 @@ def test_replaces_is_not_sent_for_a_certificate_of_another_ca():
 # ---- pipelining ---------------------------------------------------------------------------------
 
 
-def test_a_certificate_is_stored_and_deployed_as_soon_as_it_is_issued():
-    """Settling does not wait for the run's last certificate: the first one issued is stored and
-    imported before the next is finalized (one worker makes the order visible)."""
+def test_no_ari_request_goes_to_the_ca_while_the_rounds_orders_are_in_flight():
+    """Pebble 2.10 deadlocks when a renewalInfo lookup meets an order being finalized and polled
+    (seen in CI when each certificate was stored, and its first ARI window fetched, as soon as it
+    was issued): the new certificates' windows are asked once every order of the round is done."""
     adapters = make_adapters()
     report = run(adapters, SITE, OTHER, workers=1)
     assert {r.outcome for r in report.results} == {Outcome.ISSUED}
-    events = [e for e in adapters.state.journal.events() if e in ("ca.finalize", "state.version", "acm.import")]
-    second = events.index("ca.finalize", 1)
-    assert events[0] == "ca.finalize" and {"state.version", "acm.import"} <= set(events[1:second])
-    assert events.count("state.version") == 2
+    events = [e for e in adapters.state.journal.events() if e in ("ca.finalize", "ca.ari")]
+    assert events == ["ca.finalize", "ca.finalize", "ca.ari", "ca.ari"]
 
 
 def test_a_certificate_whose_settling_fails_does_not_stop_the_others_being_issued():
@@ -480,9 +479,8 @@ def test_a_stale_ledger_is_swept_by_the_next_run_that_orders():
 
 
 def test_a_stale_ledger_is_swept_by_a_run_with_nothing_to_issue():
-    """A run killed after storing or deploying a certificate, before removing its TXT values
-    (each certificate is settled as soon as it is issued): the next run may have nothing to
-    order, and still removes what the dead run published."""
+    """A run killed before removing its TXT values may leave nothing for the next run to order
+    (another run finished the work meanwhile): that run still removes what the dead run published."""
     adapters = make_adapters()
     run(adapters, SITE)
     left = TxtRecord("_acme-challenge.example.com", "left-behind", "Z-example.com")
