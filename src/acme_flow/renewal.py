@@ -88,11 +88,11 @@ class Renewer:
     ca: CaAccess
     survey: Survey
     issuer: Issuer
+    ordering: Ordering  # the primary CA (`ca`), then the fallbacks
     settlement: Settlement
     notifier: Notifier
     clock: Clock
     workers: int = 8
-    ordering: Ordering | None = None  # the primary CA, then the fallbacks
 
     @classmethod
     def from_adapters(cls, config: Config, adapters: Adapters, *, workers: int = 8,
@@ -104,10 +104,9 @@ class Renewer:
         survey = Survey(config, adapters.state, ca, check_interval, random_fraction, workers, fallbacks)
         issuer = Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers,
                         records=adapters.records)
-        return cls(config, adapters.state, ca, survey, issuer,
+        return cls(config, adapters.state, ca, survey, issuer, Ordering(issuer, (ca, *fallbacks), adapters.caa),
                    Settlement(config.acme.directory, adapters.state, survey, Deployer.from_adapters(adapters),
-                              adapters.clock), adapters.notifier, adapters.clock, workers,
-                   Ordering(issuer, (ca, *fallbacks), adapters.caa))
+                              adapters.clock), adapters.notifier, adapters.clock, workers)
 
     def plan(self, options: RunOptions = RunOptions()) -> Plan:
         """What each selected certificate needs, and why. Reads state and the CA's ARI only."""
@@ -162,9 +161,9 @@ class Renewer:
         warnings = []
         if any(s.acting(Action.ISSUE) for s in slots):
             self.ca.check_registration()
-            warnings += self._ordering().check_fallbacks()
+            warnings += self.ordering.check_fallbacks()
             rows = [s.row for s in slots if s.acting(Action.ISSUE)]
-            warnings += self._ordering().check_caa(self.config, self.state, rows)
+            warnings += self.ordering.check_caa(self.config, self.state, rows)
         for slot in (s for s in slots if s.acting()):
             try:
                 self.settlement.deployer.check(slot.row.spec)
@@ -207,13 +206,10 @@ class Renewer:
         if not due:
             return None
         log.info("issuing %d certificate(s): %s", len(due), ", ".join(s.name for s in due))
-        issued, timings = self._ordering().issue([s.row for s in due], deadline, run_id, until)
+        issued, timings = self.ordering.issue([s.row for s in due], deadline, run_id, until)
         for slot in due:
             slot.issued = issued.get(slot.name)
         return timings
-
-    def _ordering(self) -> Ordering:
-        return self.ordering or Ordering(self.issuer, (self.ca,))
 
     def _settle(self, slot: _Slot) -> None:
         try:
