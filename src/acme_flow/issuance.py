@@ -119,19 +119,18 @@ class Issuer:
         publishing = self._locate_records([w for w in live if not w.choice.persistent], results)
         records = [r for w in publishing for r in w.records]
         round_ = _DnsRound(records)
-        verified: list[float] = []
         try:
             publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
             answered = persistent + self._answer(ca, publishing, results)
             valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
-            verified = self._finalize(ca, valid, deadline, results)
+            self._finalize(ca, valid, deadline, results)
         except CertrenewError as exc:
             for work in persistent + publishing:
                 results.setdefault(work.spec.name, exc)
         finally:
             if round_.published:
                 self._cleanup(round_.published, run_id)
-        return results, IssuanceTimings(max(verified, default=self.clock.monotonic()) - started, round_.wait)
+        return results, IssuanceTimings(self.clock.monotonic() - started, round_.wait)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -218,19 +217,15 @@ class Issuer:
         log.info("authorizations valid for %s", work.spec.name)
         return work
 
-    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> list[float]:
-        """Finalize each order and verify its certificate (into `results`); when each was verified."""
-        verified: list[float] = []
-
+    def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> None:
+        """Finalize each order and verify its certificate (into `results`)."""
         def finalize(work: _Work) -> _Work:
             assert work.order is not None
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
             results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
-            verified.append(self.clock.monotonic())
             return work
         self._each(works, finalize, results, "finalize")
-        return verified
 
     def _cleanup(self, records: list[TxtRecord], run_id: str) -> None:
         try:
