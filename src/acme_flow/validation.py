@@ -69,7 +69,8 @@ class ChallengeChooser:
             return (None if spec.challenge is Challenge.DNS_PERSIST01 else "its records cannot be read here"), None
         until: list[dt.datetime] = []
         try:
-            for challenge in order.persist:
+            # an apex and its wildcard share one record: read and judged once
+            for challenge in {c.record_name: c for c in order.persist}.values():
                 problem = self._record_problem(ca, spec, challenge, account_url, until)
                 if problem:
                     return problem, None

@@ -49,6 +49,7 @@ def test_a_certificate_with_its_persistent_record_is_issued_with_no_dns_write():
     assert adapters.dns.presented == [] and adapters.dns.located == []
     assert adapters.state.challenges == {} and "ledger.record" not in adapters.state.journal.events()
     assert sorted(adapters.ca.persist_answered) == ["*.example.com", "example.com"]
+    assert adapters.records.reads == [("_validation-persist.example.com", "TXT")], "one record, read once"
     assert result.to_dict()["challenge"] == "dns-persist-01" and result.directory == adapters.ca.directory
 
 
