@@ -191,39 +191,32 @@ class Bench:
             proxy_client.configure(self.stack.aws_endpoint_url, route53_delay=self.delay)
 
     def certbot_run(self, case: Case, tag: str) -> Sample | None:
+        """certbot issues each certificate (one invocation each, as from cron); for the
+        dns-persist-01 case it then renews each, and only the renewals are timed."""
         self.runs += 1
         run_dir = self.workdir / f"certbot-{tag}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        proxy_client.reset_calls(self.stack.aws_endpoint_url)
-        total = 0.0
-        for i, names in enumerate(names_for(case, tag)):
-            argv = [str(self.certbot), "certonly", "--non-interactive", "--agree-tos",
-                    "--register-unsafely-without-email", "--server", self.stack.acme_directory, "--dns-route53",
-                    *self._certbot_dir_args(), "--cert-name", f"c{i}-{tag}"]
-            for name in names:
-                argv += ["-d", name]
-            seconds, _, code = run_child(argv, self._certbot_env(), run_dir / f"c{i}")
-            total += seconds
-            if code != 0:
-                print(f"  certbot {tag} c{i} failed (exit {code}); logs in {run_dir}", flush=True)
-                self.failures += 1
-                return None
-        if not case.persist_renewal:
-            return Sample(total, None, self._route53_calls())
-        return self._certbot_renewals(case, tag, run_dir)
+        issues = {f"c{i}": ["certonly", "--agree-tos", "--register-unsafely-without-email", "--server",
+                            self.stack.acme_directory, "--dns-route53", "--cert-name", f"c{i}-{tag}",
+                            *(arg for name in names for arg in ("-d", name))]
+                  for i, names in enumerate(names_for(case, tag))}
+        sample = self._certbot_each(issues, tag, run_dir)
+        if sample is None or not case.persist_renewal:
+            return sample
+        renewals = {f"renew-c{i}": ["renew", "--no-random-sleep-on-renew", "--force-renewal", "--cert-name",
+                                    f"c{i}-{tag}"] for i in range(case.certificates)}
+        return self._certbot_each(renewals, tag, run_dir)
 
-    def _certbot_renewals(self, case: Case, tag: str, run_dir: Path) -> Sample | None:
-        """certbot's renewal of each certificate issued above (DNS-01: certbot has no dns-persist-01)."""
+    def _certbot_each(self, invocations: dict[str, list[str]], tag: str, run_dir: Path) -> Sample | None:
+        """Each certbot invocation in turn (its log under its key); their summed time."""
         proxy_client.reset_calls(self.stack.aws_endpoint_url)
         total = 0.0
-        for i in range(case.certificates):
-            argv = [str(self.certbot), "renew", "--non-interactive", "--no-random-sleep-on-renew", "--force-renewal",
-                    "--cert-name", f"c{i}-{tag}",
-                    *self._certbot_dir_args()]
-            seconds, _, code = run_child(argv, self._certbot_env(), run_dir / f"renew-c{i}")
+        for key, args in invocations.items():
+            argv = [str(self.certbot), args[0], "--non-interactive", *self._certbot_dir_args(), *args[1:]]
+            seconds, _, code = run_child(argv, self._certbot_env(), run_dir / key)
             total += seconds
             if code != 0:
-                print(f"  certbot renew {tag} c{i} failed (exit {code}); logs in {run_dir}", flush=True)
+                print(f"  certbot {args[0]} {tag} {key} failed (exit {code}); logs in {run_dir}", flush=True)
                 self.failures += 1
                 return None
         return Sample(total, None, self._route53_calls())
