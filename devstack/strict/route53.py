@@ -4,7 +4,8 @@ Route53 applies a change batch atomically and checks each change against the zon
 earlier changes of the same batch left it:
 - DELETE must name a record set that exists, with exactly its TTL and values (in any order);
 - CREATE must name a record set that does not exist yet;
-- UPSERT creates or replaces.
+- UPSERT creates or replaces;
+- a CAA value must be `<flags 0-255> <tag> "<value>"` (moto stores any string).
 Otherwise the whole batch is refused with 400 InvalidChangeBatch and Route53's own message,
 e.g. "Tried to delete resource record set [name='x.example.com.', type='TXT'] but the values
 provided do not match the current values". moto instead deletes whatever the name holds and
@@ -22,6 +23,7 @@ DELETE + CREATE pair of one set as an UPSERT) and answered as Route53 would.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from xml.sax.saxutils import escape
 
@@ -41,6 +43,18 @@ def _refused(message: str) -> AwsError:
     return AwsError("InvalidChangeBatch", message, 400)
 
 
+# RFC 8659 presentation form as Route53 takes it: flags 0-255, an alphanumeric tag, a quoted value
+_CAA_VALUE = re.compile(r'^(\d{1,3}) ([A-Za-z0-9]+) "((?:[^"\\]|\\.)*)"$')
+
+
+def check_caa_value(value: str) -> None:
+    """Route53 refuses a CAA value that is not `<flags> <tag> "<value>"` (moto stores anything)."""
+    match = _CAA_VALUE.match(value)
+    if not match or int(match.group(1)) > 255:
+        raise _refused(f"[Invalid Resource Record: 'FATAL problem: CAAValueMalformed (Value is not a valid "
+                       f"CAA record) encountered with '{value}'']")
+
+
 class ChangeBatchRule:
     """Refuse a change batch Route53 would refuse (DELETE that does not match, CREATE of an existing set)."""
 
@@ -55,6 +69,9 @@ class ChangeBatchRule:
         current: dict[Key, tuple[int | None, Counter]] = {}
         for change in changes:
             key = (_name(change["name"] or ""), (change["type"] or "").upper(), "")
+            if key[1] == "CAA" and (change["action"] or "").upper() in ("CREATE", "UPSERT"):
+                for value in change["values"]:
+                    check_caa_value(value)
             if key not in current:
                 current[key] = _read(r53, zone_id, key)
             check_change(change, key, current)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 import dns.message
 import dns.query
 import dns.rcode
@@ -35,9 +37,9 @@ def create_zone(name: str) -> str:
     return route53.create_hosted_zone(Name=name, CallerReference=f"{name}-{time.time()}")["HostedZone"]["Id"]
 
 
-def upsert(zone_id: str, name: str, rtype: str, values: list[str]) -> None:
+def upsert(zone_id: str, name: str, rtype: str, values: list[str], endpoint: str | None = None) -> None:
     rrset = {"Name": name, "Type": rtype, "TTL": 60, "ResourceRecords": [{"Value": v} for v in values]}
-    boto3.client("route53").change_resource_record_sets(
+    boto3.client("route53", endpoint_url=endpoint).change_resource_record_sets(
         HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": rrset}]})
 
 
@@ -86,7 +88,10 @@ def test_what_the_bridge_answers_reads_back_as_route53_wrote_it(aws):
 
 def test_a_name_without_caa_has_none_and_a_malformed_value_is_left_out(aws):
     zone = create_zone("example.test")
-    upsert(zone, "example.test", "CAA", ['0 issue "open', '0 issue "sectigo.com"'])  # moto stores both
+    with pytest.raises(ClientError, match="InvalidChangeBatch"):  # Route53 (the strict proxy) refuses it
+        upsert(zone, "example.test", "CAA", ['0 issue "open', '0 issue "sectigo.com"'])
+    # moto alone stores both: the bridge must still not serve the malformed one
+    upsert(zone, "example.test", "CAA", ['0 issue "open', '0 issue "sectigo.com"'], endpoint=aws.moto_url)
     upsert(zone, "www.example.test", "TXT", ['"x"'])
 
     assert caa_fields(query(aws, "www.example.test.", "CAA", tcp=False)) == []

@@ -148,3 +148,21 @@ def test_valid_batches_moto_refuses_are_applied_as_route53_would(r53, zone):
     answer = forward(r53, zone, change("DELETE", ['"c"', '"a"']))  # Route53 compares values as a set
     assert answer.status == 200
     assert txt(r53, zone) == []
+
+
+@pytest.mark.parametrize("value", ['0 issue "letsencrypt.org"', '128 tbs "x"', '0 iodef "mailto:a@example.com"',
+                                   '0 issue ";"'])
+def test_a_well_formed_caa_value_passes(value):
+    from devstack.strict.route53 import check_caa_value
+
+    check_caa_value(value)
+
+
+@pytest.mark.parametrize("value", ['0 issue "open', "issue letsencrypt.org", '256 issue "x"', '0 is-sue "x"', ""])
+def test_a_malformed_caa_value_is_refused_as_route53_does(value):
+    """moto stores any CAA value; Route53 refuses the whole batch."""
+    from devstack.strict.route53 import check_caa_value
+
+    with pytest.raises(AwsError) as refused:
+        check_caa_value(value)
+    assert refused.value.code == "InvalidChangeBatch" and refused.value.status == 400
