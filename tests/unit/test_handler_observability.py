@@ -148,3 +148,13 @@ def test_a_dry_run_measures_only_its_duration():
     report = RunReport((CertificateResult("a", Outcome.PLANNED, "would issue"),), NOW, NOW, dry_run=True)
     docs = _documents(lambda m: (run_metrics.emit_report(m, report, 1.25), m.flush_metrics()))
     assert len(docs) == 1 and docs[0]["RunDuration"] == [1.25] and "certificate" not in docs[0]
+
+
+def test_a_certificate_issued_through_a_persistent_record_reports_the_days_the_record_has_left():
+    until = NOW + dt.timedelta(days=9, hours=12)
+    results = [CertificateResult("p", Outcome.RENEWED, "ARI window", not_after=NOW + dt.timedelta(days=90),
+                                 persist_until=until),
+               CertificateResult("q", Outcome.SKIPPED, "not due", not_after=NOW + dt.timedelta(days=60))]
+    p, q = _documents(lambda m: run_metrics.emit_results(m, results, NOW))
+    assert p["PersistRecordDaysLeft"] == [9.5] and p["DaysToExpiry"] == [90.0]
+    assert "PersistRecordDaysLeft" not in q, "only certificates whose record ends are measured"
