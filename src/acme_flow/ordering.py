@@ -14,8 +14,6 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, replace
 from .account import CaAccess
-from .ca_identity import OurAccount
-from .caa_records import CaaRecords
 from .deadline import Deadline
 from .errors import AcmeTransientProblem, CertrenewError
 from .issuance import Issued, Issuer
@@ -38,6 +36,8 @@ class Ordering:
         a CA's refusal. A check that cannot be made is logged, never fails the run."""
         if self.caa is None or not rows:
             return []
+        from .ca_identity import OurAccount  # only in a run that orders: not at a cold start
+        from .caa_records import CaaRecords
         try:
             primary = self.cas[0]
             account = state.load_account(primary.directory)  # not registered here: no write before the leases

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from . import persist
 from .errors import CertrenewError
 from .models import CertificateSpec, Challenge
 from .ports import AcmeCa, Clock, Dns01Challenge, PendingOrder, PersistChallenge, ZoneRecords
@@ -74,12 +73,14 @@ class ChallengeChooser:
                 problem = self._record_problem(ca, spec, challenge, account_url, until)
                 if problem:
                     return problem, None
-        except (CertrenewError, persist.PersistError) as exc:
+        except CertrenewError as exc:  # a Route53 error, or a record persist.py cannot parse
             return str(exc), None
         return None, min(until, default=None)
 
     def _record_problem(self, ca: AcmeCa, spec: CertificateSpec, challenge: PersistChallenge,
                         account_url: str, until: list[dt.datetime]) -> str | None:
+        from . import persist  # only when a certificate may use dns-persist-01: not at a cold start
+
         draft = persist.Draft(challenge.draft)
         meta = ca.meta()
         who = persist.PersistIdentity(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_NEEDED = ("acme", "josepy", "requests", "dns", "aws_xray_sdk", "aws_lambda_powertools.utilities.batch",
-              "acme_flow.cli", "cryptography", "OpenSSL")
+              "acme_flow.cli", "cryptography", "OpenSSL", "acme_flow.persist", "acme_flow.caa_records")
 
 CHILD = """
 import json, socket, sys
