@@ -5,8 +5,9 @@
   algorithm and size, and removes no Key Usage or Extended Key Usage value the stored certificate
   has; AWS's exceptions: keyEncipherment may be dropped from an ECDSA certificate, and the
   clientAuth EKU may be dropped.
-- a re-import keeps the certificate's tags (moto drops them; a certificate certrenew imported
-  would then look foreign to its own retirement check).
+
+A re-import keeps the certificate's tags (moto drops them; a certificate certrenew imported would
+then look foreign to its own retirement check): devstack/moto_server.py mends that in moto itself.
 """
 
 from __future__ import annotations
@@ -128,21 +129,8 @@ class ImportCertificateRule:
         if "Tags" in params:
             raise _validation("Tagging is not permitted on re-import.")
         stored = self._stored(call, arn)
-        if stored is not None:
+        if stored is not None:  # (the re-import keeps the tags, as on AWS: devstack/moto_server.py)
             check_reimport(stored, cert, arn)
-            call.scratch["acm_tags"] = self._tags(call, arn)
-
-    def after(self, call: Call, resp):
-        """A successful re-import keeps the tags the certificate had, as on AWS."""
-        tags = call.scratch.get("acm_tags")
-        if tags and resp.status == 200:
-            arn = call.json()["CertificateArn"]
-            call.moto("acm", call.region).add_tags_to_certificate(CertificateArn=arn, Tags=tags)
-        return resp
-
-    @staticmethod
-    def _tags(call: Call, arn: str) -> list[dict]:
-        return call.moto("acm", call.region).list_tags_for_certificate(CertificateArn=arn).get("Tags", [])
 
     @staticmethod
     def _stored(call: Call, arn: str) -> x509.Certificate | None:

@@ -8,7 +8,8 @@ The steps, each logged once:
   4. check the values are served by the zone's name servers (or the configured resolvers);
   5. answer every challenge, then poll each order's authorizations to valid;
   6. finalize each order and download the default and alternate chains;
-  7. (finally) delete every TXT value we published, also when anything failed;
+  7. (finally) delete every TXT value we published, also when anything failed: on a thread of
+     its own, so the certificates are stored and deployed meanwhile (`cleaned` waits for it);
   8. choose the chain, verify chain, key and names before anything is stored.
 A failure of one certificate never stops the others: results map each name to
 `Issued` or the exception that ended it. Nothing of a certificate is stored (and no ARI
@@ -26,7 +27,7 @@ from . import pki
 from .errors import CertrenewError, PropagationTimeout, VerificationError
 from .deadline import Deadline
 from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Challenge, IssuanceTimings
-from .parallel import map_settled, settle
+from .parallel import Background, map_settled, settle
 from .ports import (AcmeCa, ChallengeLedger, Clock, Dns01Challenge, DnsProvider, PendingOrder, PropagationCheck,
                     TxtRecord, ZoneRecords)
 from .validation import ChallengeChooser, Choice
@@ -79,6 +80,7 @@ class Issuer:
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
     records: ZoneRecords | None = None  # reads the dns-persist-01 records
+    _cleaning: list[Background] = field(default_factory=list, init=False, repr=False)
 
     def check(self, spec: CertificateSpec) -> None:
         """Every `_acme-challenge` name of `spec` has a hosted zone we can write (read-only); not
@@ -111,6 +113,7 @@ class Issuer:
         renews; the ledger holds the run's TXT values (as `run_id`, until `until`) while published.
         Orders validated by dns-persist-01 (`account_url` names our account in their records) are
         answered at once: they validate while the others' TXT values propagate."""
+        self.cleaned()  # a round before this one (another CA's) may still be removing values of the same names
         results: dict[str, Issued | Exception] = {}
         started = self.clock.monotonic()
         works = [_Work(s, (replaces or {}).get(s.name)) for s in specs]
@@ -129,7 +132,8 @@ class Issuer:
                 results.setdefault(work.spec.name, exc)
         finally:
             if round_.published:
-                self._cleanup(round_.published, run_id)
+                published = round_.published
+                self._cleaning.append(Background(lambda: self._cleanup(published, run_id), f"cleanup-{run_id}"))
         return results, IssuanceTimings(self.clock.monotonic() - started, round_.wait)
 
     # -- steps ----------------------------------------------------------------------------------
@@ -226,6 +230,12 @@ class Issuer:
             results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
             return work
         self._each(works, finalize, results, "finalize")
+
+    def cleaned(self) -> None:
+        """Wait until every TXT value a round published is removed (or its removal failed and
+        the ledger keeps it for a later run's sweep)."""
+        while self._cleaning:
+            self._cleaning.pop(0).join()
 
     def _cleanup(self, records: list[TxtRecord], run_id: str) -> None:
         try:

@@ -13,14 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from .account import CaAccess
 from .deadline import Deadline
 from .errors import AcmeTransientProblem, CertrenewError
 from .issuance import Issued, Issuer
 from .models import Config, IssuanceTimings
+from .parallel import Background
 from .ports import CaaLookup, StateStore
 from .results import with_notes
 from .survey import PlanRow
+
+if TYPE_CHECKING:  # imported when a run checks CAA, not at a cold start
+    from .ca_identity import OurAccount
+    from .caa_records import CaaRecords
 
 log = logging.getLogger("certrenew.renewal")
 
@@ -30,12 +36,14 @@ class Ordering:
     cas: tuple[CaAccess, ...]  # the primary, then the fallbacks in order
     caa: CaaLookup | None = None  # public DNS, for the CAA check before ordering
 
-    def check_caa(self, config: Config, state: StateStore, rows: list[PlanRow]) -> list[str]:
+    def check_caa(self, config: Config, state: StateStore, rows: list[PlanRow]) -> Background[list[str]]:
         """The names whose CAA set (as a CA finds it in DNS) would make the primary CA refuse to
-        issue to our account by the certificate's method(s): said before ordering, not found in
-        a CA's refusal. A check that cannot be made is logged, never fails the run."""
+        issue to our account by the certificate's method(s): said in the run's report, not only
+        found in a CA's refusal. The account is read now (before this run may register it); the
+        lookups go on while the run takes its leases and orders: `join` gives the warnings. A check
+        that cannot be made is logged, never fails the run."""
         if self.caa is None or not rows:
-            return []
+            return Background.done([])
         from .ca_identity import OurAccount  # only in a run that orders: not at a cold start
         from .caa_records import CaaRecords
         try:
@@ -44,15 +52,14 @@ class Ordering:
             meta = primary.client().meta()
             ours = OurAccount(primary.directory, account.url if account and account.url else "",
                               meta.caa_identities, meta)
-            if not ours.issuers:
-                return []
-            report = CaaRecords(config, None, self.caa, primary, state).check(tuple(r.spec.name for r in rows), ours)
         except CertrenewError as exc:
             log.warning("could not check the CAA records before ordering: %s", exc)
-            return []
-        allowed = {(n.certificate, n.name) for n in report.names if n.allowed}  # `auto`: one method is enough
-        return [f"{n.certificate}: CAA would stop {report.issuer} issuing {n.name} by {n.method} ({n.reason}); "
-                f"see `certrenew caa plan`" for n in report.blocked if (n.certificate, n.name) not in allowed]
+            return Background.done([])
+        if not ours.issuers:
+            return Background.done([])
+        names = tuple(r.spec.name for r in rows)
+        return Background(lambda: _caa_warnings(CaaRecords(config, None, self.caa, primary, state), names, ours),
+                          "caa-check")
 
     def check_fallbacks(self) -> list[str]:
         """Each fallback CA is usable now (its directory answers; its EAB reference resolves when
@@ -104,6 +111,17 @@ class _Tried(CertrenewError):
     def __init__(self, message: str, last: Exception) -> None:
         super().__init__(message)
         self.last = last
+
+
+def _caa_warnings(records: CaaRecords, names: tuple[str, ...], ours: OurAccount) -> list[str]:
+    try:
+        report = records.check(names, ours)
+    except CertrenewError as exc:
+        log.warning("could not check the CAA records before ordering: %s", exc)
+        return []
+    allowed = {(n.certificate, n.name) for n in report.names if n.allowed}  # `auto`: one method is enough
+    return [f"{n.certificate}: CAA would stop {report.issuer} issuing {n.name} by {n.method} ({n.reason}); "
+            f"see `certrenew caa plan`" for n in report.blocked if (n.certificate, n.name) not in allowed]
 
 
 def _ca_could_not_issue(outcome: Issued | Exception | None) -> bool:

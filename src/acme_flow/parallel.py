@@ -1,8 +1,9 @@
 """Running one step for many certificates at once, on a small thread pool."""
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,3 +33,28 @@ def settle(thunk: Callable[[], R]) -> R | Exception:
         return thunk()
     except Exception as exc:  # every failure belongs to its certificate
         return exc
+
+
+class Background(Generic[R]):
+    """A step started on a thread of its own while the caller goes on; `join` waits for it and
+    returns its value. The step settles its own failures: one it lets out is a bug, raised by `join`."""
+
+    def __init__(self, fn: Callable[[], R] | None, name: str, value: R | None = None) -> None:
+        self._outcome: list[R | Exception] = [] if fn else [value]  # type: ignore[list-item]
+        self._thread = threading.Thread(target=lambda: self._outcome.append(settle(fn)), name=name,
+                                        daemon=True) if fn else None
+        if self._thread:
+            self._thread.start()
+
+    @classmethod
+    def done(cls, value: R) -> Background[R]:
+        """A step with nothing left to do: `join` returns `value` at once (no thread)."""
+        return cls(None, "done", value)
+
+    def join(self) -> R:
+        if self._thread:
+            self._thread.join()
+        (outcome,) = self._outcome
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import threading
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from . import planning
@@ -24,7 +25,7 @@ from .ordering import Ordering
 from .deadline import Deadline
 from .models import (Action, CertificateResult, CertificateSpec, Config, IssuanceTimings, Outcome, RunReport,
                      StoredCertificate)
-from .parallel import map_all
+from .parallel import Background, map_all
 from .ports import Adapters, Clock, Notifier, StateStore
 from .results import certificate_result, failed, planned
 from .settle import Settlement
@@ -120,11 +121,17 @@ class Renewer:
             return plan.report(self.clock.now())
         slots = [_Slot(row) for row in plan.rows]
         warnings = self._preflight(slots)  # 1. every target checked, read-only: a bad one fails before any write
+        caa = self._check_caa(slots)  # its DNS lookups go on while the run takes its leases and orders
         # what a killed run published and never removed: swept by the next run, whether it orders or not
         self.issuer.sweep_stale()
-        with self._leases(slots, deadline) as (run_id, until):  # 2. one lease each; a held one is skipped
-            timings = self._issue(slots, deadline, run_id, until)  # 3. one DNS round for every order
-            map_all(self._settle, [s for s in slots if s.result is None], self.workers)  # 4. store, deploy
+        with _Leases.taken(self, slots, deadline) as leases:  # 2. one lease each; a held one is skipped
+            try:
+                timings = self._issue(slots, deadline, leases.run_id, leases.until)  # 3. one DNS round for all
+                map_all(lambda slot: self._settle(slot, leases), [s for s in slots if s.result is None],
+                        self.workers)  # 4. store, deploy (while the round's TXT values are removed)
+            finally:
+                self.issuer.cleaned()
+                warnings += caa.join()
         results = tuple(s.result for s in slots if s.result is not None)
         assert len(results) == len(slots), "every certificate ends with exactly one result"
         report = RunReport(results, plan.started, self.clock.now(), issuance=timings,
@@ -162,8 +169,6 @@ class Renewer:
         if any(s.acting(Action.ISSUE) for s in slots):
             self.ca.check_registration()
             warnings += self.ordering.check_fallbacks()
-            rows = [s.row for s in slots if s.acting(Action.ISSUE)]
-            warnings += self.ordering.check_caa(self.config, self.state, rows)
         for slot in (s for s in slots if s.acting()):
             try:
                 self.settlement.deployer.check(slot.row.spec)
@@ -174,31 +179,8 @@ class Renewer:
                 slot.result = failed(slot.row, str(exc))
         return warnings
 
-    @contextmanager
-    def _leases(self, slots: list[_Slot], deadline: Deadline) -> Iterator[tuple[str, dt.datetime]]:
-        """After taking a lease the state is read again: another run may have just renewed it."""
-        run_id, now = uuid.uuid4().hex[:16], self.clock.now()
-        until = now + dt.timedelta(seconds=deadline.remaining()) + LEASE_MARGIN
-        held: list[str] = []
-
-        def take(slot: _Slot) -> None:
-            if not self.state.acquire(slot.name, run_id, until, now):
-                log.info("%s is being renewed by another run: skipped", slot.name)
-                slot.result = certificate_result(slot.row.spec, Outcome.SKIPPED,
-                                                 "locked: another run holds its lease", slot.row.stored)
-                return
-            held.append(slot.name)
-            try:
-                slot.row = self.survey.recheck(slot.row, now)
-            except CertrenewError as exc:  # e.g. its material cannot be read: this certificate only
-                log.error("%s: %s", slot.name, exc)
-                slot.result = failed(slot.row, str(exc))
-        try:
-            map_all(take, [s for s in slots if s.acting()], self.workers)
-            yield run_id, until
-        finally:
-            for name in held:
-                self.state.release(name, run_id, self.clock.now())
+    def _check_caa(self, slots: list[_Slot]) -> Background[list[str]]:
+        return self.ordering.check_caa(self.config, self.state, [s.row for s in slots if s.acting(Action.ISSUE)])
 
     def _issue(self, slots: list[_Slot], deadline: Deadline, run_id: str,
                until: dt.datetime) -> IssuanceTimings | None:
@@ -211,7 +193,7 @@ class Renewer:
             slot.issued = issued.get(slot.name)
         return timings
 
-    def _settle(self, slot: _Slot) -> None:
+    def _settle(self, slot: _Slot, leases: _Leases) -> None:
         try:
             slot.result = self.settlement.finish(slot.row, slot.issued)
         except CertrenewError as exc:
@@ -220,6 +202,54 @@ class Renewer:
         except Exception as exc:  # a bug or an untranslated library error: this certificate only
             log.exception("%s failed unexpectedly", slot.name)
             slot.result = failed(slot.row, f"unexpected error: {type(exc).__name__}: {exc}")
+        finally:
+            leases.release(slot.name)  # settled: no need to hold it until the others are
+
+
+@dataclass
+class _Leases:
+    """The leases a run holds: taken before ordering, each given back once its certificate is
+    settled, and whatever is left when the run ends (also when it fails)."""
+
+    renewer: Renewer
+    run_id: str
+    until: dt.datetime
+    held: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    @contextmanager
+    def taken(cls, renewer: Renewer, slots: list[_Slot], deadline: Deadline) -> Iterator[_Leases]:
+        """After taking a lease the state is read again: another run may have just renewed it."""
+        now = renewer.clock.now()
+        leases = cls(renewer, uuid.uuid4().hex[:16], now + dt.timedelta(seconds=deadline.remaining()) + LEASE_MARGIN)
+        try:
+            map_all(lambda slot: leases.take(slot, now), [s for s in slots if s.acting()], renewer.workers)
+            yield leases
+        finally:
+            map_all(leases.release, sorted(leases.held), renewer.workers)
+
+    def take(self, slot: _Slot, now: dt.datetime) -> None:
+        state, survey = self.renewer.state, self.renewer.survey
+        if not state.acquire(slot.name, self.run_id, self.until, now):
+            log.info("%s is being renewed by another run: skipped", slot.name)
+            slot.result = certificate_result(slot.row.spec, Outcome.SKIPPED,
+                                             "locked: another run holds its lease", slot.row.stored)
+            return
+        with self.lock:
+            self.held.add(slot.name)
+        try:
+            slot.row = survey.recheck(slot.row, now)
+        except CertrenewError as exc:  # e.g. its material cannot be read: this certificate only
+            log.error("%s: %s", slot.name, exc)
+            slot.result = failed(slot.row, str(exc))
+
+    def release(self, name: str) -> None:
+        with self.lock:
+            if name not in self.held:
+                return
+            self.held.discard(name)
+        self.renewer.state.release(name, self.run_id, self.renewer.clock.now())
 
 
 def _record_warnings(slots: list[_Slot], now: dt.datetime, lookahead: dt.timedelta) -> list[str]:

@@ -84,7 +84,7 @@ def test_a_stored_certificate_with_more_usages_moves_cloudfront_to_a_new_arn(w, 
                           key_usage=pki.key_usages(served) | {"data_encipherment"}, eku=(SERVER_AUTH, CLIENT_AUTH))
     boto3.client("acm").import_certificate(CertificateArn=old_arn, Certificate=wider.cert_pem.encode(),
                                            PrivateKey=wider.key_pem.encode(), CertificateChain=wider.chain_pem.encode())
-    # (the re-import keeps the certificate's tags, as on AWS: devstack/strict/acm.py)
+    # (the re-import keeps the certificate's tags, as on AWS: devstack/moto_server.py)
 
     code, report = w.run_json(config, "--force", capsys=capsys)
     assert code == 0, report
