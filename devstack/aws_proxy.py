@@ -29,9 +29,11 @@ import time
 from copy import deepcopy
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devstack import aws_ops
+from devstack.served import Served
 from devstack.strict import AwsError, Call, Rules
 from devstack.strict import iam as strict_iam
 
@@ -156,6 +158,7 @@ class ProxyState:
     changes: dict[str, float] = field(default_factory=dict)  # change id -> monotonic time it turns INSYNC
     lock: threading.Lock = field(default_factory=threading.Lock)
     rules: Rules = field(default_factory=Rules)  # strict mode's rules and what they remember
+    served: Any = None  # devstack/served: the APIs the proxy answers itself (moto lacks them)
 
     def config(self) -> dict:
         with self.rules.lock:
@@ -192,6 +195,8 @@ class ProxyState:
             self.route53_delay, self.faults, self.strict = self.default_delay, [], self.default_strict
             self.changes.clear()
         self.rules.reset()
+        if self.served is not None:
+            self.served.reset()
 
     def take_fault(self, service: str, operation: str) -> Fault | None:
         """The first rule that hits this call, if any (every matching rule counts the call)."""
@@ -489,7 +494,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 answer = Fault(status=refused.status, code=refused.code, message=refused.message)
                 return error_response(req, answer), {**extra, "strict": refused.code}
         try:
-            if fault and fault.entries:
+            served = self.state.served.answer(req) if self.state.served is not None else None
+            if served is not None:
+                resp, extra["served"] = served, True
+            elif fault and fault.entries:
                 failed = self.state.failed_entries(fault, len(_entries(req.body)))
                 extra["failed_entries"] = failed
                 resp = forward_failing_entries(self.forwarder, req, fault, failed)
@@ -596,12 +604,32 @@ class MotoClients:
         return client
 
 
+class AccountOf:
+    """The account a request is made in: moto's answer to GetCallerIdentity for its access key
+    (the default account, or an assumed role's), asked once per key."""
+
+    def __init__(self, moto: MotoClients) -> None:
+        self._moto, self._known, self._lock = moto, {}, threading.Lock()
+
+    def of(self, req: Request) -> str:
+        key = aws_ops.access_key_id(req.headers) or "testing"
+        with self._lock:
+            if key in self._known:
+                return self._known[key]
+        account = self._moto.client("sts", access_key=key).get_caller_identity()["Account"]
+        with self._lock:
+            self._known[key] = account
+        return account
+
+
 def make_server(port: int, moto_url: str, route53_delay: float = 0.0, host: str = "127.0.0.1",
                 strict: bool = True) -> ThreadingHTTPServer:
     state = ProxyState(default_delay=route53_delay, route53_delay=route53_delay, default_strict=strict,
                        strict=strict)
+    moto = MotoClients(moto_url)
+    state.served = Served(moto.client, AccountOf(moto).of)
     handler = type("BoundProxyHandler", (ProxyHandler,), {"state": state, "forwarder": MotoForwarder(moto_url),
-                                                          "moto": MotoClients(moto_url)})
+                                                          "moto": moto})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

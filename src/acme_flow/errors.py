@@ -179,3 +179,14 @@ class DeployError(CertrenewError):
         self.target = target
         self.reason = reason
         super().__init__(f"{target}: {reason}")
+
+
+class DeployRoleError(DeployError):
+    """The role of a certificate's `deploy_role_arn` could not be assumed."""
+
+    def __init__(self, role_arn: str, detail: str) -> None:
+        self.role_arn = role_arn
+        super().__init__(f"deploy role {role_arn}",
+                         f"cannot be assumed: {detail}; check that the role exists in the target account, "
+                         "that its trust policy allows the renewer's role to call sts:AssumeRole, and that "
+                         "the role is listed in the stack's DeployRoleArns parameter")

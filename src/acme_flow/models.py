@@ -7,7 +7,9 @@ from enum import Enum
 from typing import Any
 
 
-US_EAST_1 = "us-east-1"
+from .deploy_targets import (  # noqa: F401  (re-exported: the deploy targets are part of the model)
+    ACM, APIGATEWAY, CLOUDFRONT, CLOUDFRONT_TENANT, ELB, S3, SECRETSMANAGER, SSM, US_EAST_1, ApiDomain, DeploySpec,
+    ParameterTarget, S3Export, SecretTarget, Target, listener_region)
 
 
 class Challenge(str, Enum):
@@ -66,69 +68,6 @@ class AcmeSettings:
 class DnsSpec:
     hosted_zone_id: str | None = None
     role_arn: str | None = None
-
-
-@dataclass(frozen=True)
-class S3Export:
-    bucket: str
-    prefix: str
-
-    @property
-    def location(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
-
-
-ACM, CLOUDFRONT, S3 = "acm", "cloudfront", "s3"
-
-
-@dataclass(frozen=True)
-class Target:
-    """A place a certificate is deployed to: a kind and the id within that kind.
-
-    Printed (and kept in the state) as `acm:<region>`, `cloudfront:<distribution id>` or
-    `s3://<bucket>/<prefix>`; `parse` reads exactly what `str` prints."""
-
-    kind: str
-    id: str
-
-    @classmethod
-    def acm(cls, region: str) -> Target:
-        return cls(ACM, region)
-
-    @classmethod
-    def parse(cls, text: str) -> Target:
-        if text.startswith("s3://"):
-            return cls(S3, text.removeprefix("s3://"))
-        kind, sep, ident = text.partition(":")
-        if not (sep and kind and ident):
-            raise ValueError(f"{text!r} is not a deploy target (kind:id or s3://bucket/prefix)")
-        return cls(kind, ident)
-
-    def __str__(self) -> str:
-        return f"s3://{self.id}" if self.kind == S3 else f"{self.kind}:{self.id}"
-
-
-@dataclass(frozen=True)
-class DeploySpec:
-    acm_regions: tuple[str, ...] = ()
-    cloudfront: tuple[str, ...] = ()
-    s3: S3Export | None = None
-
-    @property
-    def all_acm_regions(self) -> tuple[str, ...]:
-        """The configured regions, plus us-east-1 when CloudFront needs its copy there."""
-        regions = list(self.acm_regions)
-        if self.cloudfront and US_EAST_1 not in regions:
-            regions.append(US_EAST_1)
-        return tuple(regions)
-
-    def targets(self) -> tuple[Target, ...]:
-        """Every target, in deploy order: ACM first (CloudFront attaches the us-east-1 copy)."""
-        found = [Target.acm(r) for r in self.all_acm_regions]
-        found += [Target(CLOUDFRONT, d) for d in self.cloudfront]
-        if self.s3:
-            found.append(Target(S3, f"{self.s3.bucket}/{self.s3.prefix}"))
-        return tuple(found)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from .deadline import Deadline
-from .models import AccountState, CertificateMaterial, CertificateSpec, Deployment, RunReport, StoredCertificate
+from .models import (AccountState, ApiDomain, CertificateInfo, CertificateMaterial, CertificateSpec, Deployment,
+                     ParameterTarget, RunReport, SecretTarget, StoredCertificate)
 
 # ---- ACME -------------------------------------------------------------------------------------
 
@@ -255,6 +256,70 @@ class Exporter(Protocol):
         """Raise DeployError when the bucket cannot be found or the export key cannot serve it."""
 
 
+# ---- the attached target kinds of issue 13: each call takes the role (`deploy_role_arn`) that
+# reaches the target's account, None for the renewer's own; a role that cannot be assumed raises
+# DeployRoleError. Every `check` is read-only and raises DeployError naming the target.
+
+
+class TenantAttacher(Protocol):
+    """CloudFront distribution tenants (multi-tenant distributions)."""
+
+    def check(self, tenant_id: str, role_arn: str | None) -> None:
+        """The tenant exists and can be read."""
+
+    def attach(self, tenant_id: str, certificate_arn: str, names: tuple[str, ...], role_arn: str | None) -> bool:
+        """The tenant's `Customizations.Certificate` becomes `certificate_arn` (us-east-1), every
+        other setting kept; its domains must be covered by `names`. False when it already was."""
+
+
+class ListenerAttacher(Protocol):
+    """ELBv2 (ALB/NLB) HTTPS and TLS listeners."""
+
+    def check(self, listener_arn: str, role_arn: str | None) -> None:
+        """The listener exists, is HTTPS or TLS, and can be read."""
+
+    def attach(self, listener_arn: str, certificate_arn: str, replaces: str | None, role_arn: str | None) -> bool:
+        """`certificate_arn` serves on the listener, where `replaces` (our earlier ARN) served:
+        its default certificate when `replaces` was the default, else an entry of its SNI list
+        (and `replaces` leaves the list). False when nothing had to change."""
+
+
+class DomainAttacher(Protocol):
+    """API Gateway custom domain names (REST and HTTP APIs)."""
+
+    def check(self, domain: ApiDomain, role_arn: str | None) -> None:
+        """The domain exists, can be read, and its endpoint type is the configured one (EDGE or
+        REGIONAL)."""
+
+    def attach(self, domain: ApiDomain, certificate_arn: str, role_arn: str | None) -> bool:
+        """The domain's certificate (edge or regional, by its type) becomes `certificate_arn`;
+        endpoint type, security policy, mappings and every other setting kept. False when it
+        already was."""
+
+
+class SecretWriter(Protocol):
+    """Secrets Manager: one secret per target, JSON with the PEMs."""
+
+    def check(self, secret: SecretTarget, role_arn: str | None) -> None:
+        """The secret can be read or created (a missing one is created on deploy)."""
+
+    def put(self, secret: SecretTarget, material: CertificateMaterial, info: CertificateInfo,
+            role_arn: str | None) -> None:
+        """A new version of the secret holding this certificate (created when missing, encrypted
+        with `secret.kms_key`)."""
+
+
+class ParameterWriter(Protocol):
+    """SSM Parameter Store: SecureString parameters under a prefix."""
+
+    def check(self, parameters: ParameterTarget, role_arn: str | None) -> None:
+        """The parameters can be read or created."""
+
+    def put(self, parameters: ParameterTarget, material: CertificateMaterial, role_arn: str | None) -> None:
+        """`<prefix>cert.pem`, `chain.pem`, `fullchain.pem` and `privkey.pem` overwritten as
+        SecureString (key `parameters.kms_key`), in a tier that holds them."""
+
+
 class Deployer(Protocol):
     """Brings a certificate's targets to the stored serial (deploy.py; one kind per target kind)."""
 
@@ -301,3 +366,8 @@ class Adapters:
     records: ZoneRecords | None = None  # dns-persist-01 and CAA record sets (None: not wired)
     fallback_cas: tuple[Callable[[], AcmeCa], ...] = ()  # one per config acme.fallback, in order
     caa: CaaLookup | None = None
+    tenants: TenantAttacher | None = None  # the attached kinds of issue 13 (None: not wired)
+    listeners: ListenerAttacher | None = None
+    api_domains: DomainAttacher | None = None
+    secrets: SecretWriter | None = None
+    parameters: ParameterWriter | None = None

@@ -7,7 +7,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 CORE = SRC / "acme_flow"
 PURE_PACKAGES = ["config"]
-PURE = ["models", "errors", "planning", "pki", "pki_crypto", "report", "results", "caa", "persist"] + [
+PURE = ["models", "deploy_targets", "errors", "planning", "pki", "pki_crypto", "report", "results", "caa", "persist"] + [
     f"{package}/{p.stem}" for package in PURE_PACKAGES for p in sorted((CORE / package).glob("*.py"))]
 USE_CASE = ["renewal", "survey", "issuance", "settle", "deploy", "account", "parallel", "ports", "validation", "ordering",
             "persist_records", "caa_records", "ca_identity"]
