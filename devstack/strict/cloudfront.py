@@ -15,6 +15,7 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from typing import Callable
 
 from devstack.strict import RULE_FACTORIES, AwsError, Call
 
@@ -92,6 +93,16 @@ def _released(call: Call) -> dict[tuple[str, str], float]:
     return call.memory.setdefault("cloudfront_released", {})
 
 
+# Who else uses an ACM certificate, as ACM's InUseBy shows it: (call, certificate ARN) -> resource
+# ARNs. Each attached target kind's strict module appends its own (ELB listeners, API Gateway
+# domains, distribution tenants); CloudFront distributions are `users_of` below.
+INUSE_SOURCES: list[Callable[[Call, str], list[str]]] = []
+
+
+def all_users(call: Call, cert_arn: str) -> list[str]:
+    return sorted({u for source in [users_of, *INUSE_SOURCES] for u in source(call, cert_arn)})
+
+
 def users_of(call: Call, cert_arn: str) -> list[str]:
     """Distributions that use the certificate now or let go of it less than `inuse_lag` ago."""
     users = set()
@@ -162,7 +173,7 @@ class InUseByRule:
         if call.service != "acm" or call.operation != "DeleteCertificate":
             return
         arn = call.json().get("CertificateArn", "")
-        users = users_of(call, arn) if arn else []
+        users = all_users(call, arn) if arn else []
         if users:
             raise AwsError("ResourceInUseException",
                            f"Certificate {arn} is in use by {', '.join(users)}.", 400)
@@ -177,7 +188,7 @@ class InUseByRule:
         cert = data.get("Certificate") or {}
         if not cert.get("CertificateArn"):
             return resp
-        cert["InUseBy"] = sorted(set(cert.get("InUseBy") or []) | set(users_of(call, cert["CertificateArn"])))
+        cert["InUseBy"] = sorted(set(cert.get("InUseBy") or []) | set(all_users(call, cert["CertificateArn"])))
         return dataclasses.replace(resp, body=json.dumps(data).encode())
 
 
