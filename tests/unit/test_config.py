@@ -450,7 +450,7 @@ BAD_CASES: list[tuple[str, Any, str, str]] = [
     ("prefix not a string", doc(cert(deploy={"s3": {"bucket": "my-certs", "prefix": 5}})),
      "certificates[0].deploy.s3.prefix", "got an integer 5"),
     ("deploy is a list", doc(cert(deploy=["acm"])), "certificates[0].deploy",
-     "expected a mapping with keys acm, cloudfront, s3; got a list ['acm']"),
+     "expected a mapping with keys acm, cloudfront, elb, apigateway, secretsmanager, ssm, s3; got a list ['acm']"),
     ("s3 is a string", doc(cert(deploy={"s3": "my-certs"})), "certificates[0].deploy.s3",
      "expected a mapping with keys bucket, prefix; got a string 'my-certs'"),
     # key/target combinations

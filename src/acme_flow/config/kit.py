@@ -98,15 +98,16 @@ class Validator:
             self.add(path, f"expected a non-empty list of {what}; got an empty list")
             return ()
         out: list[T] = []
-        first: dict[str, int] = {}
+        first: dict[Any, int] = {}
         for i, raw in enumerate(value):
             checked = item(raw, index(path, i))
-            if isinstance(raw, str) and raw in first:
+            key = raw if isinstance(raw, str) else (checked if checked is not BAD else None)  # entries: as checked
+            if key is not None and key in first:
                 self.add(index(path, i),
-                         f"duplicate of {leaf(path)}[{first[raw]}] ({show(raw)})")
+                         f"duplicate of {leaf(path)}[{first[key]}] ({show(raw) if isinstance(raw, str) else key})")
                 continue
-            if isinstance(raw, str):
-                first[raw] = i
+            if key is not None:
+                first[key] = i
             out.append(checked)
         return tuple(out)
 

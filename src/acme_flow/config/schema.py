@@ -28,7 +28,7 @@ MAX_FALLBACKS = 3
 EAB_KEYS = ("kid", "hmac_key")
 DEFAULT_KEYS = ("key", "profile", "renew_before_days", "preferred_chain", "challenge")
 CHALLENGES = ", ".join(c.value for c in Challenge)
-CERT_KEYS = ("name", "domains") + DEFAULT_KEYS + ("dns", "deploy")
+CERT_KEYS = ("name", "domains") + DEFAULT_KEYS + ("dns", "deploy", "deploy_role_arn")
 
 REQUIRED = {
     "certificates": "a non-empty list of certificates, each with a name and domains",
@@ -40,6 +40,9 @@ REQUIRED = {
     "regions": "a non-empty list of AWS regions like [us-east-1]",
     "distributions": "a non-empty list of CloudFront distribution ids like [E2ABCDEF123456]",
     "bucket": "the S3 bucket to export the PEM files to",
+    "listeners": "a non-empty list of ELBv2 HTTPS or TLS listener ARNs",
+    "secrets": "a non-empty list of secrets like [{name: certrenew/shop, region: eu-west-1}]",
+    "parameters": "a non-empty list of parameter prefixes like [{prefix: /certrenew/shop/, region: eu-west-1}]",
 }
 
 SECRET_PREFIXES = ("ssm:/", "secretsmanager:")
@@ -320,7 +323,7 @@ def _certificate(v: Validator, value: Any, path: str, defaults: _Settings
     dns_names = domains(v, cert.get("domains"), f"{path}.domains", settings.profile.value)
     dns = dns_spec(v, v.optional_mapping(cert, "dns", path, DNS_KEYS), f"{path}.dns")
     deploy = deploy_targets(v, v.optional_mapping(cert, "deploy", path, DEPLOY_KEYS),
-                            f"{path}.deploy", name)
+                            f"{path}.deploy", name, cert.get("deploy_role_arn"), f"{path}.deploy_role_arn")
     _check_key_for_targets(v, settings.key, deploy, path, name)
     valid_names = all_valid(dns_names)
     deploy_spec = deploy if deploy is BAD else deploy.spec()
@@ -356,7 +359,7 @@ def _name(v: Validator, value: Any, path: str) -> str | Invalid:
 
 def _check_key_for_targets(v: Validator, key: _Setting[KeyType], deploy: Targets | Invalid,
                            path: str, name: str | Invalid) -> None:
-    if key.value is BAD or deploy is BAD or not deploy.cloudfront:
+    if key.value is BAD or deploy is BAD or not deploy.uses_cloudfront:
         return
     if key.value.cloudfront_compatible:
         return

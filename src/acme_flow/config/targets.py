@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..models import DeploySpec, DnsSpec, NotifySpec, S3Export
+from ..models import ApiDomain, DeploySpec, DnsSpec, NotifySpec, ParameterTarget, S3Export, SecretTarget
+from . import attached
 from .kit import BAD, Invalid, Validator, all_valid, describe, show
 from .names import is_ip
 
 DNS_KEYS = ("hosted_zone_id", "role_arn")
-DEPLOY_KEYS = ("acm", "cloudfront", "s3")
+DEPLOY_KEYS = ("acm", "cloudfront", "elb", "apigateway", "secretsmanager", "ssm", "s3")
 NOTIFY_KEYS = ("sns_topic_arn",)
 
 # AWS zone ids start with Z (Z0123456789); moto makes other uppercase ids: only the shape is checked.
@@ -70,24 +71,60 @@ class Targets:
     acm_regions: tuple[str | Invalid, ...]
     cloudfront: tuple[str | Invalid, ...]
     s3: S3Export | None | Invalid
+    tenants: tuple[str | Invalid, ...] = ()
+    listeners: tuple[str | Invalid, ...] = ()
+    api_domains: tuple[ApiDomain | Invalid, ...] = ()
+    secrets: tuple[SecretTarget | Invalid, ...] = ()
+    parameters: tuple[ParameterTarget | Invalid, ...] = ()
+    role_arn: str | None | Invalid = None
+
+    @property
+    def uses_cloudfront(self) -> bool:
+        """Served through CloudFront (distributions, tenants, EDGE API domains): its key rules apply."""
+        return bool(self.cloudfront or self.tenants or any(isinstance(d, ApiDomain) and d.edge
+                                                           for d in self.api_domains))
 
     def spec(self) -> DeploySpec | Invalid:
-        regions, distributions = all_valid(self.acm_regions), all_valid(self.cloudfront)
-        if regions is BAD or distributions is BAD or self.s3 is BAD:
+        parts = [all_valid(p) for p in (self.acm_regions, self.cloudfront, self.tenants, self.listeners,
+                                        self.api_domains, self.secrets, self.parameters)]
+        if any(p is BAD for p in parts) or self.s3 is BAD or self.role_arn is BAD:
             return BAD
-        return DeploySpec(acm_regions=regions, cloudfront=distributions, s3=self.s3)
+        regions, distributions, tenants, listeners, domains, secrets, parameters = parts
+        return DeploySpec(acm_regions=regions, cloudfront=distributions, s3=self.s3, tenants=tenants,
+                          listeners=listeners, api_domains=domains, secrets=secrets, parameters=parameters,
+                          role_arn=self.role_arn)
 
 
 def deploy_targets(v: Validator, deploy: dict[str, Any] | None, path: str,
-                   name: str | Invalid) -> Targets | Invalid:
+                   name: str | Invalid, role: Any = None, role_path: str = "deploy_role_arn") -> Targets | Invalid:
     if deploy is None:
         return BAD
     regions = _target_list(v, deploy, path, "acm", "regions", "AWS regions", REGION_RE,
                            "an AWS region (like us-east-1)")
-    distributions = _target_list(v, deploy, path, "cloudfront", "distributions", "distribution ids",
-                                 DISTRIBUTION_RE, "a CloudFront distribution id (like E2ABCDEF123456)")
+    cloudfront = _cloudfront_section(v, deploy, path)
+    distributions = () if not cloudfront or cloudfront.get("distributions") is None else v.unique_list(
+        cloudfront["distributions"], f"{path}.cloudfront.distributions", "distribution ids",
+        lambda raw, p: v.matching(raw, p, DISTRIBUTION_RE, "a CloudFront distribution id (like E2ABCDEF123456)"))
     s3 = _s3_export(v, deploy.get("s3"), f"{path}.s3", name)
-    return Targets(acm_regions=regions, cloudfront=distributions, s3=s3)
+    role_arn = None if role is None else v.matching(
+        role, role_path, ROLE_ARN_RE, "an IAM role ARN in the targets' account (like "
+                                      "arn:aws:iam::222222222222:role/certrenew-deploy)")
+    return Targets(acm_regions=regions, cloudfront=distributions, s3=s3,
+                   tenants=attached.tenants(v, cloudfront, f"{path}.cloudfront"),
+                   listeners=attached.listeners(v, deploy, path),
+                   api_domains=attached.api_domains(v, deploy, path, REGION_RE),
+                   secrets=attached.secrets(v, deploy, path, REGION_RE),
+                   parameters=attached.parameters(v, deploy, path, REGION_RE), role_arn=role_arn)
+
+
+def _cloudfront_section(v: Validator, deploy: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """`deploy.cloudfront: {distributions: [...], tenants: [...]}`: at least one of them."""
+    if deploy.get("cloudfront") is None:
+        return None
+    section = v.mapping(deploy["cloudfront"], f"{path}.cloudfront", attached.CLOUDFRONT_KEYS)
+    if section is not None and not any(section.get(k) is not None for k in attached.CLOUDFRONT_KEYS):
+        v.add(f"{path}.cloudfront", "expected distributions: [E2ABCDEF123456, ...] and/or tenants: [dt_..., ...]")
+    return section
 
 
 def _target_list(v: Validator, deploy: dict[str, Any], path: str, target: str, key: str, plural: str,
