@@ -19,7 +19,7 @@ from cryptography import x509
 
 from acme_flow import pki
 from acme_flow.deadline import Deadline
-from acme_flow.errors import (DeployError, PropagationTimeout, StateBucketMissing, StateError, ValidationFailed,
+from acme_flow.errors import (DeployError, DeployRoleError, PropagationTimeout, StateBucketMissing, StateError, ValidationFailed,
                               ZoneNotFound)
 from acme_flow.models import (AccountState, AcmeSettings, CertificateInfo, CertificateMaterial, CertificateSpec, Config, KeyType,
                               RunReport, StoredCertificate)
@@ -561,17 +561,27 @@ class FakeImporter:
         self.checked: list[str] = []
         self.asked: list[str] = []
         self.deleted: list[str] = []
+        self.roles: list[str] = []  # the deploy role of each call that had one
+        self.refused_roles: set[str] = set()  # roles that cannot be assumed
         self._ids = itertools.count(1)
 
-    def arn(self, region: str) -> str:
-        return f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{next(self._ids):08d}-0000-4000-8000-000000000000"
+    def arn(self, region: str, role_arn: str | None = None) -> str:
+        account = role_arn.split(":")[4] if role_arn else ACCOUNT  # a deploy role's account holds its copies
+        return f"arn:aws:acm:{region}:{account}:certificate/{next(self._ids):08d}-0000-4000-8000-000000000000"
+
+    def _assume(self, role_arn: str | None) -> None:
+        if role_arn:
+            self.roles.append(role_arn)
+            if role_arn in self.refused_roles:
+                raise DeployRoleError(role_arn, "AccessDenied: not authorized to perform sts:AssumeRole")
 
     def held_for(self, name: str, region: str) -> list[str]:
         """The ARNs ACM holds in `region` imported for `name`."""
         return [arn for arn, (r, _) in self.certs.items() if r == region and self.names.get(arn) == name]
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
+                           existing_arn: str | None, *, maybe_orphaned: bool, role_arn: str | None = None) -> str:
+        self._assume(role_arn)
         if region in self.fail_import:
             raise DeployError(f"acm:{region}", self.fail_import[region])
         arn = existing_arn if self._takes(existing_arn, region, material) else None
@@ -579,7 +589,7 @@ class FakeImporter:
             self.searches.append((region, name))
             self.journal.add("acm.search", region)
             arn = next((a for a in self.held_for(name, region) if self._takes(a, region, material)), None)
-        arn = arn or self.arn(region)
+        arn = arn or self.arn(region, role_arn)
         self.certs[arn] = (region, material.cert_pem)
         self.names.setdefault(arn, name)
         self.imports.append((region, name, arn, pki.describe(material.cert_pem).serial))
@@ -594,12 +604,15 @@ class FakeImporter:
         held = self.certs.get(arn or "")
         return held is not None and held[0] == region and not pki.reimport_refusal(held[1], material.cert_pem)
 
-    def check_region(self, region: str) -> None:
+    def check_region(self, region: str, *, role_arn: str | None = None) -> None:
+        self._assume(role_arn)
         self.checked.append(region)
         if region in self.disabled:
             raise DeployError(f"acm:{region}", f"the AWS account has not enabled the region {region}")
 
-    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> tuple[bool, str]:
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str], *,
+                         role_arn: str | None = None) -> tuple[bool, str]:
+        self._assume(role_arn)
         self.asked.append(arn)
         if arn in self.broken:
             raise DeployError(f"acm:{region}", "ThrottlingException: Rate exceeded")
@@ -626,7 +639,8 @@ class FakeCloudFront:
         self.attached: list[tuple[str, str]] = []
         self.checked: list[str] = []
 
-    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
+    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...], *,
+               role_arn: str | None = None) -> bool:
         target = f"cloudfront:{distribution_id}"
         if distribution_id not in self.viewer:
             raise DeployError(target, "no such distribution")
@@ -638,10 +652,10 @@ class FakeCloudFront:
         self.journal.add("cloudfront.attach", distribution_id)
         return changed
 
-    def distributions_using(self, certificate_arn: str) -> list[str]:
+    def distributions_using(self, certificate_arn: str, *, role_arn: str | None = None) -> list[str]:
         return [f"cloudfront:{d}" for d, arn in self.viewer.items() if arn == certificate_arn]
 
-    def check(self, distribution_id: str) -> None:
+    def check(self, distribution_id: str, *, role_arn: str | None = None) -> None:
         self.checked.append(distribution_id)
         if distribution_id not in self.viewer:
             raise DeployError(f"cloudfront:{distribution_id}", "no such distribution")
@@ -654,14 +668,14 @@ class FakeExporter:
         self.exports: list[tuple[str, str, str]] = []  # (bucket, prefix, serial)
         self.checked: list[str] = []
 
-    def export(self, bucket: str, prefix: str, material: CertificateMaterial) -> str:
+    def export(self, bucket: str, prefix: str, material: CertificateMaterial, *, role_arn: str | None = None) -> str:
         if bucket in self.missing_buckets:
             raise DeployError(f"s3://{bucket}", "no such export bucket")
         self.exports.append((bucket, prefix, pki.describe(material.cert_pem).serial))
         self.journal.add("s3.export", bucket)
         return f"s3://{bucket}/{prefix}"
 
-    def check(self, bucket: str) -> None:
+    def check(self, bucket: str, *, role_arn: str | None = None) -> None:
         self.checked.append(bucket)
         if bucket in self.missing_buckets:
             raise DeployError(f"s3://{bucket}", "no such export bucket")

@@ -14,14 +14,15 @@ import datetime as dt
 from typing import Mapping, Protocol
 
 from . import planning
-from .errors import CertrenewError
-from .models import (ACM, CLOUDFRONT, S3, US_EAST_1, CertificateSpec, Deployment, Placement,
-                     StoredCertificate, Target)
+from .deploy_attached import ApiDomainKind, ListenerKind, ParameterKind, SecretKind, TenantKind
+from .errors import CertrenewError, DeployError
+from .models import (ACM, APIGATEWAY, CLOUDFRONT, CLOUDFRONT_TENANT, ELB, S3, SECRETSMANAGER, SSM, US_EAST_1,
+                     CertificateSpec, Deployment, Placement, StoredCertificate, Target)
 from .ports import Adapters, CertificateImporter, Clock, CloudFrontAttacher, Exporter
 
 
 class TargetKind(Protocol):
-    def check(self, target: Target) -> None:
+    def check(self, target: Target, spec: CertificateSpec) -> None:
         """Raise DeployError when the target does not exist or cannot be used; read-only."""
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
@@ -29,7 +30,7 @@ class TargetKind(Protocol):
         """Put the stored certificate on the target (`deployment`: what is placed so far;
         `before`: what the state held when this run began)."""
 
-    def users_of(self, region: str, arn: str) -> list[str]:
+    def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
         """Targets of this kind that use the ACM certificate `arn` (kept from being deleted)."""
 
 
@@ -42,8 +43,8 @@ class AcmKind:
     def __init__(self, importer: CertificateImporter) -> None:
         self._importer = importer
 
-    def check(self, target: Target) -> None:
-        self._importer.check_region(target.id)
+    def check(self, target: Target, spec: CertificateSpec) -> None:
+        self._importer.check_region(target.id, role_arn=spec.deploy.role_arn)
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
@@ -51,14 +52,15 @@ class AcmKind:
         just now) and never recorded may have left a certificate to import into."""
         region = target.id
         arn = self._importer.import_certificate(region, stored.material, spec.name, deployment.acm_arn(region),
-                                                maybe_orphaned=before.may_hold_orphan(region))
+                                                maybe_orphaned=before.may_hold_orphan(region),
+                                                role_arn=spec.deploy.role_arn)
         return Placement(target, stored.info.serial, arn)
 
-    def users_of(self, region: str, arn: str) -> list[str]:
+    def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
         return []
 
-    def delete_if_unused(self, region: str, arn: str, users: list[str]) -> tuple[bool, str]:
-        return self._importer.delete_if_unused(region, arn, users)
+    def delete_if_unused(self, region: str, arn: str, users: list[str], role_arn: str | None) -> tuple[bool, str]:
+        return self._importer.delete_if_unused(region, arn, users, role_arn=role_arn)
 
 
 class CloudFrontKind:
@@ -67,19 +69,19 @@ class CloudFrontKind:
     def __init__(self, cloudfront: CloudFrontAttacher) -> None:
         self._cloudfront = cloudfront
 
-    def check(self, target: Target) -> None:
-        self._cloudfront.check(target.id)
+    def check(self, target: Target, spec: CertificateSpec) -> None:
+        self._cloudfront.check(target.id, role_arn=spec.deploy.role_arn)
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         copy = deployment.get(Target.acm(US_EAST_1))
         if copy is None or copy.serial != stored.info.serial or copy.arn is None:
             raise CertrenewError(f"{target}: the us-east-1 ACM copy was not imported")
-        self._cloudfront.attach(target.id, copy.arn, stored.info.names)
+        self._cloudfront.attach(target.id, copy.arn, stored.info.names, role_arn=spec.deploy.role_arn)
         return Placement(target, stored.info.serial, copy.arn)
 
-    def users_of(self, region: str, arn: str) -> list[str]:
-        return self._cloudfront.distributions_using(arn) if region == US_EAST_1 else []
+    def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
+        return self._cloudfront.distributions_using(arn, role_arn=role_arn) if region == US_EAST_1 else []
 
 
 class S3ExportKind:
@@ -88,16 +90,16 @@ class S3ExportKind:
     def __init__(self, exporter: Exporter) -> None:
         self._exporter = exporter
 
-    def check(self, target: Target) -> None:
-        self._exporter.check(_bucket_and_prefix(target)[0])
+    def check(self, target: Target, spec: CertificateSpec) -> None:
+        self._exporter.check(_bucket_and_prefix(target)[0], role_arn=spec.deploy.role_arn)
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         bucket, prefix = _bucket_and_prefix(target)
-        self._exporter.export(bucket, prefix, stored.material)
+        self._exporter.export(bucket, prefix, stored.material, role_arn=spec.deploy.role_arn)
         return Placement(target, stored.info.serial)
 
-    def users_of(self, region: str, arn: str) -> list[str]:
+    def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
         return []
 
 
@@ -109,12 +111,21 @@ class Deployer:
 
     @classmethod
     def from_adapters(cls, adapters: Adapters) -> Deployer:
-        return cls(AcmKind(adapters.importer), {CLOUDFRONT: CloudFrontKind(adapters.cloudfront),
-                                                S3: S3ExportKind(adapters.exporter)}, adapters.clock)
+        """A kind for every wired adapter; a target of a kind not wired fails its check."""
+        attached = {CLOUDFRONT_TENANT: (adapters.tenants, TenantKind), ELB: (adapters.listeners, ListenerKind),
+                    APIGATEWAY: (adapters.api_domains, ApiDomainKind), SECRETSMANAGER: (adapters.secrets, SecretKind),
+                    SSM: (adapters.parameters, ParameterKind)}
+        kinds: dict[str, TargetKind] = {CLOUDFRONT: CloudFrontKind(adapters.cloudfront),
+                                        S3: S3ExportKind(adapters.exporter)}
+        kinds.update({kind: make(adapter) for kind, (adapter, make) in attached.items() if adapter is not None})
+        return cls(AcmKind(adapters.importer), kinds, adapters.clock)
 
     def check(self, spec: CertificateSpec) -> None:
         for target in spec.deploy.targets():
-            self._kinds[target.kind].check(target)
+            kind = self._kinds.get(target.kind)
+            if kind is None:
+                raise DeployError(str(target), f"deploying to {target.kind} is not wired in this build")
+            kind.check(target, spec)
 
     def deploy(self, spec: CertificateSpec, stored: StoredCertificate,
                before: Deployment) -> tuple[Deployment, list[str]]:
@@ -127,7 +138,7 @@ class Deployer:
                 errors.append(str(exc))
         return superseded(before, deployment, self._clock.now()), errors
 
-    def retire(self, deployment: Deployment) -> tuple[Deployment, list[str]]:
+    def retire(self, deployment: Deployment, role_arn: str | None = None) -> tuple[Deployment, list[str]]:
         """A retiring certificate still in use (CloudFront lets go of one a while after
         UpdateDistribution) stays on the list for a later run."""
         settled, notes = set(), []
@@ -136,8 +147,8 @@ class Deployer:
                 settled.add(old.arn)  # in use by this very certificate again: never delete it
                 continue
             try:
-                users = [u for kind in self._kinds.values() for u in kind.users_of(old.region, old.arn)]
-                done, note = self._acm.delete_if_unused(old.region, old.arn, users)
+                users = [u for kind in self._kinds.values() for u in kind.users_of(old.region, old.arn, role_arn)]
+                done, note = self._acm.delete_if_unused(old.region, old.arn, users, role_arn)
             except CertrenewError as exc:
                 done, note = False, f"kept {old.arn} for a later run: could not retire it ({exc})"
             notes.append(note)

@@ -225,34 +225,38 @@ class ChallengeLedger(Protocol):
 
 class CertificateImporter(Protocol):
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
+                           existing_arn: str | None, *, maybe_orphaned: bool, role_arn: str | None = None) -> str:
         """Import into ACM (re-import into `existing_arn` when given); returns the ARN.
         `maybe_orphaned`: the state recorded a first import into `region` and no ARN (a run died
         mid-import): look for the certificate it may have left (a search of the account) and
-        re-import into it rather than import a second one. Otherwise a first import does not search."""
+        re-import into it rather than import a second one. Otherwise a first import does not search.
+        `role_arn` (every call here): the account of the certificate's deploy role, None: ours."""
 
-    def check_region(self, region: str) -> None:
+    def check_region(self, region: str, *, role_arn: str | None = None) -> None:
         """Raise DeployError when the region does not exist for ACM or the account has not enabled it."""
 
-    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> tuple[bool, str]:
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str], *,
+                         role_arn: str | None = None) -> tuple[bool, str]:
         """Delete a superseded certificate nothing uses any more; returns (settled, what was done):
         not settled while something still uses it (try again on a later run)."""
 
 
 class CloudFrontAttacher(Protocol):
-    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
+    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...], *,
+               role_arn: str | None = None) -> bool:
         """Point the distribution at the certificate; returns whether anything changed."""
 
-    def distributions_using(self, certificate_arn: str) -> list[str]: ...
+    def distributions_using(self, certificate_arn: str, *, role_arn: str | None = None) -> list[str]: ...
 
-    def check(self, distribution_id: str) -> None:
+    def check(self, distribution_id: str, *, role_arn: str | None = None) -> None:
         """Raise DeployError when the distribution does not exist or cannot be read."""
 
 
 class Exporter(Protocol):
-    def export(self, bucket: str, prefix: str, material: CertificateMaterial) -> str: ...
+    def export(self, bucket: str, prefix: str, material: CertificateMaterial, *,
+               role_arn: str | None = None) -> str: ...
 
-    def check(self, bucket: str) -> None:
+    def check(self, bucket: str, *, role_arn: str | None = None) -> None:
         """Raise DeployError when the bucket cannot be found or the export key cannot serve it."""
 
 

@@ -30,7 +30,7 @@ class Settlement:
         if decision.action is Action.NONE:
             if row.save_window or (stored is not None and stored.outdated):  # an older layout: rewritten
                 stored = self.state.update(replace(stored, window=row.window or stored.window))
-            stored, notes = self.retire(stored)
+            stored, notes = self.retire(stored, spec.deploy.role_arn)
             return certificate_result(spec, Outcome.SKIPPED, with_notes(decision.reason, notes), stored,
                                       decision.renew_at)
         if decision.action is Action.DEPLOY:
@@ -83,19 +83,21 @@ class Settlement:
                                  f"before deploying it{f' ({stored.damaged})' if stored.damaged else ''}")
         deployment, errors = self.deployer.deploy(spec, stored, before)
         stored = self.state.update(replace(stored, deployment=deployment))
-        stored, notes = self.retire(stored)
+        stored, notes = self.retire(stored, spec.deploy.role_arn)
         if errors:
             reason = with_notes(f"{reason}; deploy failed: " + "; ".join(errors), notes)
             return certificate_result(spec, Outcome.FAILED, reason, stored, challenge=challenge)
         return certificate_result(spec, outcome, with_notes(reason, notes), stored, None,
                                   deployment.targets(stored.info.serial), challenge)
 
-    def retire(self, stored: StoredCertificate | None) -> tuple[StoredCertificate | None, list[str]]:
-        """Delete superseded ACM certificates nothing uses any more; one still in use stays on
-        the list for a later run. Only when the list is not empty."""
+    def retire(self, stored: StoredCertificate | None,
+               role_arn: str | None = None) -> tuple[StoredCertificate | None, list[str]]:
+        """Delete superseded ACM certificates nothing uses any more (in the account of
+        `role_arn`, the certificate's deploy role); one still in use stays on the list for a
+        later run. Only when the list is not empty."""
         if stored is None or not stored.deployment.retiring:
             return stored, []
-        deployment, notes = self.deployer.retire(stored.deployment)
+        deployment, notes = self.deployer.retire(stored.deployment, role_arn)
         if deployment != stored.deployment:
             try:
                 stored = self.state.update(replace(stored, deployment=deployment))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 from typing import Any, Callable, Iterator
 
 import boto3
@@ -50,22 +51,45 @@ NAME_TAG = "certrenew:name"
 class AcmImporter:
     """`client_for(region)` returns an ACM client for that region; `single_try_for(region)` one
     that never retries on its own (a first import is not idempotent: see `_first_import`).
-    `clock` and `jitter` time the retries of a first import."""
+    `clock` and `jitter` time the retries of a first import. `role_for(region, role_arn,
+    single_try)` returns the client of another account, reached through a deploy role: each
+    call with `role_arn` works in that account (its own importer, made once per role)."""
 
     def __init__(self, client_for: Callable[[str], Any], single_try_for: Callable[[str], Any] | None = None,
-                 *, clock: Any = None, jitter: Jitter | None = None) -> None:
+                 *, clock: Any = None, jitter: Jitter | None = None,
+                 role_for: Callable[[str, str, bool], Any] | None = None) -> None:
         self._client_for = client_for
         self._clock = clock or SystemClock()
         self._jitter = jitter or spread(0.5, 1.5)
         self._single_try_for = single_try_for or client_for
         self._regions_checked: dict[str, str | None] = {}  # region -> why it cannot be used (None: fine)
+        self._role_for = role_for
+        self._in_roles: dict[str, AcmImporter] = {}
+        self._lock = threading.Lock()
+
+    def _as(self, role_arn: str | None) -> AcmImporter:
+        """This importer, or the one working in the account of `role_arn`."""
+        if not role_arn:
+            return self
+        if self._role_for is None:
+            raise DeployError(f"deploy role {role_arn}", "this build cannot reach other accounts")
+        role_for = self._role_for
+        with self._lock:
+            if role_arn not in self._in_roles:
+                self._in_roles[role_arn] = AcmImporter(lambda region: role_for(region, role_arn, False),
+                                                       lambda region: role_for(region, role_arn, True),
+                                                       clock=self._clock, jitter=self._jitter)
+            return self._in_roles[role_arn]
 
     def import_certificate(self, region: str, material: CertificateMaterial, name: str,
-                           existing_arn: str | None, *, maybe_orphaned: bool) -> str:
+                           existing_arn: str | None, *, maybe_orphaned: bool, role_arn: str | None = None) -> str:
         """Re-import into `existing_arn`, or import under a new ARN. Only when `maybe_orphaned`
         (the state recorded an import here that no recorded ARN holds: a run died mid-import) is
         the account searched, before a new ARN, for the certificate that run left; otherwise a
         first import lists nothing."""
+        if role_arn:
+            return self._as(role_arn).import_certificate(region, material, name, existing_arn,
+                                                         maybe_orphaned=maybe_orphaned)
         target = str(Target.acm(region))
         _check_importable(material, target)
         acm = self._client_for(region)
@@ -163,9 +187,11 @@ class AcmImporter:
         except ClientError as exc:
             log.warning("could not look for an earlier import of %s: %s", name, exc)
 
-    def check_region(self, region: str) -> None:
+    def check_region(self, region: str, *, role_arn: str | None = None) -> None:
         """The region exists for ACM and the account has enabled it (an opt-in region such as
         af-south-1 must be enabled first): one cheap read-only call per region and importer."""
+        if role_arn:
+            return self._as(role_arn).check_region(region)
         if region not in _acm_regions():
             raise DeployError(str(Target.acm(region)), f"{region!r} is not an AWS region where ACM exists")
         if region not in self._regions_checked:
@@ -188,11 +214,14 @@ class AcmImporter:
             log.warning("could not check ACM in %s before deploying (%s); going on", region, exc)
         return None
 
-    def delete_if_unused(self, region: str, arn: str, other_users: list[str]) -> tuple[bool, str]:
+    def delete_if_unused(self, region: str, arn: str, other_users: list[str], *,
+                         role_arn: str | None = None) -> tuple[bool, str]:
         """Delete a superseded certificate certrenew imported, once nothing uses it (ACM's
         InUseBy, which lags behind CloudFront by a while, plus the distributions the caller
         found). Returns (settled, what happened): settled is False while it is still in use,
         so the caller keeps it for a later run; deleted, already gone or not ours settles it."""
+        if role_arn:
+            return self._as(role_arn).delete_if_unused(region, arn, other_users)
         target = str(Target.acm(region))
         acm = self._client_for(region)
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -24,11 +24,23 @@ DEDICATED_IP_METHODS = {"vip", "static-ip"}
 
 
 class CloudFrontAttacher:
-    def __init__(self, cloudfront) -> None:
-        self._cf = cloudfront
+    """`role_for(role_arn)`: a CloudFront client of another account (a deploy role); each call
+    with `role_arn` works there."""
 
-    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...]) -> bool:
+    def __init__(self, cloudfront, role_for: Callable[[str], Any] | None = None) -> None:
+        self._cf = cloudfront
+        self._role_for = role_for
+
+    def _as(self, role_arn: str) -> CloudFrontAttacher:
+        if self._role_for is None:
+            raise DeployError(f"deploy role {role_arn}", "this build cannot reach other accounts")
+        return CloudFrontAttacher(self._role_for(role_arn))
+
+    def attach(self, distribution_id: str, certificate_arn: str, names: tuple[str, ...], *,
+               role_arn: str | None = None) -> bool:
         """Point the distribution at the certificate; returns False when it already was."""
+        if role_arn:
+            return self._as(role_arn).attach(distribution_id, certificate_arn, names)
         target = str(Target(CLOUDFRONT, distribution_id))
         if not ACM_US_EAST_1_ARN.match(certificate_arn):
             raise DeployError(target, f"{certificate_arn} is not an ACM certificate in us-east-1; "
@@ -55,8 +67,8 @@ class CloudFrontAttacher:
         return True
 
 
-    def check(self, distribution_id: str) -> None:
-        self._read(distribution_id)
+    def check(self, distribution_id: str, *, role_arn: str | None = None) -> None:
+        (self._as(role_arn) if role_arn else self)._read(distribution_id)
 
     def _read(self, distribution_id: str) -> dict[str, Any]:
         target = str(Target(CLOUDFRONT, distribution_id))
@@ -68,8 +80,10 @@ class CloudFrontAttacher:
                 raise DeployError(target, "no such distribution") from None
             raise DeployError(target, f"cannot read the distribution: {code or exc}") from None
 
-    def distributions_using(self, certificate_arn: str) -> list[str]:
+    def distributions_using(self, certificate_arn: str, *, role_arn: str | None = None) -> list[str]:
         """Every distribution of the account whose viewer certificate is this ARN."""
+        if role_arn:
+            return self._as(role_arn).distributions_using(certificate_arn)
         found = []
         try:
             for page in self._cf.get_paginator("list_distributions").paginate():

@@ -8,6 +8,7 @@ cannot use for a bucket in another region.
 from __future__ import annotations
 
 import logging
+from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
@@ -21,17 +22,29 @@ LEGACY_LOCATIONS = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
 
 
 class S3Exporter:
-    def __init__(self, s3, kms_key: str | None = None, region: str = "us-east-1") -> None:
+    """`role_for(role_arn)`: an S3 client of another account (a deploy role); each call with
+    `role_arn` works there, with the same export key setting."""
+
+    def __init__(self, s3, kms_key: str | None = None, region: str = "us-east-1",
+                 role_for: Callable[[str], Any] | None = None) -> None:
         self._s3 = s3
         self._kms_key = kms_key
         self._region = region  # the function's: where a key given as id or alias lives
         self._bucket_regions: dict[str, str] = {}
+        self._role_for = role_for
 
-    def check(self, bucket: str) -> None:
+    def _as(self, role_arn: str) -> S3Exporter:
+        if self._role_for is None:
+            raise DeployError(f"deploy role {role_arn}", "this build cannot reach other accounts")
+        return S3Exporter(self._role_for(role_arn), self._kms_key, self._region)
+
+    def check(self, bucket: str, *, role_arn: str | None = None) -> None:
         """Raise DeployError when the export bucket cannot be found, when the export key is in
         another region than the bucket (S3 uses only a KMS key of the bucket's region), or when
         no export key is set and the bucket's default encryption is a customer managed key
         (the function may use only the key the stack names: the write would be refused)."""
+        if role_arn:
+            return self._as(role_arn).check(bucket)
         region = self._bucket_region(bucket)
         if not self._kms_key:
             self._check_default_key(bucket)
@@ -83,9 +96,12 @@ class S3Exporter:
             self._bucket_regions[bucket] = LEGACY_LOCATIONS.get(constraint, constraint)
         return self._bucket_regions[bucket]
 
-    def export(self, bucket: str, prefix: str, material: CertificateMaterial) -> str:
+    def export(self, bucket: str, prefix: str, material: CertificateMaterial, *,
+               role_arn: str | None = None) -> str:
         """Writes cert.pem, chain.pem, fullchain.pem, then privkey.pem (SSE-KMS with the export
         key, or the bucket's default encryption)."""
+        if role_arn:
+            return self._as(role_arn).export(bucket, prefix, material)
         files = {"cert.pem": material.cert_pem, "chain.pem": material.chain_pem,
                  "fullchain.pem": material.fullchain_pem}
         location = f"s3://{bucket}/{prefix}"
