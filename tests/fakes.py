@@ -695,6 +695,8 @@ class FakeNotifier:
 def make_adapters(**overrides: Any) -> Adapters:
     """One fake per port, sharing a clock and a journal; any of them replaced by keyword.
     `ledger` defaults to `state` (like S3StateStore); `ca` may be a FakeCa or any factory."""
+    from fakes_attached import FakeDomains, FakeListeners, FakeParameters, FakeSecrets, FakeTenants
+
     clock = overrides.pop("clock", None) or FakeClock()
     journal = overrides.pop("journal", None) or Journal()
     state = overrides.pop("state", None) or FakeState(journal)
@@ -708,7 +710,10 @@ def make_adapters(**overrides: Any) -> Adapters:
         exporter=overrides.pop("exporter", None) or FakeExporter(journal=journal),
         notifier=overrides.pop("notifier", None) or FakeNotifier(), clock=clock,
         records=overrides.pop("records", None) or FakeRecords(),
-        fallback_cas=tuple(overrides.pop("fallback_cas", ())))
+        fallback_cas=tuple(overrides.pop("fallback_cas", ())),
+        tenants=overrides.pop("tenants", None) or FakeTenants(), listeners=overrides.pop("listeners", None) or FakeListeners(),
+        api_domains=overrides.pop("api_domains", None) or FakeDomains(),
+        secrets=overrides.pop("secrets", None) or FakeSecrets(), parameters=overrides.pop("parameters", None) or FakeParameters())
     if isinstance(parts["ca"], FakeCa) and parts["ca"].records is None:
         parts["ca"].records = parts["records"]
     if overrides:

@@ -9,7 +9,7 @@ CORE = SRC / "acme_flow"
 PURE_PACKAGES = ["config"]
 PURE = ["models", "deploy_targets", "errors", "planning", "pki", "pki_crypto", "report", "results", "caa", "persist"] + [
     f"{package}/{p.stem}" for package in PURE_PACKAGES for p in sorted((CORE / package).glob("*.py"))]
-USE_CASE = ["renewal", "survey", "issuance", "settle", "deploy", "account", "parallel", "ports", "validation", "ordering",
+USE_CASE = ["renewal", "survey", "issuance", "settle", "deploy", "deploy_attached", "account", "parallel", "ports", "validation", "ordering",
             "persist_records", "caa_records", "ca_identity"]
 IO_MODULES = {"boto3", "botocore", "requests", "acme", "josepy", "dns", "socket", "http",
               "aws_lambda_powertools", "subprocess", "time"}
