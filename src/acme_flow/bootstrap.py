@@ -24,8 +24,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import parse_config
 from .deadline import SystemClock
-from .errors import ConfigError, DnsRoleError, Problem, SettingsError
-from .models import AcmeSettings, Config
+from .errors import ConfigError, DeployRoleError, DnsRoleError, Problem, SettingsError
+from .models import (APIGATEWAY, CLOUDFRONT_TENANT, ELB, SECRETSMANAGER, SSM, US_EAST_1, AcmeSettings,
+                     Config)
 from .ports import AcmeCa, Adapters, Clock, Notifier
 from .renewal import Renewer
 
@@ -157,6 +158,30 @@ class Clients:
             return self.get("route53")
         return self._made_once(("route53", role_arn, "assumed-role"), self._assume_route53)
 
+    def for_role(self, service: str, region: str | None, role_arn: str | None, *, single_try: bool = False) -> Any:
+        """`service` in `region` as the renewer, or in the account of a deploy role (assumed once
+        per invocation and role; each of its clients made once). A role that cannot be assumed
+        is a DeployRoleError: it fails the certificates that name it, not the run."""
+        if not role_arn:
+            return self.single_try(service, region) if single_try else self.get(service, region)
+        session = self._made_once(("session", role_arn, "deploy-role"), self._assume_deploy_role)
+        kind = "single-try" if single_try else "retrying"
+        config = self._single_try_config if single_try else self._boto_config
+
+        def make(key: tuple[str, str, str]) -> Any:
+            with self._session_lock:
+                return session.client(service, region_name=region or self.region, config=config)
+        return self._made_once((service, f"{region or self.region} {role_arn}", kind), make)
+
+    def _assume_deploy_role(self, key: tuple[str, str, str]) -> Any:
+        role_arn = key[1]
+        try:
+            creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName="certrenew-deploy")["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            raise DeployRoleError(role_arn, str(exc)) from None
+        return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                     aws_session_token=creds["SessionToken"])
+
     def _made_once(self, key: tuple[str, str, str], make: Callable[[tuple[str, str, str]], Any]) -> Any:
         """The client for `key`, made by the first thread that asks; the others wait for that
         key only (a slow AssumeRole does not hold up other clients)."""
@@ -279,15 +304,43 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         fallback_cas=tuple(_ca_factory(settings, f, clients, clock, wrap) for f in acme.fallback),
         dns=wrap("dns", dns),
         propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
-        importer=wrap("importer", AcmImporter(lambda region: clients.get("acm", region),
-                                              lambda region: clients.single_try("acm", region), clock=clock)),
-        cloudfront=wrap("cloudfront", CloudFrontAttacher(clients.on_first_use("cloudfront"))),
-        exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region)),
+        importer=wrap("importer", AcmImporter(
+            lambda region: clients.get("acm", region), lambda region: clients.single_try("acm", region), clock=clock,
+            role_for=lambda region, role, once: clients.for_role("acm", region, role, single_try=once))),
+        cloudfront=wrap("cloudfront", CloudFrontAttacher(
+            clients.on_first_use("cloudfront"), lambda role: clients.for_role("cloudfront", US_EAST_1, role))),
+        exporter=wrap("exporter", S3Exporter(clients.get("s3"), settings.export_kms_key, settings.region,
+                                             lambda role: clients.for_role("s3", None, role))),
         notifier=wrap("notifier", build_notifier(settings, clients, config, clock)),
         clock=clock,
         records=wrap("records", Route53Records(dns)),
         caa=wrap("caa", DnsCaa(resolvers or None)),
+        **{port: wrap(port, adapter) for port, adapter in _attached_adapters(config, clients).items()},
     )
+
+
+def _attached_adapters(config: Config, clients: Clients) -> dict[str, Any]:
+    """The adapters of the target kinds the config uses (issue 13), imported only then: a cold
+    start of a config without them loads none of them."""
+    kinds = {t.kind for spec in config.certificates for t in spec.deploy.targets()}
+
+    def client_for(service: str) -> Callable[[str, str | None], Any]:
+        return lambda region, role: clients.for_role(service, region, role)
+    made: dict[str, Any] = {}
+    if CLOUDFRONT_TENANT in kinds:
+        from .adapters.cloudfront_tenants import CloudFrontTenants
+        made["tenants"] = CloudFrontTenants(client_for("cloudfront"))
+    if ELB in kinds:
+        from .adapters.elb import ElbListeners
+        made["listeners"] = ElbListeners(client_for("elbv2"))
+    if APIGATEWAY in kinds:
+        from .adapters.apigateway import ApiGatewayDomains
+        made["api_domains"] = ApiGatewayDomains(client_for("apigateway"))
+    if SECRETSMANAGER in kinds or SSM in kinds:
+        from .adapters.secret_stores import SecretsManagerWriter, SsmParameterWriter
+        made["secrets"] = SecretsManagerWriter(client_for("secretsmanager"))
+        made["parameters"] = SsmParameterWriter(client_for("ssm"))
+    return made
 
 
 def _ca_factory(settings: Settings, acme: AcmeSettings, clients: Clients, clock: Clock,
