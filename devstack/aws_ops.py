@@ -50,7 +50,16 @@ _SCHEDULER = [
     ("POST", r"/schedule-groups/[^/]+", "CreateScheduleGroup"),
     ("DELETE", r"/schedule-groups/[^/]+", "DeleteScheduleGroup"),
 ]
-_REST_TABLES = {"route53": _ROUTE53, "cloudfront": _CLOUDFRONT, "scheduler": _SCHEDULER}
+# API Gateway v1 (REST); v2 paths (/v2/...) match none of these and keep "METHOD /path"
+_APIGATEWAY = [
+    ("PATCH", r"/domainnames/[^/]+", "UpdateDomainName"),
+    ("GET", r"/domainnames/[^/]+", "GetDomainName"),
+    ("DELETE", r"/domainnames/[^/]+", "DeleteDomainName"),
+    ("GET", r"/domainnames", "GetDomainNames"),
+    ("POST", r"/domainnames", "CreateDomainName"),
+]
+APIGATEWAY_OPERATIONS = _APIGATEWAY  # the served API matches its requests by the same table
+_REST_TABLES = {"route53": _ROUTE53, "cloudfront": _CLOUDFRONT, "scheduler": _SCHEDULER, "apigateway": _APIGATEWAY}
 _S3_BUCKET_SUBRESOURCES = {
     "versioning": "BucketVersioning",
     "encryption": "BucketEncryption",

@@ -26,15 +26,10 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-# The v1 domain-name operations by method and path: what devstack/aws_ops.operation_name should
-# name them (it names apigateway calls "METHOD /path" today).
-OPERATIONS = [
-    ("PATCH", r"/domainnames/[^/]+", "UpdateDomainName"),
-    ("GET", r"/domainnames/[^/]+", "GetDomainName"),
-    ("DELETE", r"/domainnames/[^/]+", "DeleteDomainName"),
-    ("GET", r"/domainnames", "GetDomainNames"),
-    ("POST", r"/domainnames", "CreateDomainName"),
-]
+from devstack import aws_ops
+
+# The v1 domain-name operations by method and path (the proxy names calls by the same table).
+OPERATIONS = aws_ops.APIGATEWAY_OPERATIONS
 CERTIFICATE_FIELDS = {"certificateArn": "EDGE", "regionalCertificateArn": "REGIONAL"}
 PLAIN_FIELDS = ("certificateName", "regionalCertificateName", "securityPolicy")
 SECURITY_POLICIES = ("TLS_1_0", "TLS_1_2")
