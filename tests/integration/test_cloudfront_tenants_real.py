@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from acme_flow.adapters.cloudfront_tenants import CloudFrontTenants
@@ -138,6 +139,24 @@ def test_the_served_api_refuses_as_cloudfront_does(aws, dist):
                                       Domains=[{"Domain": "a.example.test"}])
     assert stale.value.response["Error"]["Code"] == "PreconditionFailed"
     assert stale.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_if_match_is_required_and_only_a_disabled_tenant_is_deleted(aws, dist):
+    cf = boto3.client("cloudfront")
+    unchecked = boto3.client("cloudfront", config=Config(parameter_validation=False))
+    tenant_id = make_tenant(dist, "a", ["a.example.test"])
+    with pytest.raises(ClientError) as no_version:
+        unchecked.update_distribution_tenant(Id=tenant_id, DistributionId=dist, Domains=[{"Domain": "a.example.test"}])
+    assert no_version.value.response["Error"]["Code"] == "InvalidIfMatchVersion"
+    with pytest.raises(ClientError) as enabled:
+        cf.delete_distribution_tenant(Id=tenant_id, IfMatch=cf.get_distribution_tenant(Identifier=tenant_id)["ETag"])
+    assert enabled.value.response["Error"]["Code"] == "ResourceNotDisabled"
+    etag = cf.update_distribution_tenant(Id=tenant_id, IfMatch=cf.get_distribution_tenant(Identifier=tenant_id)["ETag"],
+                                         DistributionId=dist, Domains=[{"Domain": "a.example.test"}],
+                                         Enabled=False)["ETag"]
+    cf.delete_distribution_tenant(Id=tenant_id, IfMatch=etag)
+    with pytest.raises(ClientError, match="EntityNotFound"):
+        cf.get_distribution_tenant(Identifier=tenant_id)
 
 
 def test_the_listings_and_lookup_by_domain(aws, dist):
