@@ -288,6 +288,8 @@ def resources_of(call: Call) -> list[str]:
     if service == "cloudfront":
         if m := re.search(r"/distribution/([^/]+)", call.path):
             return [f"arn:aws:cloudfront::{ACCOUNT}:distribution/{m.group(1)}"]
+        if m := re.search(r"/(?:distribution-tenant|managed-certificate)/([^/]+)", call.path):
+            return [f"arn:aws:cloudfront::{ACCOUNT}:distribution-tenant/{m.group(1)}"]
         return ["*"]
     if service == "acm":
         if op == "ListCertificates":
