@@ -174,13 +174,14 @@ class SecretsManagerWriter:
 
     def _same_key(self, configured: str | None, actual: str | None, region: str, role_arn: str | None,
                   target: str) -> bool:
-        """Whether two keys as written are one key: equal canonical forms, two different key ids
-        are not; otherwise (an alias on either side) KMS DescribeKey resolves both."""
+        """Whether two keys as written are one key: equal canonical forms are; two key ids (or a
+        key id and the AWS managed key) that differ are not; an alias on either side is resolved
+        through KMS DescribeKey."""
         left, right = key_reference(configured, AWS_MANAGED_SECRET_KEY), key_reference(actual, AWS_MANAGED_SECRET_KEY)
         if left == right:
             return True
-        if left and right and not left.startswith("alias/") and not right.startswith("alias/"):
-            return False
+        if not any(side and side.startswith("alias/") for side in (left, right)):
+            return False  # two key ids, or a key id and the AWS managed key (whose id no one configures)
         if self._kms_for is None:
             raise DeployError(target, f"cannot tell whether the secret's key {actual or AWS_MANAGED_SECRET_KEY} is "
                                       f"the configured {configured or AWS_MANAGED_SECRET_KEY}: write kms_key as "
