@@ -256,7 +256,10 @@ class SsmParameterWriter:
     that the key matches the certificate (TLS libraries refuse a mismatched pair) and read again
     a moment later when it does not.
 
-    Sizes are checked before the first write (a refusal half-way would leave a broken set): with
+    A write that fails half-way (throttling, a key policy) leaves the marker at the earlier set,
+    so careful readers keep it; the target is not recorded as deployed and the next run writes
+    all five again. Sizes are checked before the first write (a refusal half-way would leave a
+    broken set for plain readers): with
     tier Standard every value must be at most 4,096 bytes, in every tier at most 8,192;
     Intelligent-Tiering (the default) makes a parameter Advanced only when its value needs it.
     """
