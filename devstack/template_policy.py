@@ -116,6 +116,13 @@ ALL_OPTIONS_PARAMETERS = {
     "ExportBucket": "my-certs",
     "ExportKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "ConfigLocation": "s3://my-config/certrenew/certificates.yaml",
+    "TenantIds": "dt_2abc",
+    "ListenerArns": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/0123456789abcdef/0123456789abcdef",
+    "ApiDomainNames": "api.example.com",
+    "SecretNamePrefix": "certrenew/",
+    "ParameterPathPrefix": "/certrenew/",
+    "DeployKmsKeyArns": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "DeployRoleArns": "arn:aws:iam::222222222222:role/certrenew-deploy",
 }
 
 
@@ -406,6 +413,22 @@ IAM_ACTIONS_BY_CALL: dict[tuple[str, str], tuple[str, ...]] = {
     ("cloudfront", "UpdateDistribution"): ("cloudfront:UpdateDistribution",),
     ("cloudfront", "GetDistribution"): ("cloudfront:GetDistribution",),
     ("cloudfront", "ListDistributions"): ("cloudfront:ListDistributions",),
+    # the attached target kinds (issue 13)
+    ("cloudfront", "GetDistributionTenant"): ("cloudfront:GetDistributionTenant",),
+    ("cloudfront", "UpdateDistributionTenant"): ("cloudfront:UpdateDistributionTenant",),
+    ("cloudfront", "GetManagedCertificateDetails"): ("cloudfront:GetManagedCertificateDetails",),
+    ("elasticloadbalancing", "DescribeListeners"): ("elasticloadbalancing:DescribeListeners",),
+    ("elasticloadbalancing", "DescribeListenerCertificates"): ("elasticloadbalancing:DescribeListenerCertificates",),
+    ("elasticloadbalancing", "AddListenerCertificates"): ("elasticloadbalancing:AddListenerCertificates",),
+    ("elasticloadbalancing", "RemoveListenerCertificates"): ("elasticloadbalancing:RemoveListenerCertificates",),
+    ("elasticloadbalancing", "ModifyListener"): ("elasticloadbalancing:ModifyListener",),
+    ("apigateway", "GetDomainName"): ("apigateway:GET",),
+    ("apigateway", "UpdateDomainName"): ("apigateway:PATCH",),
+    ("secretsmanager", "DescribeSecret"): ("secretsmanager:DescribeSecret",),
+    ("secretsmanager", "CreateSecret"): ("secretsmanager:CreateSecret", "secretsmanager:TagResource"),
+    ("secretsmanager", "PutSecretValue"): ("secretsmanager:PutSecretValue",),
+    ("ssm", "PutParameter"): ("ssm:PutParameter",),
+    ("kms", "DescribeKey"): ("kms:DescribeKey",),
     # notification, outcome events
     ("sns", "Publish"): ("sns:Publish",),
     ("events", "PutEvents"): ("events:PutEvents",),

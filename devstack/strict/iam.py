@@ -57,7 +57,8 @@ DENIED = {  # service -> (code, HTTP status) of its "access denied" answer
     "sts": ("AccessDenied", 403), "sqs": ("AccessDenied", 403), "sns": ("AuthorizationError", 403),
     "acm": ("AccessDeniedException", 400), "events": ("AccessDeniedException", 400),
     "ssm": ("AccessDeniedException", 400), "secretsmanager": ("AccessDeniedException", 400),
-    "kms": ("AccessDeniedException", 400),
+    "kms": ("AccessDeniedException", 400), "elasticloadbalancing": ("AccessDenied", 400),
+    "apigateway": ("AccessDeniedException", 403),
 }
 
 _TEMPLATE_PARAMETERS = frozenset(tp.load_template().get("Parameters", {}))
@@ -273,6 +274,8 @@ def requirements(call: Call) -> list[tuple[str, str]]:
         return _s3_requirements(call, actions)
     if call.service == "acm" and call.operation == "ImportCertificate" and not call.json().get("Tags"):
         actions = tuple(a for a in actions if a != "acm:AddTagsToCertificate")
+    if call.service == "secretsmanager" and call.operation == "CreateSecret" and not call.json().get("Tags"):
+        actions = tuple(a for a in actions if a != "secretsmanager:TagResource")
     return [(action, resource) for action in actions for resource in resources_of(call)]
 
 
@@ -303,8 +306,18 @@ def resources_of(call: Call) -> list[str]:
         names = body.get("Names") or [body.get("Name", "")]
         return [n if n.startswith("arn:") else f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{n.lstrip('/')}"
                 for n in names]
+    if service == "elasticloadbalancing":
+        return [call.form().get("ListenerArn") or "*"] if op not in (
+            "DescribeListeners", "DescribeListenerCertificates") else ["*"]
+    if service == "apigateway":
+        if m := re.fullmatch(r"/domainnames/([^/]+)", call.path):
+            return [f"arn:aws:apigateway:{region}::/domainnames/{unquote(m.group(1))}"]
+        return ["*"]
+    if service == "kms":
+        key = call.json().get("KeyId", "")
+        return [key if key.startswith("arn:") else f"arn:aws:kms:{region}:{ACCOUNT}:{key if key.startswith('alias/') else 'key/' + key}"]
     if service == "secretsmanager":
-        secret = call.json().get("SecretId", "")
+        secret = call.json().get("SecretId") or call.json().get("Name", "")
         return [secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{secret}"]
     if service == "events":
         buses = {e.get("EventBusName") or "default" for e in call.json().get("Entries", [])} or {"default"}

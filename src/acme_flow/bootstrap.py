@@ -338,7 +338,7 @@ def _attached_adapters(config: Config, clients: Clients) -> dict[str, Any]:
         made["api_domains"] = ApiGatewayDomains(client_for("apigateway"))
     if SECRETSMANAGER in kinds or SSM in kinds:
         from .adapters.secret_stores import SecretsManagerWriter, SsmParameterWriter
-        made["secrets"] = SecretsManagerWriter(client_for("secretsmanager"))
+        made["secrets"] = SecretsManagerWriter(client_for("secretsmanager"), client_for("kms"))
         made["parameters"] = SsmParameterWriter(client_for("ssm"))
     return made
 

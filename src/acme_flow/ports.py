@@ -321,7 +321,8 @@ class ParameterWriter(Protocol):
 
     def put(self, parameters: ParameterTarget, material: CertificateMaterial, role_arn: str | None) -> None:
         """`<prefix>cert.pem`, `chain.pem`, `fullchain.pem` and `privkey.pem` overwritten as
-        SecureString (key `parameters.kms_key`), in a tier that holds them."""
+        SecureString (key `parameters.kms_key`), in a tier that holds them, then
+        `<prefix>current.json` naming the version of each: a reader gets one certificate's set."""
 
 
 class Deployer(Protocol):

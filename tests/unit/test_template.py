@@ -11,7 +11,8 @@ import pytest
 from devstack import template_policy as tp
 
 # Actions that support no resource-level permission: the only ones allowed on "*".
-NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloudfront:ListDistributions"}
+NON_RESOURCE_SCOPED = {"route53:ListHostedZones", "acm:ListCertificates", "cloudfront:ListDistributions",
+                       "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates"}
 
 # The full policy with every option on. Growing it is a decision: update this list knowingly.
 EXPECTED_ACTIONS = {
@@ -26,6 +27,14 @@ EXPECTED_ACTIONS = {
     "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution", "cloudfront:ListDistributions",
     "sns:Publish", "events:PutEvents", "ssm:GetParameter", "secretsmanager:GetSecretValue",
     "sqs:SendMessage",
+    # the attached target kinds (issue 13)
+    "cloudfront:GetDistributionTenant", "cloudfront:UpdateDistributionTenant", "cloudfront:GetManagedCertificateDetails",
+    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
+    "elasticloadbalancing:ModifyListener", "apigateway:GET", "apigateway:PATCH",
+    "secretsmanager:DescribeSecret", "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+    "secretsmanager:TagResource", "ssm:PutParameter", "ssm:GetParameters",
+    "kms:DescribeKey", "kms:Encrypt",
 }
 
 ZONES = "Z0123456789ABC,Z0987654321DEF"
@@ -363,7 +372,7 @@ def test_every_reference_names_something_declared(template):
     generates for a function) nor a pseudo parameter fails to deploy."""
     declared = set(template["Parameters"]) | set(template["Resources"]) | set(tp.PSEUDO_PARAMETERS) | {"AWS::NoValue"}
     declared |= {f"{n}Role" for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns", "TopicRegion"}  # Fn::Sub variables
+    subs = {"ZoneIds", "DistIds", "BucketAndKey", "Ns", "TopicRegion", "Ids", "Names"}  # Fn::Sub variables
     used = _names_used([template.get("Globals", {}), template["Resources"], template["Outputs"]], set())
     assert used - declared - subs == set()
 
@@ -711,7 +720,7 @@ def test_calls_map_to_granted_actions():
 def test_every_mapped_action_names_a_real_service_prefix():
     prefixes = {a.split(":")[0] for actions in tp.IAM_ACTIONS_BY_CALL.values() for a in actions}
     assert prefixes <= {"s3", "kms", "route53", "sts", "acm", "cloudfront", "sns", "events", "ssm", "secretsmanager",
-                        "sqs"}
+                        "sqs", "elasticloadbalancing", "apigateway"}
 
 
 # ------------------------------------------------------------------------------ samconfig.toml
