@@ -279,9 +279,16 @@ def requirements(call: Call) -> list[tuple[str, str]]:
     return [(action, resource) for action in actions for resource in resources_of(call)]
 
 
+def caller_account(call: Call) -> str:
+    """The account the call acts in: an assumed role's (its keys, remembered), else the stack's."""
+    assumed = call.memory.get(ASSUMED_KEY, {}).get(aws_ops.access_key_id(call.headers) or "")
+    return assumed[0].split(":")[4] if assumed else ACCOUNT
+
+
 def resources_of(call: Call) -> list[str]:
-    """The ARNs an identity policy judges this (non-S3) call by."""
+    """The ARNs an identity policy judges this (non-S3) call by, in the caller's account."""
     service, op, region = call.service, call.operation, call.region or REGION
+    ACCOUNT = caller_account(call)  # noqa: N806 - the module's account, or an assumed role's
     if service == "route53":
         if op not in ("ListHostedZones", "ListHostedZonesByName") and (zone := aws_ops.route53_zone_id(call.path)):
             return [f"arn:aws:route53:::hostedzone/{zone}"]
