@@ -130,6 +130,18 @@ def test_one_certificate_everywhere_renewed_into_the_same_arns_then_moved_to_a_n
     code, report = run(w, [shop(t["listener"], t["tenant"], t["distribution"], key="rsa-2048")], capsys)
     assert code == 0, report
     assert not any(exists(first[r]) for r in REGIONS), "the old ARNs are retired once nothing uses them"
+    assert_least_privilege(w, {"UpdateDistributionTenant", "AddListenerCertificates", "RemoveListenerCertificates",
+                               "UpdateDomainName", "CreateSecret", "PutSecretValue", "PutParameter",
+                               "DeleteCertificate"})
+
+
+def assert_least_privilege(w, wanted: set[str], refused_ok: tuple[str, ...] = ()) -> None:
+    """Every call of the renewer went through strict IAM with the stack's parameters, none refused
+    (but `refused_ok` operations), and the new calls were among them: the template (or the deploy
+    role's policy) allows what these targets need."""
+    calls = [c for c in proxy_client.calls(w.stack.aws_endpoint_url) if c.get("principal") == "renewer"]
+    assert [c for c in calls if c.get("strict") and c["operation"] not in refused_ok] == []
+    assert wanted <= {c["operation"] for c in calls}
 
 
 # ---- another account --------------------------------------------------------------------------
@@ -227,3 +239,5 @@ def test_targets_in_another_account_through_the_deploy_role_and_a_refused_role_f
     assert code == 0 and result["outcome"] == "renewed", result
     assert list(acm_arns(w, "partner").values()) == [copy], "re-imported into the same ARN, in that account"
     assert elb.listener_certificates(listener, session_kwargs=other)[1] == [copy]
+    assert_least_privilege(w, {"AssumeRole", "AddListenerCertificates", "PutSecretValue", "PutParameter"},
+                           refused_ok=("AssumeRole",))  # the role that does not trust the stack
