@@ -14,10 +14,10 @@ import datetime as dt
 from typing import Mapping, Protocol
 
 from . import planning
-from .deploy_attached import ApiDomainKind, ListenerKind, ParameterKind, SecretKind, TenantKind
+from .deploy_attached import ApiDomainKind, ListenerKind, ParameterKind, SecretKind, TenantKind, acm_copy
 from .errors import CertrenewError, DeployError
 from .models import (ACM, APIGATEWAY, CLOUDFRONT, CLOUDFRONT_TENANT, ELB, S3, SECRETSMANAGER, SSM, US_EAST_1,
-                     CertificateSpec, Deployment, Placement, StoredCertificate, Target)
+                     CertificateSpec, Deployment, DeploySpec, Placement, StoredCertificate, Target)
 from .ports import Adapters, CertificateImporter, Clock, CloudFrontAttacher, Exporter
 
 
@@ -35,25 +35,26 @@ class TargetKind(Protocol):
 
 
 class AcmKind:
-    """`acm:<region>`: import into ACM, re-importing into the same ARN when there is one. In a
-    region the state held an import intent for when the run began (a run died mid-import), the
-    certificate that run may have left under a new ARN is looked for before importing under one;
-    any other first import is a single ImportCertificate (plus its retries)."""
+    """`acm:<region>` (or `acm:<region>@<account>`, a copy in another account than the
+    certificate's: see DeploySpec): import into ACM, re-importing into the same ARN when there
+    is one. In a region the state held an import intent for when the run began (a run died
+    mid-import), the certificate that run may have left under a new ARN is looked for before
+    importing under one; any other first import is a single ImportCertificate (plus its retries)."""
 
     def __init__(self, importer: CertificateImporter) -> None:
         self._importer = importer
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._importer.check_region(target.id, role_arn=spec.deploy.role_arn)
+        region, role = _copy_location(spec, target.id)
+        self._importer.check_region(region, role_arn=role)
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         """An import an earlier run began (its intent in `before`, not this run's own, recorded
         just now) and never recorded may have left a certificate to import into."""
-        region = target.id
-        arn = self._importer.import_certificate(region, stored.material, spec.name, deployment.acm_arn(region),
-                                                maybe_orphaned=before.may_hold_orphan(region),
-                                                role_arn=spec.deploy.role_arn)
+        region, role = _copy_location(spec, target.id)
+        arn = self._importer.import_certificate(region, stored.material, spec.name, deployment.acm_arn(target.id),
+                                                maybe_orphaned=before.may_hold_orphan(target.id), role_arn=role)
         return Placement(target, stored.info.serial, arn)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
@@ -70,15 +71,13 @@ class CloudFrontKind:
         self._cloudfront = cloudfront
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._cloudfront.check(target.id, role_arn=spec.deploy.role_arn)
+        self._cloudfront.check(target.id, role_arn=spec.deploy.role_for("cloudfront"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
-        copy = deployment.get(Target.acm(US_EAST_1))
-        if copy is None or copy.serial != stored.info.serial or copy.arn is None:
-            raise CertrenewError(f"{target}: the us-east-1 ACM copy was not imported")
-        self._cloudfront.attach(target.id, copy.arn, stored.info.names, role_arn=spec.deploy.role_arn)
-        return Placement(target, stored.info.serial, copy.arn)
+        arn = acm_copy(deployment, target, spec.deploy.copy_id(US_EAST_1, "cloudfront"), stored.info.serial)
+        self._cloudfront.attach(target.id, arn, stored.info.names, role_arn=spec.deploy.role_for("cloudfront"))
+        return Placement(target, stored.info.serial, arn)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
         return self._cloudfront.distributions_using(arn, role_arn=role_arn) if region == US_EAST_1 else []
@@ -91,12 +90,12 @@ class S3ExportKind:
         self._exporter = exporter
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._exporter.check(_bucket_and_prefix(target)[0], role_arn=spec.deploy.role_arn)
+        self._exporter.check(_bucket_and_prefix(target)[0], role_arn=spec.deploy.role_for("s3"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         bucket, prefix = _bucket_and_prefix(target)
-        self._exporter.export(bucket, prefix, stored.material, role_arn=spec.deploy.role_arn)
+        self._exporter.export(bucket, prefix, stored.material, role_arn=spec.deploy.role_for("s3"))
         return Placement(target, stored.info.serial)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
@@ -138,7 +137,7 @@ class Deployer:
                 errors.append(str(exc))
         return superseded(before, deployment, self._clock.now()), errors
 
-    def retire(self, deployment: Deployment, role_arn: str | None = None) -> tuple[Deployment, list[str]]:
+    def retire(self, deployment: Deployment, deploy: DeploySpec = DeploySpec()) -> tuple[Deployment, list[str]]:
         """A retiring certificate still in use (CloudFront lets go of one a while after
         UpdateDistribution) stays on the list for a later run."""
         settled, notes = set(), []
@@ -147,8 +146,9 @@ class Deployer:
                 settled.add(old.arn)  # in use by this very certificate again: never delete it
                 continue
             try:
-                users = [u for kind in self._kinds.values() for u in kind.users_of(old.region, old.arn, role_arn)]
-                done, note = self._acm.delete_if_unused(old.region, old.arn, users, role_arn)
+                region, role = _retired_location(deploy, old.region, old.arn)
+                users = [u for kind in self._kinds.values() for u in kind.users_of(region, old.arn, role)]
+                done, note = self._acm.delete_if_unused(region, old.arn, users, role)
             except CertrenewError as exc:
                 done, note = False, f"kept {old.arn} for a later run: could not retire it ({exc})"
             notes.append(note)
@@ -164,6 +164,22 @@ def superseded(before: Deployment, after: Deployment, now: dt.datetime) -> Deplo
         if old.target.kind == ACM and old.arn and after.acm_arn(region) != old.arn:
             after = after.with_retiring(region, old.arn, now)
     return after
+
+
+def _copy_location(spec: CertificateSpec, copy_id: str) -> tuple[str, str | None]:
+    location = spec.deploy.copy_location(copy_id)
+    if location is None:
+        raise DeployError(f"acm:{copy_id}", "no deploy role of this certificate reaches that account")
+    return location
+
+
+def _retired_location(deploy: DeploySpec, copy_id: str, arn: str) -> tuple[str, str | None]:
+    """Where a superseded copy lives and the role that reaches it (a copy of an account the
+    config no longer names waits, with a note, until a role reaches it again)."""
+    location = deploy.copy_location(copy_id)
+    if location is None:
+        raise CertrenewError(f"no deploy role of the config reaches the account of {arn}")
+    return location
 
 
 def _bucket_and_prefix(target: Target) -> tuple[str, str]:

@@ -8,7 +8,8 @@ the `TargetKind` they implement):
   nothing uses it any more;
 - secret stores (Secrets Manager, SSM Parameter Store) hold the PEMs themselves.
 
-Each call carries the certificate's `deploy_role_arn` (None: the renewer's own account).
+Each call carries the role of its deploy section (`role_arn` there, else the certificate's
+`deploy_role_arn`; None: the renewer's own account), and uses the ACM copy in that account.
 """
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from .models import (US_EAST_1, ApiDomain, CertificateSpec, Deployment, Paramete
 from .ports import DomainAttacher, ListenerAttacher, ParameterWriter, SecretWriter, TenantAttacher
 
 
-def acm_copy(deployment: Deployment, target: Target, region: str, serial: str) -> str:
-    """The ARN of the ACM copy in `region` that holds `serial`: imported earlier in this deploy."""
-    copy = deployment.get(Target.acm(region))
+def acm_copy(deployment: Deployment, target: Target, copy_id: str, serial: str) -> str:
+    """The ARN of the ACM copy (`copy_id`: its region, @account when in another account) that
+    holds `serial`: imported earlier in this deploy."""
+    copy = deployment.get(Target.acm(copy_id))
     if copy is None or copy.serial != serial or copy.arn is None:
-        raise CertrenewError(f"{target}: the {region} ACM copy was not imported")
+        raise CertrenewError(f"{target}: the {copy_id} ACM copy was not imported")
     return copy.arn
 
 
@@ -33,12 +35,12 @@ class TenantKind:
         self._tenants = tenants
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._tenants.check(target.id, spec.deploy.role_arn)
+        self._tenants.check(target.id, spec.deploy.role_for("cloudfront"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
-        arn = acm_copy(deployment, target, US_EAST_1, stored.info.serial)
-        self._tenants.attach(target.id, arn, stored.info.names, spec.deploy.role_arn)
+        arn = acm_copy(deployment, target, spec.deploy.copy_id(US_EAST_1, "cloudfront"), stored.info.serial)
+        self._tenants.attach(target.id, arn, stored.info.names, spec.deploy.role_for("cloudfront"))
         return Placement(target, stored.info.serial, arn)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
@@ -53,14 +55,14 @@ class ListenerKind:
         self._listeners = listeners
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._listeners.check(target.id, spec.deploy.role_arn)
+        self._listeners.check(target.id, spec.deploy.role_for("elb"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
-        arn = acm_copy(deployment, target, listener_region(target.id), stored.info.serial)
+        arn = acm_copy(deployment, target, spec.deploy.copy_id(listener_region(target.id), "elb"), stored.info.serial)
         earlier = before.get(target)
         replaces = earlier.arn if earlier and earlier.arn and earlier.arn != arn else None
-        self._listeners.attach(target.id, arn, replaces, spec.deploy.role_arn)
+        self._listeners.attach(target.id, arn, replaces, spec.deploy.role_for("elb"))
         return Placement(target, stored.info.serial, arn)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
@@ -74,13 +76,13 @@ class ApiDomainKind:
         self._domains = domains
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._domains.check(_api_domain(spec, target), spec.deploy.role_arn)
+        self._domains.check(_api_domain(spec, target), spec.deploy.role_for("apigateway"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         domain = _api_domain(spec, target)
-        arn = acm_copy(deployment, target, domain.acm_region, stored.info.serial)
-        self._domains.attach(domain, arn, spec.deploy.role_arn)
+        arn = acm_copy(deployment, target, spec.deploy.copy_id(domain.acm_region, "apigateway"), stored.info.serial)
+        self._domains.attach(domain, arn, spec.deploy.role_for("apigateway"))
         return Placement(target, stored.info.serial, arn)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
@@ -94,12 +96,12 @@ class SecretKind:
         self._secrets = secrets
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._secrets.check(_secret(spec, target), spec.deploy.role_arn)
+        self._secrets.check(_secret(spec, target), spec.deploy.role_for("secretsmanager"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         assert stored.material is not None
-        self._secrets.put(_secret(spec, target), stored.material, stored.info, spec.deploy.role_arn)
+        self._secrets.put(_secret(spec, target), stored.material, stored.info, spec.deploy.role_for("secretsmanager"))
         return Placement(target, stored.info.serial)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:
@@ -113,12 +115,12 @@ class ParameterKind:
         self._parameters = parameters
 
     def check(self, target: Target, spec: CertificateSpec) -> None:
-        self._parameters.check(_parameters(spec, target), spec.deploy.role_arn)
+        self._parameters.check(_parameters(spec, target), spec.deploy.role_for("ssm"))
 
     def place(self, target: Target, spec: CertificateSpec, stored: StoredCertificate,
               deployment: Deployment, before: Deployment) -> Placement:
         assert stored.material is not None
-        self._parameters.put(_parameters(spec, target), stored.material, spec.deploy.role_arn)
+        self._parameters.put(_parameters(spec, target), stored.material, spec.deploy.role_for("ssm"))
         return Placement(target, stored.info.serial)
 
     def users_of(self, region: str, arn: str, role_arn: str | None) -> list[str]:

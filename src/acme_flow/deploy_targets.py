@@ -84,6 +84,11 @@ class Target:
 
 @dataclass(frozen=True)
 class DeploySpec:
+    """Where one certificate goes. Its targets live in the account of `role_arn` (None: the
+    renewer's own), a deploy section in `section_roles` in that role's account instead; each
+    ACM copy is named by its region in the certificate's account, `<region>@<account>` in
+    another (an ACM certificate serves only its own account)."""
+
     acm_regions: tuple[str, ...] = ()
     cloudfront: tuple[str, ...] = ()
     s3: S3Export | None = None
@@ -92,22 +97,39 @@ class DeploySpec:
     api_domains: tuple[ApiDomain, ...] = ()
     secrets: tuple[SecretTarget, ...] = ()
     parameters: tuple[ParameterTarget, ...] = ()
-    role_arn: str | None = None  # every target (and its ACM copies) in the account of this role
+    role_arn: str | None = None  # deploy_role_arn: the certificate's targets and ACM copies in its account
+    section_roles: tuple[tuple[str, str], ...] = ()  # (section, role_arn) where a section differs
+
+    def role_for(self, section: str) -> str | None:
+        """The role that reaches a deploy section's targets (acm, cloudfront, elb, ...)."""
+        return dict(self.section_roles).get(section, self.role_arn)
+
+    def copy_id(self, region: str, section: str) -> str:
+        """The ACM copy a section's targets use in `region`."""
+        role = self.role_for(section)
+        return region if role == self.role_arn or role is None else f"{region}@{role_account(role)}"
+
+    def copy_location(self, copy_id: str) -> tuple[str, str | None] | None:
+        """(region, role) of an ACM copy; None for an account no role of this config reaches."""
+        region, _, account = copy_id.partition("@")
+        if not account:
+            return region, self.role_arn
+        return next(((region, r) for _, r in self.section_roles if role_account(r) == account), None)
 
     @property
-    def all_acm_regions(self) -> tuple[str, ...]:
-        """The configured regions, plus each region an attached target needs its ACM copy in:
-        us-east-1 for CloudFront (distributions, tenants) and EDGE API domains, a listener's
-        region, a REGIONAL API domain's region."""
-        needed = [*self.acm_regions]
-        needed += [US_EAST_1] * bool(self.cloudfront or self.tenants)
-        needed += [listener_region(arn) for arn in self.listeners]
-        needed += [d.acm_region for d in self.api_domains]
+    def acm_copies(self) -> tuple[str, ...]:
+        """The configured regions, plus the copy each attached target needs: us-east-1 for
+        CloudFront (distributions, tenants) and EDGE API domains, a listener's region, a
+        REGIONAL API domain's region; each in its section's account."""
+        needed = [self.copy_id(r, "acm") for r in self.acm_regions]
+        needed += [self.copy_id(US_EAST_1, "cloudfront")] * bool(self.cloudfront or self.tenants)
+        needed += [self.copy_id(listener_region(arn), "elb") for arn in self.listeners]
+        needed += [self.copy_id(d.acm_region, "apigateway") for d in self.api_domains]
         return tuple(dict.fromkeys(needed))
 
     def targets(self) -> tuple[Target, ...]:
         """Every target, in deploy order: ACM first (the attached kinds use its copies)."""
-        found = [Target.acm(r) for r in self.all_acm_regions]
+        found = [Target.acm(r) for r in self.acm_copies]
         found += [Target(CLOUDFRONT, d) for d in self.cloudfront]
         found += [Target(CLOUDFRONT_TENANT, t) for t in self.tenants]
         found += [Target(ELB, arn) for arn in self.listeners]
@@ -117,6 +139,11 @@ class DeploySpec:
         if self.s3:
             found.append(Target(S3, f"{self.s3.bucket}/{self.s3.prefix}"))
         return tuple(found)
+
+
+def role_account(role_arn: str) -> str:
+    """The account of an IAM role ARN (arn:aws:iam::<account>:role/...)."""
+    return role_arn.split(":")[4]
 
 
 def listener_region(arn: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from .deadline import Deadline
-from .models import (AccountState, ApiDomain, CertificateInfo, CertificateMaterial, CertificateSpec, Deployment,
+from .models import (AccountState, ApiDomain, CertificateInfo, CertificateMaterial, CertificateSpec, Deployment, DeploySpec,
                      ParameterTarget, RunReport, SecretTarget, StoredCertificate)
 
 # ---- ACME -------------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ class Deployer(Protocol):
         certificates of `before` replaced by a new ARN put on its retire list) and the errors.
         `before`: the deployment as this run found it (its import intents are earlier runs')."""
 
-    def retire(self, deployment: Deployment) -> tuple[Deployment, list[str]]:
+    def retire(self, deployment: Deployment, deploy: DeploySpec = ...) -> tuple[Deployment, list[str]]:
         """Delete the retiring certificates nothing uses any more; returns the deployment
         without them and a note per certificate tried."""
 

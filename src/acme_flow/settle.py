@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from . import pki
 from .errors import CertrenewError
 from .issuance import Issued
-from .models import Action, CertificateResult, CertificateSpec, Challenge, Deployment, Outcome, StoredCertificate
+from .models import (Action, CertificateResult, CertificateSpec, Challenge, Deployment, DeploySpec, Outcome,
+                     StoredCertificate)
 from .ports import Clock, Deployer, StateStore
 from .results import certificate_result, with_notes
 from .survey import PlanRow, Survey
@@ -30,7 +31,7 @@ class Settlement:
         if decision.action is Action.NONE:
             if row.save_window or (stored is not None and stored.outdated):  # an older layout: rewritten
                 stored = self.state.update(replace(stored, window=row.window or stored.window))
-            stored, notes = self.retire(stored, spec.deploy.role_arn)
+            stored, notes = self.retire(stored, spec.deploy)
             return certificate_result(spec, Outcome.SKIPPED, with_notes(decision.reason, notes), stored,
                                       decision.renew_at)
         if decision.action is Action.DEPLOY:
@@ -61,7 +62,7 @@ class Settlement:
             name=spec.name, version=_version(now, issued.info.serial), domains=spec.domains,
             key_type=spec.key, profile=spec.profile, directory=directory,
             info=issued.info, material=issued.material, issued_at=now,
-            deployment=deployment.for_new_version(spec.deploy.all_acm_regions, issued.info.serial), window=window,
+            deployment=deployment.for_new_version(spec.deploy.acm_copies, issued.info.serial), window=window,
             replaced=issued.replaced, ari_cert_id=cert_id, persist_until=issued.persist_until)
         return self.state.save_certificate(new)
 
@@ -70,7 +71,7 @@ class Settlement:
         is made: a run that dies after an import under a new ARN and before recording it leaves the
         next run the one reason to search ACM for it. One pointer write, only when a region gets a
         new intent (a region added to the config: a new certificate's intents come with its pointer)."""
-        deployment = stored.deployment.intending(spec.deploy.all_acm_regions, stored.info.serial)
+        deployment = stored.deployment.intending(spec.deploy.acm_copies, stored.info.serial)
         if deployment == stored.deployment:
             return stored
         return self.state.update(replace(stored, deployment=deployment))
@@ -83,7 +84,7 @@ class Settlement:
                                  f"before deploying it{f' ({stored.damaged})' if stored.damaged else ''}")
         deployment, errors = self.deployer.deploy(spec, stored, before)
         stored = self.state.update(replace(stored, deployment=deployment))
-        stored, notes = self.retire(stored, spec.deploy.role_arn)
+        stored, notes = self.retire(stored, spec.deploy)
         if errors:
             reason = with_notes(f"{reason}; deploy failed: " + "; ".join(errors), notes)
             return certificate_result(spec, Outcome.FAILED, reason, stored, challenge=challenge)
@@ -91,13 +92,13 @@ class Settlement:
                                   deployment.targets(stored.info.serial), challenge)
 
     def retire(self, stored: StoredCertificate | None,
-               role_arn: str | None = None) -> tuple[StoredCertificate | None, list[str]]:
-        """Delete superseded ACM certificates nothing uses any more (in the account of
-        `role_arn`, the certificate's deploy role); one still in use stays on the list for a
-        later run. Only when the list is not empty."""
+               deploy: DeploySpec = DeploySpec()) -> tuple[StoredCertificate | None, list[str]]:
+        """Delete superseded ACM certificates nothing uses any more (each in its account, through
+        the roles of `deploy`); one still in use stays on the list for a later run. Only when
+        the list is not empty."""
         if stored is None or not stored.deployment.retiring:
             return stored, []
-        deployment, notes = self.deployer.retire(stored.deployment, role_arn)
+        deployment, notes = self.deployer.retire(stored.deployment, deploy)
         if deployment != stored.deployment:
             try:
                 stored = self.state.update(replace(stored, deployment=deployment))

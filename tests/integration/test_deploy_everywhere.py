@@ -2,8 +2,8 @@
 one certificate deployed to ACM in two regions, a CloudFront distribution and a tenant, an ALB
 listener (SNI), an API Gateway REGIONAL domain, a Secrets Manager secret, SSM parameters and S3;
 renewed into the same ARNs; moved to a new key type, every target moved and the old ARNs retired.
-Then the same targets in a second account through deploy_role_arn, and a refused role failing
-its certificate alone. The renewer's calls are judged by strict IAM against template.yaml with
+Then the same targets in a second account through deploy_role_arn, a certificate whose listener
+alone lives there (elb.role_arn), and a refused role failing its certificate alone. The renewer's calls are judged by strict IAM against template.yaml with
 exactly the parameters a user would give the stack."""
 from __future__ import annotations
 
@@ -216,18 +216,25 @@ def test_targets_in_another_account_through_the_deploy_role_and_a_refused_role_f
     make_deploy_role(w, REFUSING_ROLE, trusted="arn:aws:iam::999999999999:root")
     home = {"name": "home", "domains": ["www.example.test"], "deploy": {"acm": {"regions": ["eu-west-1"]}}}
     refused = {**partner(listener, REFUSING_ROLE), "name": "refused", "domains": ["refused.example.test"]}
-    code, report = run(w, [partner(listener, DEPLOY_ROLE), refused, home], capsys)
+    # one certificate, two accounts: its ACM copy at home, its listener (and that copy) in the other
+    mixed = {"name": "mixed", "domains": ["mixed.example.test"], "deploy": {
+        "acm": {"regions": ["eu-west-1"]}, "elb": {"listeners": [listener], "role_arn": DEPLOY_ROLE}}}
+    code, report = run(w, [partner(listener, DEPLOY_ROLE), refused, home, mixed], capsys)
     results = {c["name"]: c for c in report["certificates"]}
     assert code == 1
     assert results["partner"]["outcome"] == "issued", results["partner"]
     assert results["home"]["outcome"] == "issued", results["home"]
+    assert results["mixed"]["outcome"] == "issued", results["mixed"]
+    mixed_copies = acm_arns(w, "mixed")
+    assert mixed_copies["eu-west-1"].split(":")[4] == "123456789012"
+    assert mixed_copies[f"eu-west-1@{OTHER_ACCOUNT}"].split(":")[4] == OTHER_ACCOUNT
     assert results["refused"]["outcome"] == "failed"
     assert REFUSING_ROLE in results["refused"]["reason"] and "DeployRoleArns" in results["refused"]["reason"]
 
     (copy,) = acm_arns(w, "partner").values()
     assert copy.split(":")[4] == OTHER_ACCOUNT, "the listener's ACM copy lives in the listener's account"
     default, sni = elb.listener_certificates(listener, session_kwargs=other)
-    assert sni == [copy]
+    assert sorted(sni) == sorted([copy, mixed_copies[f"eu-west-1@{OTHER_ACCOUNT}"]])
     assert secret_stores.read_secret("certrenew/partner", "eu-west-1", session_kwargs=other)["serial"] == \
         results["partner"]["serial"]
     assert "cert.pem" in secret_stores.read_parameters("/certrenew/partner/", "eu-west-1", session_kwargs=other)
@@ -238,6 +245,6 @@ def test_targets_in_another_account_through_the_deploy_role_and_a_refused_role_f
     (result,) = report["certificates"]
     assert code == 0 and result["outcome"] == "renewed", result
     assert list(acm_arns(w, "partner").values()) == [copy], "re-imported into the same ARN, in that account"
-    assert elb.listener_certificates(listener, session_kwargs=other)[1] == [copy]
+    assert copy in elb.listener_certificates(listener, session_kwargs=other)[1]
     assert_least_privilege(w, {"AssumeRole", "AddListenerCertificates", "PutSecretValue", "PutParameter"},
                            refused_ok=("AssumeRole",))  # the role that does not trust the stack

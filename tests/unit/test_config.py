@@ -94,7 +94,7 @@ def test_contract_example_parses_to_the_expected_models():
         notify=NotifySpec(sns_topic_arn="arn:aws:sns:us-east-1:111111111111:certrenew"),
         source="s3://bucket/certificates.yaml",
     )
-    assert config.certificates[0].deploy.all_acm_regions == ("us-east-1", "us-west-2")
+    assert config.certificates[0].deploy.acm_copies == ("us-east-1", "us-west-2")
     assert config.names() == ["example-site"]
 
 
@@ -452,7 +452,7 @@ BAD_CASES: list[tuple[str, Any, str, str]] = [
     ("deploy is a list", doc(cert(deploy=["acm"])), "certificates[0].deploy",
      "expected a mapping with keys acm, cloudfront, elb, apigateway, secretsmanager, ssm, s3; got a list ['acm']"),
     ("s3 is a string", doc(cert(deploy={"s3": "my-certs"})), "certificates[0].deploy.s3",
-     "expected a mapping with keys bucket, prefix; got a string 'my-certs'"),
+     "expected a mapping with keys bucket, prefix, role_arn; got a string 'my-certs'"),
     # key/target combinations
     ("ec-p384 with cloudfront", doc(cert(key="ec-p384", deploy=CF)), "certificates[0].key",
      "ec-p384 cannot be used with CloudFront (RSA 1024-4096 or EC P-256 only)"),

@@ -53,15 +53,15 @@ def test_the_contract_example_parses_to_every_target_kind():
 
 
 def test_each_attached_target_implies_the_acm_copy_it_uses():
-    assert deploy_of({"cloudfront": {"tenants": ["dt_1"]}}).all_acm_regions == ("us-east-1",)
-    assert deploy_of({"elb": {"listeners": [LISTENER]}}).all_acm_regions == ("eu-west-1",)
+    assert deploy_of({"cloudfront": {"tenants": ["dt_1"]}}).acm_copies == ("us-east-1",)
+    assert deploy_of({"elb": {"listeners": [LISTENER]}}).acm_copies == ("eu-west-1",)
     edge = deploy_of({"apigateway": {"domains": [{"name": "api.example.com", "region": "eu-west-1", "endpoint": "edge"}]}})
-    assert edge.api_domains[0].edge and edge.all_acm_regions == ("us-east-1",)
+    assert edge.api_domains[0].edge and edge.acm_copies == ("us-east-1",)
     regional = deploy_of({"apigateway": {"domains": [{"name": "API.example.com", "region": "ap-south-1"}]}})
-    assert regional.all_acm_regions == ("ap-south-1",) and regional.api_domains[0].name == "api.example.com"
+    assert regional.acm_copies == ("ap-south-1",) and regional.api_domains[0].name == "api.example.com"
     stores = deploy_of({"secretsmanager": {"secrets": [{"name": "s", "region": "eu-west-1"}]},
                         "ssm": {"parameters": [{"prefix": "/p/", "region": "eu-west-1"}]}})
-    assert stores.all_acm_regions == (), "a secret store holds the PEMs: no ACM copy"
+    assert stores.acm_copies == (), "a secret store holds the PEMs: no ACM copy"
 
 
 @pytest.mark.parametrize("deploy, path, fragment", [
@@ -106,3 +106,19 @@ def test_ec_p384_is_refused_for_tenants_and_edge_domains_as_for_cloudfront():
     for deploy in ({"cloudfront": {"tenants": ["dt_1"]}}, edge):
         assert "cannot be used with CloudFront" in problems(deploy, key="ec-p384")["certificates[0].key"]
     assert deploy_of({"elb": {"listeners": [LISTENER]}}, key="ec-p384").listeners == (LISTENER,), "ALB takes P-384"
+
+
+def test_a_section_may_live_in_another_account_with_its_own_role():
+    other = "arn:aws:iam::333333333333:role/certrenew-deploy"
+    deploy = deploy_of({"acm": {"regions": ["eu-west-1"]}, "cloudfront": {"distributions": ["E2ABCDEF123456"]},
+                        "elb": {"listeners": [LISTENER], "role_arn": other},
+                        "secretsmanager": {"secrets": [{"name": "s", "region": "eu-west-1"}], "role_arn": ROLE}},
+                       deploy_role_arn=ROLE)
+    assert deploy.section_roles == (("elb", other),), "a section's role equal to the certificate's is no override"
+    assert deploy.role_for("elb") == other and deploy.role_for("cloudfront") == ROLE
+    assert deploy.acm_copies == ("eu-west-1", "us-east-1", "eu-west-1@333333333333")
+    assert deploy.copy_location("eu-west-1@333333333333") == ("eu-west-1", other)
+    assert deploy.copy_location("us-east-1") == ("us-east-1", ROLE)
+    assert deploy.copy_location("eu-west-1@444444444444") is None
+    found = problems({"elb": {"listeners": [LISTENER], "role_arn": "nope"}})
+    assert "IAM role ARN" in found["certificates[0].deploy.elb.role_arn"]

@@ -118,3 +118,18 @@ def test_a_deploy_role_that_cannot_be_assumed_fails_its_certificate_alone_naming
     assert report["shop"].outcome is Outcome.FAILED
     assert ROLE in report["shop"].reason and "sts:AssumeRole" in report["shop"].reason
     assert report["other"].outcome is Outcome.ISSUED
+
+
+def test_a_section_in_another_account_gets_its_own_acm_copy_there_and_the_rest_stays_home():
+    adapters = adapters_for_shop()
+    spec = replace(SHOP, deploy=replace(SHOP.deploy, section_roles=(("elb", ROLE),)))
+    (result,) = run(adapters, spec).results
+    assert result.outcome is Outcome.ISSUED, result.reason
+    home, there = copy(adapters, "shop", "eu-west-1"), copy(adapters, "shop", "eu-west-1@222222222222")
+    assert home.split(":")[4] == "123456789012" and there.split(":")[4] == "222222222222"
+    assert adapters.listeners.sni[LISTENER] == [there] and set(adapters.listeners.roles) == {ROLE}
+    assert adapters.api_domains.certificate["eu-west-1/api.example.com"] == home
+    assert set(adapters.tenants.roles) == {None}
+    run(adapters, replace(spec, key=KeyType.RSA_2048))
+    assert {home, there} <= set(adapters.importer.deleted), "each old copy retired in its own account"
+    assert ROLE in adapters.importer.roles

@@ -24,7 +24,7 @@ SSM_TIERS = ("Intelligent-Tiering", "Standard", "Advanced")
 ENDPOINTS = ("regional", "edge")
 MAX_SSM_PREFIX = 1011 - len("fullchain.pem")  # a parameter's full name is at most 1,011 characters
 
-CLOUDFRONT_KEYS = ("distributions", "tenants")
+CLOUDFRONT_KEYS = ("distributions", "tenants", "role_arn")
 API_DOMAIN_KEYS = ("name", "region", "endpoint")
 SECRET_KEYS = ("name", "region", "kms_key")
 PARAMETER_KEYS = ("prefix", "region", "kms_key", "tier")
@@ -115,7 +115,7 @@ def _section(v: Validator, deploy: dict[str, Any], path: str, key: str, keys: tu
     """`deploy.<key>: {<keys[0]>: [...]}`; empty when absent or invalid (reported)."""
     if deploy.get(key) is None:
         return {}
-    section = v.mapping(deploy[key], f"{path}.{key}", keys, required=keys[:1])
+    section = v.mapping(deploy[key], f"{path}.{key}", (*keys, "role_arn"), required=keys[:1])
     return section if section and section.get(keys[0]) is not None else {}
 
 

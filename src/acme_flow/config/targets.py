@@ -77,6 +77,7 @@ class Targets:
     secrets: tuple[SecretTarget | Invalid, ...] = ()
     parameters: tuple[ParameterTarget | Invalid, ...] = ()
     role_arn: str | None | Invalid = None
+    section_roles: tuple[tuple[str, str] | Invalid, ...] = ()
 
     @property
     def uses_cloudfront(self) -> bool:
@@ -87,12 +88,13 @@ class Targets:
     def spec(self) -> DeploySpec | Invalid:
         parts = [all_valid(p) for p in (self.acm_regions, self.cloudfront, self.tenants, self.listeners,
                                         self.api_domains, self.secrets, self.parameters)]
-        if any(p is BAD for p in parts) or self.s3 is BAD or self.role_arn is BAD:
+        roles = all_valid(self.section_roles)
+        if any(p is BAD for p in parts) or self.s3 is BAD or self.role_arn is BAD or roles is BAD:
             return BAD
         regions, distributions, tenants, listeners, domains, secrets, parameters = parts
         return DeploySpec(acm_regions=regions, cloudfront=distributions, s3=self.s3, tenants=tenants,
                           listeners=listeners, api_domains=domains, secrets=secrets, parameters=parameters,
-                          role_arn=self.role_arn)
+                          role_arn=self.role_arn, section_roles=roles)
 
 
 def deploy_targets(v: Validator, deploy: dict[str, Any] | None, path: str,
@@ -106,10 +108,8 @@ def deploy_targets(v: Validator, deploy: dict[str, Any] | None, path: str,
         cloudfront["distributions"], f"{path}.cloudfront.distributions", "distribution ids",
         lambda raw, p: v.matching(raw, p, DISTRIBUTION_RE, "a CloudFront distribution id (like E2ABCDEF123456)"))
     s3 = _s3_export(v, deploy.get("s3"), f"{path}.s3", name)
-    role_arn = None if role is None else v.matching(
-        role, role_path, ROLE_ARN_RE, "an IAM role ARN in the targets' account (like "
-                                      "arn:aws:iam::222222222222:role/certrenew-deploy)")
-    return Targets(acm_regions=regions, cloudfront=distributions, s3=s3,
+    role_arn = None if role is None else _role(v, role, role_path)
+    return Targets(section_roles=_section_roles(v, deploy, path, role_arn),acm_regions=regions, cloudfront=distributions, s3=s3,
                    tenants=attached.tenants(v, cloudfront, f"{path}.cloudfront"),
                    listeners=attached.listeners(v, deploy, path),
                    api_domains=attached.api_domains(v, deploy, path, REGION_RE),
@@ -117,12 +117,31 @@ def deploy_targets(v: Validator, deploy: dict[str, Any] | None, path: str,
                    parameters=attached.parameters(v, deploy, path, REGION_RE), role_arn=role_arn)
 
 
+def _role(v: Validator, value: Any, path: str) -> str | Invalid:
+    return v.matching(value, path, ROLE_ARN_RE, "an IAM role ARN in the targets' account (like "
+                                                "arn:aws:iam::222222222222:role/certrenew-deploy)")
+
+
+def _section_roles(v: Validator, deploy: dict[str, Any], path: str, certificate_role: str | None | Invalid
+                   ) -> tuple[tuple[str, str] | Invalid, ...]:
+    """(section, role) for each deploy section whose `role_arn` differs from the certificate's
+    `deploy_role_arn`: that section's targets (and the ACM copies they use) live in its account."""
+    found: list[tuple[str, str] | Invalid] = []
+    for section in DEPLOY_KEYS:
+        raw = deploy.get(section)
+        if isinstance(raw, dict) and raw.get("role_arn") is not None:
+            role = _role(v, raw["role_arn"], f"{path}.{section}.role_arn")
+            if role is BAD or role != certificate_role:
+                found.append(BAD if role is BAD else (section, role))
+    return tuple(found)
+
+
 def _cloudfront_section(v: Validator, deploy: dict[str, Any], path: str) -> dict[str, Any] | None:
     """`deploy.cloudfront: {distributions: [...], tenants: [...]}`: at least one of them."""
     if deploy.get("cloudfront") is None:
         return None
     section = v.mapping(deploy["cloudfront"], f"{path}.cloudfront", attached.CLOUDFRONT_KEYS)
-    if section is not None and not any(section.get(k) is not None for k in attached.CLOUDFRONT_KEYS):
+    if section is not None and not any(section.get(k) is not None for k in ("distributions", "tenants")):
         v.add(f"{path}.cloudfront", "expected distributions: [E2ABCDEF123456, ...] and/or tenants: [dt_..., ...]")
     return section
 
@@ -132,7 +151,7 @@ def _target_list(v: Validator, deploy: dict[str, Any], path: str, target: str, k
     """`deploy.<target>: {<key>: [...]}`: a unique list of ids matching `pattern`."""
     if deploy.get(target) is None:
         return ()
-    section = v.mapping(deploy[target], f"{path}.{target}", (key,), required=(key,))
+    section = v.mapping(deploy[target], f"{path}.{target}", (key, "role_arn"), required=(key,))
     if section is None or section.get(key) is None:
         return ()
     return v.unique_list(section[key], f"{path}.{target}.{key}", plural,
@@ -142,7 +161,7 @@ def _target_list(v: Validator, deploy: dict[str, Any], path: str, target: str, k
 def _s3_export(v: Validator, value: Any, path: str, name: str | Invalid) -> S3Export | None | Invalid:
     if value is None:
         return None
-    s3 = v.mapping(value, path, ("bucket", "prefix"), required=("bucket",))
+    s3 = v.mapping(value, path, ("bucket", "prefix", "role_arn"), required=("bucket",))
     if s3 is None:
         return BAD
     raw_bucket, raw_prefix = s3.get("bucket"), s3.get("prefix")
