@@ -20,6 +20,8 @@ from .report import render_report, render_status, status_rows
 
 log = logging.getLogger("certrenew.cli")
 DEFAULT_TIMEOUT = 840.0
+# Each registers its subcommand: register(subparsers) (imports what it needs when it runs).
+COMMAND_MODULES: tuple[str, ...] = ()
 DEEP_HELP = ("also read and check every stored certificate's key and chain (one KMS-protected read each; "
              "a damaged one is reissued by run)")
 
@@ -82,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="issue and deploy certificates end to end on the devstack")
     demo.add_argument("--keep", action="store_true", help="leave the devstack running afterwards")
     demo.set_defaults(func=cmd_demo)
+    for module in COMMAND_MODULES:  # commands that live in modules of their own
+        importlib.import_module(module).register(sub)
     return parser
 
 

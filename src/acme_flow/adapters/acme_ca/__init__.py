@@ -16,6 +16,7 @@ from typing import Any, Callable, Collection, Iterator, TypeVar
 
 import josepy as jose
 import requests
+import requests.adapters
 from acme import challenges, client, errors as acme_errors, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +46,7 @@ ORDER_AGAIN_WITHOUT_REPLACES = {ALREADY_REPLACED, "urn:ietf:params:acme:error:ma
 FIRST_POLL = 0.25
 MAX_POLL = 5.0
 BAD_NONCE_ATTEMPTS = 6
+HTTP_POOL = 32  # connections kept per CA host: at least the renewer's workers and the authorization fetchers
 ARI_DEFAULT_RETRY = 6 * 3600.0
 AUTHZ_FETCH_WORKERS = 8
 RETRY_ATTEMPTS = 4  # transient CA errors: three more tries with jittered backoff from RETRY_BASE
@@ -75,6 +77,11 @@ class _Network(client.ClientNetwork):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._nonce_lock = threading.Lock()
+        # requests' default pool keeps 10 connections; the renewer's workers and the
+        # authorization fetchers use this network at once (more would log "pool is full")
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
 
     def _get_nonce(self, url: str, new_nonce_url: str) -> str:
         with self._nonce_lock:
