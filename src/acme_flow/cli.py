@@ -21,7 +21,7 @@ from .report import render_report, render_status, status_rows
 log = logging.getLogger("certrenew.cli")
 DEFAULT_TIMEOUT = 840.0
 # Each registers its subcommand: register(subparsers) (imports what it needs when it runs).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("acme_flow.cli_discover", "acme_flow.cli_rehearse")
 DEEP_HELP = ("also read and check every stored certificate's key and chain (one KMS-protected read each; "
              "a damaged one is reissued by run)")
 
@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="renew what is due and deploy it (what the scheduled Lambda does)")
     _common(run)
     run.add_argument("--force", action="store_true", help="reissue even if not due")
-    run.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="plan only: show what would be done, order and change nothing (to rehearse a real "
+                          "issuance from the CA's staging directory, use `certrenew rehearse`)")
     run.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, help="seconds the run may take")
     run.set_defaults(func=cmd_run)
 
