@@ -59,6 +59,7 @@ class AcmeSettings:
     email: str | None = None
     eab: Eab | None = None
     fallback: tuple[AcmeSettings, ...] = ()  # CAs tried in order when this one cannot issue
+    rehearsal_directory: str | None = None  # the staging directory `certrenew rehearse` uses (resolved URL)
 
     def all_directories(self) -> tuple[str, ...]:
         return (self.directory, *(f.directory for f in self.fallback))

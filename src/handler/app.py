@@ -3,6 +3,8 @@
 - Scheduled and manual `renew` events: plan; with a fan-out queue and more certificates due
   than the threshold, queue them for the worker (fanout.py); else renew inline.
 - `plan` (and `dry_run`): what is due and why, nothing changed.
+- `rehearse`: every selected certificate issued from the CA's staging directory; the rehearsal
+  report is returned, nothing stored, deployed or notified (acme_flow/rehearsal.py).
 - SQS batches go to the worker (worker.py), so `certrenew invoke events/sqs-batch.json` runs it.
 """
 from __future__ import annotations
@@ -30,6 +32,8 @@ def _dispatch(event: Any, context: Any) -> dict[str, Any]:
 
 
 def run_request(request: Request, context: Any) -> dict[str, Any]:
+    if request.action == "rehearse":
+        return rehearse(request, context)
     started = time.monotonic()
     wired = build()
     options = RunOptions(only=request.certificates, force=request.force,
@@ -50,6 +54,24 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
         report = wired.renewer.apply(plan, Deadline(wired.clock, seconds))
     run_metrics.emit_report(metrics, report, time.monotonic() - started)
     logger.info("run finished", extra={"ok": report.ok, "counts": report.counts()})
+    return report.to_dict()
+
+
+def rehearse(request: Request, context: Any) -> dict[str, Any]:
+    """The `rehearse` action: its report is the answer; no metrics, no notification of a renewal."""
+    from acme_flow import bootstrap
+    from acme_flow.cli_rehearse import build_rehearsal  # light; loads the rehearsal only when asked
+
+    settings = bootstrap.Settings.from_env()
+    clients = bootstrap.Clients(settings.region)
+    config = bootstrap.load_config(settings, clients)
+    clock = bootstrap.SystemClock()
+    logger.info("rehearsal requested", extra={"certificates": list(request.certificates)})
+    rehearsal = build_rehearsal(settings, clients, config, clock)
+    seconds = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
+    with phase("rehearse"):
+        report = rehearsal.run(request.certificates, Deadline(clock, seconds))
+    logger.info("rehearsal finished", extra={"ok": report.ok})
     return report.to_dict()
 
 

@@ -2,7 +2,8 @@
 
 Three shapes: the scheduled event (the EventBridge Scheduler input of template.yaml, which
 carries the schedule's ARN, or the classic Scheduled Event; an empty event too), the manual
-event `{"action": ..., "certificates": [...], "force": ..., "dry_run": ..., "deep": ...}`, and the SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
+event `{"action": "renew" | "plan" | "rehearse", "certificates": [...], "force": ..., "dry_run": ...,
+"deep": ...}`, and the SQS batch of the fan-out worker (`is_sqs_batch`), one record per certificate whose body is
 `{"certificate": "name"}` (`parse_work_item`).
 """
 from __future__ import annotations
@@ -19,13 +20,14 @@ MANUAL_KEYS = {"action", "certificates", "force", "dry_run", "deep"}
 # "scheduled_time": "<aws.scheduler.scheduled-time>"} (Scheduler fills in the context attributes).
 SCHEDULER_KEYS = {"action", "schedule", "scheduled_time"}
 ACTIONS = ("renew", "plan")
+MANUAL_ACTIONS = (*ACTIONS, "rehearse")  # rehearse: issue from the staging directory, keep nothing
 SCHEDULED = "scheduled"
 MANUAL = "manual"
 
 
 @dataclass(frozen=True)
 class Request:
-    action: str = "renew"  # renew | plan
+    action: str = "renew"  # renew | plan | rehearse
     certificates: tuple[str, ...] = ()
     force: bool = False
     dry_run: bool = False
@@ -69,8 +71,8 @@ def _manual(event: dict) -> Request:
     for key in sorted(set(event) - MANUAL_KEYS):
         problems.append(Problem(key, f"unknown key; a manual event takes {sorted(MANUAL_KEYS)}"))
     action = event.get("action", "renew")
-    if action not in ACTIONS:
-        problems.append(Problem("action", f"{action!r} is not one of {list(ACTIONS)}"))
+    if action not in MANUAL_ACTIONS:
+        problems.append(Problem("action", f"{action!r} is not one of {list(MANUAL_ACTIONS)}"))
     names = event.get("certificates", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         problems.append(Problem("certificates", "must be a list of certificate names"))
@@ -78,6 +80,10 @@ def _manual(event: dict) -> Request:
     for key in ("force", "dry_run", "deep"):
         if not isinstance(event.get(key, False), bool):
             problems.append(Problem(key, f"must be true or false, got {event.get(key)!r}"))
+    if action == "rehearse":
+        problems += [Problem(key, "does not go with action rehearse (it issues every selected certificate "
+                                  "from the staging directory and keeps nothing)")
+                     for key in ("force", "dry_run", "deep") if event.get(key)]
     if problems:
         raise EventError(problems)
     return Request(action=action, certificates=tuple(names), force=event.get("force", False),

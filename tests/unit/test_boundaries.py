@@ -10,7 +10,7 @@ PURE_PACKAGES = ["config"]
 PURE = ["models", "deploy_targets", "errors", "planning", "pki", "pki_crypto", "report", "results", "caa", "persist"] + [
     f"{package}/{p.stem}" for package in PURE_PACKAGES for p in sorted((CORE / package).glob("*.py"))]
 USE_CASE = ["renewal", "survey", "issuance", "settle", "deploy", "deploy_attached", "account", "parallel", "ports", "validation", "ordering",
-            "persist_records", "caa_records", "ca_identity"]
+            "persist_records", "caa_records", "ca_identity", "rehearsal"]
 IO_MODULES = {"boto3", "botocore", "requests", "acme", "josepy", "dns", "socket", "http",
               "aws_lambda_powertools", "subprocess", "time"}
 # An adapter is a module of adapters/ or a package there (route53/): the modules of a package may

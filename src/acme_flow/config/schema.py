@@ -22,7 +22,7 @@ LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DIRECTORY_ALIASES = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
 
 TOP_KEYS = ("acme", "defaults", "certificates", "notify")
-ACME_KEYS = ("directory", "email", "eab", "fallback")
+ACME_KEYS = ("directory", "email", "eab", "fallback", "rehearsal_directory")
 FALLBACK_KEYS = ("directory", "email", "eab")
 MAX_FALLBACKS = 3
 EAB_KEYS = ("kid", "hmac_key")
@@ -96,9 +96,27 @@ def _acme(v: Validator, data: dict[str, Any]) -> AcmeSettings | Invalid:
     email = None if acme.get("email") is None else _email(v, acme["email"], "acme.email")
     eab = _eab(v, acme.get("eab"), "acme.eab")
     fallback = _fallbacks(v, acme.get("fallback"), directory, email)
-    if directory is BAD or email is BAD or eab is BAD or fallback is BAD:
+    rehearsal = _rehearsal_directory(v, acme.get("rehearsal_directory"), directory)
+    if BAD in (directory, email, eab, fallback, rehearsal):
         return BAD
-    return AcmeSettings(directory=directory, email=email, eab=eab, fallback=fallback)
+    return AcmeSettings(directory=directory, email=email, eab=eab, fallback=fallback,
+                        rehearsal_directory=rehearsal)  # type: ignore[arg-type]
+
+
+def _rehearsal_directory(v: Validator, value: Any, primary: str | Invalid) -> str | None | Invalid:
+    """The staging directory `certrenew rehearse` issues from (for a CA other than Let's
+    Encrypt): an https:// URL that is not a production CA, or a rehearsal would spend the
+    production rate limits it exists to protect."""
+    if value is None:
+        return None
+    path = "acme.rehearsal_directory"
+    if not isinstance(value, str) or "://" not in value:
+        return v.add(path, f"expected the https:// URL of the CA's staging (test) directory; got {describe(value)}")
+    directory = _directory(v, value, path)
+    if directory == primary or directory == LETSENCRYPT:
+        return v.add(path, f"{show(value)} is a production directory: a rehearsal must use the CA's staging "
+                           "(test) directory, or it counts against the production rate limits")
+    return directory
 
 
 def _fallbacks(v: Validator, value: Any, primary: str | Invalid,
