@@ -250,4 +250,4 @@ def _rehearsed(issued: Issued) -> Rehearsed:
 
 def _failed(spec: CertificateSpec, exc: BaseException, prefix: str = "") -> Rehearsed:
     stage = failure_stage(exc)
-    return Rehearsed(spec.name, spec.domains, stage, f"would fail at {stage}: {prefix}{exc}")
+    return Rehearsed(spec.name, spec.domains, stage, f"would fail ({stage}): {prefix}{exc}")
