@@ -379,3 +379,34 @@ def build_renewer(config: Config, settings: Settings, clients: Clients | None = 
 def _region_of(arn: str) -> str | None:
     parts = arn.split(":")
     return parts[3] if len(parts) > 3 else None
+
+
+REHEARSAL_ROOTS_ENV = "CERTRENEW_REHEARSAL_ROOTS"  # PEM file of the staging CA's roots to verify chains against
+
+
+def build_rehearsal(config: Config, settings: Settings, clients: Clients | None = None, clock: Clock | None = None,
+                    wrap: Callable[[str, Any], Any] | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """The rehearsal use case (rehearsal.py) on adapters built from the staged config (their CA is
+    the staging directory); the CLI's `rehearse` and the handler's `rehearse` action."""
+    from .rehearsal import Rehearsal, staged
+
+    config = staged(config)
+    adapters = build_adapters(settings, clients or Clients(settings.region), config, clock or SystemClock(), wrap)
+    return Rehearsal.from_adapters(config, adapters, roots=read_rehearsal_roots(os.environ if env is None else env),
+                                   workers=WORKERS)
+
+
+def read_rehearsal_roots(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The staging roots from the PEM file `CERTRENEW_REHEARSAL_ROOTS` names (none when unset)."""
+    from . import pki
+
+    path = env.get(REHEARSAL_ROOTS_ENV)
+    if not path:
+        return ()
+    try:
+        roots = tuple(pki.split_pem_chain(Path(path).read_text()))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{REHEARSAL_ROOTS_ENV}={path!r}: cannot read it ({exc})") from None
+    if not roots:
+        raise SettingsError(f"{REHEARSAL_ROOTS_ENV}={path!r} holds no PEM certificate")
+    return roots

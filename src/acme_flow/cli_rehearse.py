@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .rehearsal import Rehearsal, RehearsalReport
+    from .rehearsal import RehearsalReport
 
 DEFAULT_TIMEOUT = 840.0
-ROOTS_ENV = "CERTRENEW_REHEARSAL_ROOTS"  # PEM file of the staging CA's roots to verify chains against
 
 
 def register(sub) -> None:
@@ -36,35 +33,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def build_rehearsal(settings: Any, clients: Any, config: Any, clock: Any, env: dict[str, str] | None = None,
-                    wrap: Callable[[str, Any], Any] | None = None) -> Rehearsal:
-    """The rehearsal use case on adapters built from the staged config (their CA is the staging
-    directory); shared by the CLI and the handler's `rehearse` action."""
-    from . import bootstrap
-    from .rehearsal import Rehearsal, staged
-
-    adapters = bootstrap.build_adapters(settings, clients, staged(config), clock, wrap)
-    return Rehearsal.from_adapters(staged(config), adapters, roots=read_roots(os.environ if env is None else env),
-                                   workers=bootstrap.WORKERS)
-
-
-def read_roots(env) -> tuple[str, ...]:
-    """The staging roots from the PEM file `CERTRENEW_REHEARSAL_ROOTS` names (none when unset)."""
-    from . import pki
-    from .errors import SettingsError
-
-    path = env.get(ROOTS_ENV)
-    if not path:
-        return ()
-    try:
-        roots = tuple(pki.split_pem_chain(Path(path).read_text()))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{ROOTS_ENV}={path!r}: cannot read it ({exc})") from None
-    if not roots:
-        raise SettingsError(f"{ROOTS_ENV}={path!r} holds no PEM certificate")
-    return roots
-
-
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from . import bootstrap
     from .deadline import Deadline
@@ -73,7 +41,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     clients = bootstrap.Clients(settings.region)
     config = bootstrap.load_config(settings, clients)
     clock = bootstrap.SystemClock()
-    rehearsal = build_rehearsal(settings, clients, config, clock)
+    rehearsal = bootstrap.build_rehearsal(config, settings, clients, clock)
     report = rehearsal.run(tuple(args.only), Deadline(clock, args.timeout))
     print(json.dumps(report.to_dict(), indent=2) if args.json else render(report))
     return report.exit_code

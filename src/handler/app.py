@@ -60,14 +60,13 @@ def run_request(request: Request, context: Any) -> dict[str, Any]:
 def rehearse(request: Request, context: Any) -> dict[str, Any]:
     """The `rehearse` action: its report is the answer; no metrics, no notification of a renewal."""
     from acme_flow import bootstrap
-    from acme_flow.cli_rehearse import build_rehearsal  # light; loads the rehearsal only when asked
 
     settings = bootstrap.Settings.from_env()
     clients = bootstrap.Clients(settings.region)
     config = bootstrap.load_config(settings, clients)
     clock = bootstrap.SystemClock()
     logger.info("rehearsal requested", extra={"certificates": list(request.certificates)})
-    rehearsal = build_rehearsal(settings, clients, config, clock)
+    rehearsal = bootstrap.build_rehearsal(config, settings, clients, clock)
     seconds = context.get_remaining_time_in_millis() / 1000 - CLEANUP_MARGIN_SECONDS
     with phase("rehearse"):
         report = rehearsal.run(request.certificates, Deadline(clock, seconds))

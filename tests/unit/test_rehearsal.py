@@ -9,7 +9,8 @@ from dataclasses import replace
 import pytest
 
 from acme_flow.cli import _parser
-from acme_flow.cli_rehearse import read_roots, render
+from acme_flow.bootstrap import read_rehearsal_roots as read_roots
+from acme_flow.cli_rehearse import render
 from acme_flow.config import parse_config
 from acme_flow.config.schema import LETSENCRYPT, LETSENCRYPT_STAGING
 from acme_flow.deadline import Deadline
