@@ -28,8 +28,8 @@ from .errors import CertrenewError, PropagationTimeout, VerificationError
 from .deadline import Deadline
 from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Challenge, IssuanceTimings
 from .parallel import Background, map_settled, settle
-from .ports import (AcmeCa, ChallengeLedger, Clock, Dns01Challenge, DnsProvider, PendingOrder, PropagationCheck,
-                    TxtRecord, ZoneRecords)
+from .ports import (NO_PROGRESS, AcmeCa, ChallengeLedger, Clock, Dns01Challenge, DnsProvider, PendingOrder,
+                    Progress, PropagationCheck, TxtRecord, ZoneRecords)
 from .validation import ChallengeChooser, Choice
 
 log = logging.getLogger("certrenew.issuance")
@@ -80,6 +80,7 @@ class Issuer:
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
     records: ZoneRecords | None = None  # reads the dns-persist-01 records
+    progress: Progress = NO_PROGRESS  # each wait of the round, for a status line on a terminal
     _cleaning: list[Background] = field(default_factory=list, init=False, repr=False)
 
     def check(self, spec: CertificateSpec) -> None:
@@ -125,12 +126,14 @@ class Issuer:
         try:
             publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
             answered = persistent + self._answer(ca, publishing, results)
+            self.progress.phase("waiting for the CA to validate", len(answered), "orders valid")
             valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
             self._finalize(ca, valid, deadline, results)
         except CertrenewError as exc:
             for work in persistent + publishing:
                 results.setdefault(work.spec.name, exc)
         finally:
+            self.progress.done()
             if round_.published:
                 published = round_.published
                 self._cleaning.append(Background(lambda: self._cleanup(published, run_id), f"cleanup-{run_id}"))
@@ -146,7 +149,9 @@ class Issuer:
             work.order = ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile, work.replaces)
             log.info("order %s for %s: %d challenges to answer%s", work.order.url, work.spec.name,
                      len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
+            self.progress.advance()
             return work
+        self.progress.phase("starting orders", len(works), "orders")
         return self._each(works, start, results, "ordering")
 
     def _dns_round(self, round_: _DnsRound, works: list[_Work], deadline: Deadline, run_id: str,
@@ -157,6 +162,7 @@ class Issuer:
         if not round_.records:
             return works
         log.info("publishing %d TXT values for %d certificates", len(round_.records), len(works))
+        self.progress.phase("publishing TXT values", len(round_.records), "values")  # the DNS provider counts
         started = self.clock.monotonic()
         try:
             self.ledger.record_challenges(run_id, round_.records, until)
@@ -192,6 +198,7 @@ class Issuer:
                            results: dict) -> list[_Work]:
         try:
             limit = deadline.within(min(self.propagation_timeout, deadline.remaining() / 2))
+            self.progress.phase("waiting for the TXT values to be served", len(records), "values seen")
             self.propagation.wait_visible(records, limit)
             log.info("all %d TXT values are visible", len(records))
             return works
@@ -207,9 +214,11 @@ class Issuer:
         def answer(work: _Work) -> _Work:
             for challenge in work.choice.challenges:
                 ca.answer(challenge)
+            self.progress.advance()
             return work
         if not works:
             return []
+        self.progress.phase("answering challenges", len(works), "orders")
         answered = self._each(works, answer, results, "answering")
         method = "dns-persist-01" if works[0].choice.persistent else "DNS-01"
         log.info("answered the %s challenges of %d certificates", method, len(answered))
@@ -219,6 +228,7 @@ class Issuer:
         assert work.order is not None
         ca.wait_valid(work.order, deadline)
         log.info("authorizations valid for %s", work.spec.name)
+        self.progress.advance()
         return work
 
     def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> None:
@@ -228,7 +238,9 @@ class Issuer:
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
             results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
+            self.progress.advance()
             return work
+        self.progress.phase("finalizing orders", len(works), "certificates")
         self._each(works, finalize, results, "finalize")
 
     def cleaned(self) -> None:
