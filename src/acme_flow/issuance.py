@@ -126,7 +126,7 @@ class Issuer:
         try:
             publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
             answered = persistent + self._answer(ca, publishing, results)
-            self.progress.phase("waiting for the CA to validate", len(answered), "orders valid")
+            self._phase("waiting for the CA to validate", answered, "orders valid")
             valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
             self._finalize(ca, valid, deadline, results)
         except CertrenewError as exc:
@@ -151,7 +151,7 @@ class Issuer:
                      len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
             self.progress.advance()
             return work
-        self.progress.phase("starting orders", len(works), "orders")
+        self._phase("starting orders", works, "orders")
         return self._each(works, start, results, "ordering")
 
     def _dns_round(self, round_: _DnsRound, works: list[_Work], deadline: Deadline, run_id: str,
@@ -162,7 +162,7 @@ class Issuer:
         if not round_.records:
             return works
         log.info("publishing %d TXT values for %d certificates", len(round_.records), len(works))
-        self.progress.phase("publishing TXT values", len(round_.records), "values")  # the DNS provider counts
+        self._phase("publishing TXT values", round_.records, "values")  # the DNS provider counts
         started = self.clock.monotonic()
         try:
             self.ledger.record_challenges(run_id, round_.records, until)
@@ -198,7 +198,7 @@ class Issuer:
                            results: dict) -> list[_Work]:
         try:
             limit = deadline.within(min(self.propagation_timeout, deadline.remaining() / 2))
-            self.progress.phase("waiting for the TXT values to be served", len(records), "values seen")
+            self._phase("waiting for the TXT values to be served", records, "values seen")
             self.propagation.wait_visible(records, limit)
             log.info("all %d TXT values are visible", len(records))
             return works
@@ -218,7 +218,7 @@ class Issuer:
             return work
         if not works:
             return []
-        self.progress.phase("answering challenges", len(works), "orders")
+        self._phase("answering challenges", works, "orders")
         answered = self._each(works, answer, results, "answering")
         method = "dns-persist-01" if works[0].choice.persistent else "DNS-01"
         log.info("answered the %s challenges of %d certificates", method, len(answered))
@@ -240,7 +240,7 @@ class Issuer:
             results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
             self.progress.advance()
             return work
-        self.progress.phase("finalizing orders", len(works), "certificates")
+        self._phase("finalizing orders", works, "certificates")
         self._each(works, finalize, results, "finalize")
 
     def cleaned(self) -> None:
@@ -269,6 +269,11 @@ class Issuer:
         return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain),
                       replaced=work.order.replaces, challenge=work.choice.method, note=work.choice.note,
                       persist_until=work.choice.persist_until)
+
+    def _phase(self, what: str, items: list, unit: str) -> None:
+        """A wait of the round begins (none when there is nothing to wait for)."""
+        if items:
+            self.progress.phase(what, len(items), unit)
 
     def _each(self, works: list[_Work], fn: Callable[[_Work], _Work], results: dict,
               step: str) -> list[_Work]:
