@@ -147,9 +147,9 @@ class Issuer:
             work.key_pem = pki.key_to_pem(key)
             work.csr_pem = pki.make_csr(key, work.spec.domains)
             work.order = ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile, work.replaces)
+            self.progress.advance()
             log.info("order %s for %s: %d challenges to answer%s", work.order.url, work.spec.name,
                      len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
-            self.progress.advance()
             return work
         self._phase("starting orders", works, "orders")
         return self._each(works, start, results, "ordering")
@@ -227,8 +227,8 @@ class Issuer:
     def _wait_valid(self, ca: AcmeCa, work: _Work, deadline: Deadline) -> _Work:
         assert work.order is not None
         ca.wait_valid(work.order, deadline)
-        log.info("authorizations valid for %s", work.spec.name)
         self.progress.advance()
+        log.info("authorizations valid for %s", work.spec.name)
         return work
 
     def _finalize(self, ca: AcmeCa, works: list[_Work], deadline: Deadline, results: dict) -> None:
@@ -236,9 +236,9 @@ class Issuer:
         def finalize(work: _Work) -> _Work:
             assert work.order is not None
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
+            self.progress.advance()
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
             results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
-            self.progress.advance()
             return work
         self._phase("finalizing orders", works, "certificates")
         self._each(works, finalize, results, "finalize")
