@@ -27,7 +27,7 @@ from .deadline import SystemClock
 from .errors import ConfigError, DeployRoleError, DnsRoleError, Problem, SettingsError
 from .models import (APIGATEWAY, CLOUDFRONT_TENANT, ELB, SECRETSMANAGER, SSM, US_EAST_1, AcmeSettings,
                      Config)
-from .ports import AcmeCa, Adapters, Clock, Notifier
+from .ports import NO_PROGRESS, AcmeCa, Adapters, Clock, Notifier, Progress
 from .renewal import Renewer
 
 PACKAGED_CONFIG = "certificates.yaml"
@@ -281,9 +281,10 @@ def quiet_libraries() -> None:
 
 
 def build_adapters(settings: Settings, clients: Clients, config: Config, clock: Clock,
-                   wrap: Callable[[str, Any], Any] | None = None) -> Adapters:
+                   wrap: Callable[[str, Any], Any] | None = None, progress: Progress = NO_PROGRESS) -> Adapters:
     """Every adapter of a run, from the settings and this invocation's boto3 clients; `wrap`
-    (name, port) -> port lets the handler trace every port method."""
+    (name, port) -> port lets the handler trace every port method; `progress` hears what the run
+    waits for (a status line when `certrenew run` writes to a terminal; the Lambda: nothing)."""
     # Adapters are imported here so a `plan` of a bad config fails fast without loading them.
     from .adapters.acm import AcmImporter
     from .adapters.cloudfront import CloudFrontAttacher
@@ -295,7 +296,8 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
     acme = config.acme
     resolvers = parse_resolvers(settings.dns_resolvers)
     state = S3StateStore(clients.get("s3"), settings.require_bucket(), settings.state_kms_key)
-    dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None), clock=clock)
+    dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(resolvers or None), clock=clock,
+                     progress=progress)
     wrap = wrap or (lambda name, port: port)
     return Adapters(
         state=wrap("state", state),
@@ -303,7 +305,7 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         ca=_ca_factory(settings, acme, clients, clock, wrap),
         fallback_cas=tuple(_ca_factory(settings, f, clients, clock, wrap) for f in acme.fallback),
         dns=wrap("dns", dns),
-        propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers)),
+        propagation=wrap("propagation", DnsPropagation(resolvers, name_servers=dns.name_servers, progress=progress)),
         importer=wrap("importer", AcmImporter(
             lambda region: clients.get("acm", region), lambda region: clients.single_try("acm", region), clock=clock,
             role_for=lambda region, role, once: clients.for_role("acm", region, role, single_try=once))),
@@ -315,6 +317,7 @@ def build_adapters(settings: Settings, clients: Clients, config: Config, clock: 
         clock=clock,
         records=wrap("records", Route53Records(dns)),
         caa=wrap("caa", DnsCaa(resolvers or None)),
+        progress=progress,
         **{port: wrap(port, adapter) for port, adapter in _attached_adapters(config, clients).items()},
     )
 
@@ -370,9 +373,11 @@ def build_notifier(settings: Settings, clients: Clients, config: Config, clock: 
 
 
 def build_renewer(config: Config, settings: Settings, clients: Clients | None = None,
-                  clock: Clock | None = None, wrap: Callable[[str, Any], Any] | None = None) -> Renewer:
+                  clock: Clock | None = None, wrap: Callable[[str, Any], Any] | None = None,
+                  progress: Progress = NO_PROGRESS) -> Renewer:
     quiet_libraries()
-    adapters = build_adapters(settings, clients or Clients(settings.region), config, clock or SystemClock(), wrap)
+    adapters = build_adapters(settings, clients or Clients(settings.region), config, clock or SystemClock(), wrap,
+                              progress)
     return Renewer.from_adapters(config, adapters, workers=WORKERS, check_interval=settings.check_interval)
 
 

@@ -137,12 +137,15 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .progress import for_run  # a status line while the run waits, when stderr is a terminal
+
     settings = bootstrap.Settings.from_env(config_ref=args.config)
     config = bootstrap.load_config(settings)
     clock = bootstrap.SystemClock()
-    renewer = bootstrap.build_renewer(config, settings, clock=clock)
-    options = RunOptions(only=tuple(args.only), force=args.force, dry_run=args.dry_run, deep=args.deep)
-    report = renewer.apply(renewer.plan(options), Deadline(clock, args.timeout))
+    with for_run(sys.stderr, enabled=not args.json) as progress:
+        renewer = bootstrap.build_renewer(config, settings, clock=clock, progress=progress)
+        options = RunOptions(only=tuple(args.only), force=args.force, dry_run=args.dry_run, deep=args.deep)
+        report = renewer.apply(renewer.plan(options), Deadline(clock, args.timeout))
     print(json.dumps(report.to_dict(), indent=2) if args.json else render_report(report))
     return report.exit_code
 

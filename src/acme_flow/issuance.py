@@ -28,8 +28,8 @@ from .errors import CertrenewError, PropagationTimeout, VerificationError
 from .deadline import Deadline
 from .models import CertificateInfo, CertificateMaterial, CertificateSpec, Challenge, IssuanceTimings
 from .parallel import Background, map_settled, settle
-from .ports import (AcmeCa, ChallengeLedger, Clock, Dns01Challenge, DnsProvider, PendingOrder, PropagationCheck,
-                    TxtRecord, ZoneRecords)
+from .ports import (NO_PROGRESS, AcmeCa, ChallengeLedger, Clock, Dns01Challenge, DnsProvider, PendingOrder,
+                    Progress, PropagationCheck, TxtRecord, ZoneRecords)
 from .validation import ChallengeChooser, Choice
 
 log = logging.getLogger("certrenew.issuance")
@@ -80,6 +80,7 @@ class Issuer:
     workers: int = 8
     propagation_timeout: float = 300.0  # and never more than half the time left
     records: ZoneRecords | None = None  # reads the dns-persist-01 records
+    progress: Progress = NO_PROGRESS  # each wait of the round, for a status line on a terminal
     _cleaning: list[Background] = field(default_factory=list, init=False, repr=False)
 
     def check(self, spec: CertificateSpec) -> None:
@@ -125,12 +126,14 @@ class Issuer:
         try:
             publishing = self._dns_round(round_, publishing, deadline, run_id, until, results)
             answered = persistent + self._answer(ca, publishing, results)
+            self._phase("waiting for the CA to validate", answered, "orders valid")
             valid = self._each(answered, lambda w: self._wait_valid(ca, w, deadline), results, "validation")
             self._finalize(ca, valid, deadline, results)
         except CertrenewError as exc:
             for work in persistent + publishing:
                 results.setdefault(work.spec.name, exc)
         finally:
+            self.progress.done()
             if round_.published:
                 published = round_.published
                 self._cleaning.append(Background(lambda: self._cleanup(published, run_id), f"cleanup-{run_id}"))
@@ -144,9 +147,11 @@ class Issuer:
             work.key_pem = pki.key_to_pem(key)
             work.csr_pem = pki.make_csr(key, work.spec.domains)
             work.order = ca.new_order(work.csr_pem, work.spec.domains, work.spec.profile, work.replaces)
+            self.progress.advance()
             log.info("order %s for %s: %d challenges to answer%s", work.order.url, work.spec.name,
                      len(work.order.challenges), f", replaces {work.order.replaces}" if work.order.replaces else "")
             return work
+        self._phase("starting orders", works, "orders")
         return self._each(works, start, results, "ordering")
 
     def _dns_round(self, round_: _DnsRound, works: list[_Work], deadline: Deadline, run_id: str,
@@ -157,6 +162,7 @@ class Issuer:
         if not round_.records:
             return works
         log.info("publishing %d TXT values for %d certificates", len(round_.records), len(works))
+        self._phase("publishing TXT values", round_.records, "values")  # the DNS provider counts
         started = self.clock.monotonic()
         try:
             self.ledger.record_challenges(run_id, round_.records, until)
@@ -192,6 +198,7 @@ class Issuer:
                            results: dict) -> list[_Work]:
         try:
             limit = deadline.within(min(self.propagation_timeout, deadline.remaining() / 2))
+            self._phase("waiting for the TXT values to be served", records, "values seen")
             self.propagation.wait_visible(records, limit)
             log.info("all %d TXT values are visible", len(records))
             return works
@@ -207,9 +214,11 @@ class Issuer:
         def answer(work: _Work) -> _Work:
             for challenge in work.choice.challenges:
                 ca.answer(challenge)
+            self.progress.advance()
             return work
         if not works:
             return []
+        self._phase("answering challenges", works, "orders")
         answered = self._each(works, answer, results, "answering")
         method = "dns-persist-01" if works[0].choice.persistent else "DNS-01"
         log.info("answered the %s challenges of %d certificates", method, len(answered))
@@ -218,6 +227,7 @@ class Issuer:
     def _wait_valid(self, ca: AcmeCa, work: _Work, deadline: Deadline) -> _Work:
         assert work.order is not None
         ca.wait_valid(work.order, deadline)
+        self.progress.advance()
         log.info("authorizations valid for %s", work.spec.name)
         return work
 
@@ -226,9 +236,11 @@ class Issuer:
         def finalize(work: _Work) -> _Work:
             assert work.order is not None
             work.chains = ca.finalize(work.order, work.csr_pem, deadline).fullchains
+            self.progress.advance()
             log.info("certificate issued for %s (%d chains offered)", work.spec.name, len(work.chains))
             results[work.spec.name] = settle(lambda: replace(self._choose_and_verify(work), directory=ca.directory))
             return work
+        self._phase("finalizing orders", works, "certificates")
         self._each(works, finalize, results, "finalize")
 
     def cleaned(self) -> None:
@@ -257,6 +269,11 @@ class Issuer:
         return Issued(spec=work.spec, material=material, info=info, root=pki.chain_root_issuer(fullchain),
                       replaced=work.order.replaces, challenge=work.choice.method, note=work.choice.note,
                       persist_until=work.choice.persist_until)
+
+    def _phase(self, what: str, items: list, unit: str) -> None:
+        """A wait of the round begins (none when there is nothing to wait for)."""
+        if items:
+            self.progress.phase(what, len(items), unit)
 
     def _each(self, works: list[_Work], fn: Callable[[_Work], _Work], results: dict,
               step: str) -> list[_Work]:

@@ -354,6 +354,37 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
+class Progress(Protocol):
+    """What a run waits for, shown to a person at a terminal (progress.py); a no-op elsewhere.
+    Called from any thread of the run."""
+
+    def phase(self, what: str, total: int, unit: str = "") -> None:
+        """A new wait begins: `what` ("waiting for Route53 INSYNC"), `total` things to count
+        (`unit` names them: "changes"), none done yet."""
+
+    def advance(self, n: int = 1) -> None:
+        """`n` more of the current wait's things are done."""
+
+    def done(self) -> None:
+        """Nothing is waited for any more: the status disappears."""
+
+
+class NoProgress:
+    """The Progress of the Lambda, of pipes and of tests: says nothing."""
+
+    def phase(self, what: str, total: int, unit: str = "") -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+NO_PROGRESS = NoProgress()
+
+
 @dataclass(frozen=True)
 class Adapters:
     """Every edge of a run, built by bootstrap from settings and boto3 clients, or from fakes."""
@@ -376,3 +407,4 @@ class Adapters:
     api_domains: DomainAttacher | None = None
     secrets: SecretWriter | None = None
     parameters: ParameterWriter | None = None
+    progress: Progress = NO_PROGRESS  # a status line on a terminal (cli run), else silent

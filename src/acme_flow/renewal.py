@@ -104,7 +104,7 @@ class Renewer:
                           for f, make in zip(config.acme.fallback, adapters.fallback_cas))
         survey = Survey(config, adapters.state, ca, check_interval, random_fraction, workers, fallbacks)
         issuer = Issuer(adapters.dns, adapters.propagation, adapters.ledger, adapters.clock, workers=workers,
-                        records=adapters.records)
+                        records=adapters.records, progress=adapters.progress)
         return cls(config, adapters.state, ca, survey, issuer, Ordering(issuer, (ca, *fallbacks), adapters.caa),
                    Settlement(config.acme.directory, adapters.state, survey, Deployer.from_adapters(adapters),
                               adapters.clock), adapters.notifier, adapters.clock, workers)

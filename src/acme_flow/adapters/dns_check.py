@@ -19,7 +19,7 @@ from typing import Any, Callable
 from ..caa import CaaRecord, format_record
 from ..deadline import Deadline
 from ..errors import DeadlineExceeded, DnsError, PropagationTimeout
-from ..ports import TxtRecord
+from ..ports import NO_PROGRESS, Progress, TxtRecord
 
 log = logging.getLogger("certrenew.dns")
 
@@ -58,12 +58,13 @@ def parse_resolvers(text: str | None) -> list[tuple[str, int]]:
 class DnsPropagation:
     """The PropagationCheck port. `name_servers(record)` gives a zone's name servers when no
     fixed resolvers are configured (bootstrap: the DNS provider's); `query` and `addresses` are
-    swappable for tests."""
+    swappable for tests; `progress` hears of each record seen on all its servers."""
 
     def __init__(self, resolvers: list[tuple[str, int]] | None = None, *, name_servers: NameServers | None = None,
                  query: Query | None = None, addresses: Callable[[str], list[str]] | None = None,
-                 query_timeout: float = QUERY_TIMEOUT) -> None:
+                 query_timeout: float = QUERY_TIMEOUT, progress: Progress = NO_PROGRESS) -> None:
         self.resolvers = list(resolvers or [])
+        self._progress = progress
         self._name_servers = name_servers
         self._query = query or query_txt
         self._addresses = addresses or host_addresses
@@ -80,10 +81,14 @@ class DnsPropagation:
                 pending.setdefault((record.name, server), set()).add(record.value)
         why: dict[tuple[str, Server], str] = {}
         rounds = []
+        seen = [0]
 
         def all_seen() -> bool | None:
             rounds.append(1)
             self._look(pending, why, min(self._query_timeout, max(FINAL_LOOK, deadline.remaining())))
+            now_seen = _records_seen(records, servers, pending)
+            self._progress.advance(now_seen - seen[0])
+            seen[0] = now_seen
             return not pending or None
         try:
             deadline.poll(all_seen, "DNS propagation", interval=FIRST_POLL, max_interval=MAX_POLL, backoff=2.0,
@@ -143,6 +148,12 @@ class DnsPropagation:
             if host not in self._address_cache:
                 self._address_cache[host] = self._addresses(host)
             return self._address_cache[host]
+
+
+def _records_seen(records: list[TxtRecord], servers: dict[str, list[Server]],
+                  pending: dict[tuple[str, Server], set[str]]) -> int:
+    """How many of `records` every one of their servers serves now."""
+    return sum(not any(r.value in pending.get((r.name, s), ()) for s in servers[r.name]) for r in records)
 
 
 def _timeout(pending: dict[tuple[str, Server], set[str]], why: dict[tuple[str, Server], str]) -> PropagationTimeout:

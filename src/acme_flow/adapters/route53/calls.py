@@ -11,6 +11,7 @@ from typing import Any
 
 from ...deadline import Deadline
 from ...errors import DeadlineExceeded, DnsError
+from ...ports import NO_PROGRESS, Progress
 
 log = logging.getLogger("certrenew.route53")
 
@@ -174,16 +175,19 @@ def bare_zone_id(raw: str) -> str:
     return raw.rsplit("/", 1)[-1]
 
 
-def wait_insync(changes: list[tuple[Any, str, str]], deadline: Deadline) -> None:
+def wait_insync(changes: list[tuple[Any, str, str]], deadline: Deadline, progress: Progress = NO_PROGRESS) -> None:
     """Poll every pending (client, zone id, change id) together until all are INSYNC, bounded by
-    the deadline (with one last look when it comes)."""
+    the deadline (with one last look when it comes); `progress` hears of each change INSYNC."""
     pending = list(changes)
 
     def all_insync() -> bool | None:
+        before = len(pending)
         pending[:] = [c for c in pending if change_status(*c) != "INSYNC"]
+        progress.advance(before - len(pending))
         return not pending or None
     try:
         if pending:
+            progress.phase("waiting for Route53 INSYNC", len(pending), "changes")
             deadline.poll(all_insync, "Route53 changes to be INSYNC", interval=FIRST_POLL,
                           max_interval=MAX_POLL, backoff=POLL_FACTOR, wait_first=True, last_look=True)
             log.info("Route53 is INSYNC for %d change(s)", len(changes))

@@ -34,7 +34,7 @@ from typing import Any, Callable
 from ...deadline import Deadline, SystemClock
 from ...errors import DnsError, DnsRoleError, ZoneNotFound
 from ...models import CertificateSpec
-from ...ports import TxtRecord
+from ...ports import NO_PROGRESS, Progress, TxtRecord
 from .calls import (InvalidChangeBatch, Zone, bare_zone_id, change, client_errors, listing, normal,
                     pages, read_name, split_groups, submit, txt_values, wait_insync, within, zone_from)
 
@@ -62,12 +62,14 @@ class Route53Dns:
     `client_for(role_arn)` returns a Route53 client (assuming the role when one is given).
     `lookup_cname(name)` returns the CNAME target of a name in public DNS, or None; it is only
     asked about names that no hosted zone of ours holds (bootstrap: dns_check.dns_cname_lookup).
-    `clock` and `rng` time the waits and the jitter of the retries.
+    `clock` and `rng` time the waits and the jitter of the retries. `progress` hears of each
+    zone's values published and of each change INSYNC (a status line on a terminal).
     """
 
     def __init__(self, client_for: Callable[[str | None], Any], lookup_cname: CnameLookup, *,
-                 clock: Any = None, rng: random.Random | None = None) -> None:
+                 clock: Any = None, rng: random.Random | None = None, progress: Progress = NO_PROGRESS) -> None:
         self._client_for = client_for
+        self._progress = progress
         self._lookup_cname = lookup_cname
         self._clock = clock or SystemClock()
         self._random: Any = rng or random
@@ -225,6 +227,7 @@ class Route53Dns:
             except InvalidChangeBatch as exc:
                 raise DnsError(f"{exc} (another writer kept changing these names: "
                                f"gave up after {WRITE_ATTEMPTS} attempts)") from None
+            self._progress.advance(len(zone_records))
         self._wait_insync(submitted, deadline)
 
     def remove(self, records: list[TxtRecord]) -> None:
@@ -266,7 +269,7 @@ class Route53Dns:
                 pending.append((r53, zone_id, change_id))
 
     def _wait_insync(self, changes: list[tuple[Any, str, str]], deadline: Deadline) -> None:
-        wait_insync(changes, deadline)
+        wait_insync(changes, deadline, self._progress)
 
 
 # -- DNS-01 edits -------------------------------------------------------------------------------
