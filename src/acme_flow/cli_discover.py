@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from .adapters.route53 import Route53Dns
     from .models import CertificateSpec
 
+    if not args.verbose:  # the zone lookups log as a run's would ("writing the TXT value in ...")
+        logging.getLogger("certrenew.route53").setLevel(logging.WARNING)
     settings = bootstrap.Settings.from_env()
     regions = regions_of(args.regions, settings.region)
     existing = read_existing(args.write) if args.write else None  # a bad FILE stops us before any call

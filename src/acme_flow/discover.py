@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .errors import CertrenewError
+from .errors import CertrenewError, ZoneNotFound
 
 DISTRIBUTION = "cloudfront-distribution"
 TENANT = "cloudfront-tenant"
@@ -144,21 +144,29 @@ def names_of(found: Found, facts: dict[str, CertificateFacts]) -> tuple[str, ...
 def coverage(names: tuple[str, ...], locate: Locate) -> tuple[bool, str]:
     """Can certrenew validate every name (DNS-01 in one of our public zones, or through a CNAME
     on its `_acme-challenge` into one)? With why, naming each name that cannot."""
-    missing: list[str] = []
+    nowhere: list[str] = []
+    failed: list[str] = []
     delegated: list[str] = []
     for base in dict.fromkeys(n.removeprefix("*.") for n in names):
         record = f"_acme-challenge.{base}"
         try:
             target = _bare(locate(record))
+        except ZoneNotFound as exc:
+            (nowhere if exc.name == base else failed).append(base if exc.name == base else f"{base}: {exc}")
+            continue
         except CertrenewError as exc:
-            missing.append(f"{base}: {exc}")
+            failed.append(f"{base}: {exc}")
             continue
         if target != record:
             delegated.append(f"{record} -> {target}")
-    if missing:
-        return False, "not in any public hosted zone of the account: " + "; ".join(missing)
-    why = "every name is in a public hosted zone of the account"
-    return True, why + (f" (delegated by CNAME: {', '.join(delegated)})" if delegated else "")
+    if nowhere or failed:
+        why = [f"in no public hosted zone of the account, and no CNAME on _acme-challenge delegates "
+               f"{'it' if len(nowhere) == 1 else 'them'} into one: {', '.join(nowhere)}"] if nowhere else []
+        return False, "; ".join(why + failed)
+    if delegated:
+        return True, ("every name is in a public hosted zone of the account or delegated by CNAME into one: "
+                      + ", ".join(delegated))
+    return True, "every name is in a public hosted zone of the account"
 
 
 def assess(found: list[Found], facts: dict[str, CertificateFacts], locate: Locate,

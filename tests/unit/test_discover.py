@@ -16,7 +16,8 @@ from acme_flow.errors import ConfigError, InputError, ZoneNotFound
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 ZONES = ("example.com", "shop.test")
-DELEGATED = {"_acme-challenge.app.elsewhere.org": "_acme-challenge.app-elsewhere.shop.test"}
+DELEGATED = {"_acme-challenge.app.elsewhere.org": "_acme-challenge.app-elsewhere.shop.test",
+             "_acme-challenge.lost.elsewhere.org": "_acme-challenge.lost.gone.net"}
 LISTENER_ARN = "arn:aws:elasticloadbalancing:eu-west-1:111111111111:listener/app/web/0123456789abcdef/0123456789abcdef"
 ACM = "arn:aws:acm:us-east-1:111111111111:certificate/"
 
@@ -25,6 +26,8 @@ def locate(record: str) -> str:
     """The zone lookup a run makes: names in ZONES, or delegated by CNAME into them."""
     target = DELEGATED.get(record, record)
     if not any(target == z or target.endswith("." + z) for z in ZONES):
+        if target != record:
+            raise ZoneNotFound(target, f"{record} -> CNAME {target}: the CNAME target is in no hosted zone")
         raise ZoneNotFound(record.removeprefix("_acme-challenge."))
     return target
 
@@ -59,13 +62,16 @@ def test_covered_not_covered_and_delegated_names_with_the_reason():
     found = [dist("ECOVEREDAAAA", ["www.example.com", "*.example.com"]),
              dist("ENOZONEAAAAA", ["www.example.com", "www.nowhere.net"]),
              dist("EDELEGATEDAA", ["app.elsewhere.org"]),
-             dist("ENOALIASAAAA", [])]
-    covered, nozone, delegated, noalias = judged(found)
+             dist("ENOALIASAAAA", []),
+             dist("ELOSTAAAAAAA", ["lost.elsewhere.org"])]
+    covered, nozone, delegated, noalias, lost = judged(found)
     assert covered.coverable and "public hosted zone" in covered.reason
     assert not nozone.coverable and "www.nowhere.net" in nozone.reason and "www.example.com" not in nozone.reason
     assert delegated.coverable
     assert "_acme-challenge.app.elsewhere.org -> _acme-challenge.app-elsewhere.shop.test" in delegated.reason
     assert not noalias.coverable and "no aliases" in noalias.reason
+    assert nozone.reason.startswith("in no public hosted zone") and nozone.reason.count("www.nowhere.net") == 1
+    assert not lost.coverable and "the CNAME target is in no hosted zone" in lost.reason
 
 
 def test_a_listener_takes_its_names_from_its_certificates_and_says_so():
