@@ -415,3 +415,20 @@ def read_rehearsal_roots(env: Mapping[str, str]) -> tuple[str, ...]:
     if not roots:
         raise SettingsError(f"{REHEARSAL_ROOTS_ENV}={path!r} holds no PEM certificate")
     return roots
+
+
+def build_discovery(settings: Settings) -> tuple[Any, Callable[[str], str]]:
+    """`certrenew discover`'s reads, as a person's (operator) calls: the inventory of what uses
+    certificates, and where a run would write a name's `_acme-challenge` TXT record (its zone,
+    following CNAME delegation exactly as a run does; raises ZoneNotFound / DnsError)."""
+    from .adapters.dns_check import dns_cname_lookup, parse_resolvers
+    from .adapters.inventory import AwsInventory
+    from .adapters.route53 import Route53Dns
+    from .models import CertificateSpec
+
+    clients = Clients(settings.region, app_id=OPERATOR_APP_ID)
+    dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(parse_resolvers(settings.dns_resolvers) or None))
+
+    def locate(record: str) -> str:
+        return dns.locate(record, "", CertificateSpec("discover", (record.removeprefix("_acme-challenge."),))).name
+    return AwsInventory(clients.get), locate

@@ -33,26 +33,16 @@ def cmd_discover(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from . import bootstrap, discover
-    from .adapters.dns_check import dns_cname_lookup, parse_resolvers
-    from .adapters.inventory import AwsInventory
-    from .adapters.route53 import Route53Dns
-    from .models import CertificateSpec
 
     if not args.verbose:  # the zone lookups log as a run's would ("writing the TXT value in ...")
         logging.getLogger("certrenew.route53").setLevel(logging.WARNING)
     settings = bootstrap.Settings.from_env()
     regions = regions_of(args.regions, settings.region)
     existing = read_existing(args.write) if args.write else None  # a bad FILE stops us before any call
-    clients = bootstrap.Clients(settings.region, app_id=bootstrap.OPERATOR_APP_ID)
-    inventory = AwsInventory(clients.get)
+    inventory, locate = bootstrap.build_discovery(settings)
     found = inventory.scan(regions)
     facts = inventory.certificates([arn for f in found for arn in f.certificates])
     zones = inventory.public_zones()
-    dns = Route53Dns(clients.route53_for, lookup_cname=dns_cname_lookup(parse_resolvers(settings.dns_resolvers) or None))
-
-    def locate(record: str) -> str:
-        return dns.locate(record, "", CertificateSpec("discover", (record.removeprefix("_acme-challenge."),))).name
-
     resources = discover.assess(found, facts, locate, dt.datetime.now(dt.timezone.utc))
     if args.json:
         print(json.dumps([r.to_dict() for r in resources], indent=2))

@@ -101,7 +101,7 @@ def test_adapters_do_not_import_each_other_or_the_use_case(path):
 
 
 def test_only_the_composition_roots_import_adapters_and_boto3():
-    allowed = {"bootstrap.py", "cli.py", "cli_discover.py"}
+    allowed = {"bootstrap.py", "cli.py"}
     for path in CORE.glob("*.py"):
         names = imports_of(path)
         if path.name in allowed:
