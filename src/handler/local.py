@@ -73,18 +73,15 @@ def logs_to_stderr() -> None:
             handler.setStream(sys.stderr)
 
 
-def _renewer(event: Any, context: Any) -> Any:
-    from .app import lambda_handler  # imported when it runs: invoke_function sets the environment first
-
-    return lambda_handler(event, context)
-
-
 def invoke(event: Any, *, timeout: float = DEFAULT_TIMEOUT, handler: Handler | None = None) -> dict:
     """Run `handler` (default: the renewer's `lambda_handler`) on `event` with a `LocalContext` of
     `timeout` seconds; logs go to stderr, the handler's result is returned (a run report, or an
     SQS partial batch response)."""
-    logs_to_stderr()
-    return (handler or _renewer)(event, LocalContext(timeout))
+    if handler is None:
+        # imported when it runs, not with this module: invoke_function sets the environment first
+        from .app import lambda_handler as handler
+    logs_to_stderr()  # after the import: Powertools' logger gets its stdout handler there
+    return handler(event, LocalContext(timeout))
 
 
 # ------------------------------------------------------------------------------ as configured
