@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from devstack import stack as devstack
 REPO = Path(__file__).resolve().parent.parent
 STATE_BUCKET = "certrenew-demo-state"
 EXPORT_BUCKET = "certrenew-demo-export"
+WORK_QUEUE = "certrenew-demo-work"
+TOPIC = "certrenew-demo"
 
 CONFIG = """\
 acme:
@@ -46,11 +49,12 @@ def run(keep: bool = False) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="certrenew-demo-"))
     print(f"== starting the devstack (Pebble, moto server, DNS bridge) in {state_dir}", flush=True)
     stack = devstack.up(state_dir)
+    exports: dict[str, str] = {}
     try:
         os.environ.update(stack.env())
         config_path = _seed(stack, state_dir)
-        os.environ["CERTRENEW_CONFIG"] = str(config_path)
-        os.environ["CERTRENEW_STATE_BUCKET"] = STATE_BUCKET
+        exports = {"CERTRENEW_CONFIG": str(config_path), "CERTRENEW_STATE_BUCKET": STATE_BUCKET}
+        os.environ.update(exports)
         print(f"== config: {config_path}\n{config_path.read_text()}", flush=True)
         report = _invoke_scheduled()
         _print_report(report)
@@ -58,10 +62,36 @@ def run(keep: bool = False) -> int:
         return 0 if report.get("ok") else 1
     finally:
         if keep:
-            print(f"== devstack left running; stop it with: certrenew devstack down --dir {state_dir}")
+            print(keep_instructions(state_dir, exports, _stack_resources() if exports else {}), flush=True)
         else:
             devstack.down(state_dir)
             print("== devstack stopped")
+
+
+def _stack_resources() -> dict[str, str]:
+    """What a deployed stack would give the functions besides the bucket (`certrenew invoke
+    --function` takes the template's resource references from the caller): a work queue and a
+    topic, made now so the printed commands work; the state key stays S3's own (empty)."""
+    queue = boto3.client("sqs").create_queue(QueueName=WORK_QUEUE)["QueueUrl"]
+    topic = boto3.client("sns").create_topic(Name=TOPIC)["TopicArn"]
+    return {"CERTRENEW_STATE_KMS_KEY": "", "CERTRENEW_SNS_TOPIC_ARN": topic, "CERTRENEW_QUEUE_URL": queue}
+
+
+def keep_instructions(state_dir: Path, exports: dict[str, str], resources: dict[str, str]) -> str:
+    """The commands that use the kept stack, ready to paste into a shell (and stop it)."""
+    down = f"certrenew devstack down --dir {shlex.quote(str(state_dir))}"
+    if not exports:
+        return f"== devstack left running; stop it with: {down}"
+    lines = ["", "== the devstack is still running; to use it from this shell:",
+             f'eval "$(certrenew devstack env --dir {shlex.quote(str(state_dir))})"']
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in {**exports, **resources}.items()]
+    config = shlex.quote(exports["CERTRENEW_CONFIG"])
+    lines += ["certrenew status", "certrenew run --force --only shop",
+              "# the functions as template.yaml configures them (resources from the exports above):",
+              f"certrenew invoke --function RenewerFunction --parameter-overrides ConfigLocation={config} "
+              f"{shlex.quote(str(REPO / 'events' / 'plan.json'))}",
+              "# stop it:", down]
+    return "\n".join(lines)
 
 
 def _seed(stack, state_dir: Path) -> Path:

@@ -70,10 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
     revoke.set_defaults(func=cmd_revoke)
 
-    invoke = sub.add_parser("invoke", help="run the Lambda handler on an event file, without Docker")
-    invoke.add_argument("event", help="event JSON file (see events/)")
-    invoke.add_argument("--timeout", type=_seconds, default=900.0, help="the Lambda's timeout in seconds")
-    invoke.set_defaults(func=cmd_invoke)
+    _invoke_command(sub)
 
     dev = sub.add_parser("devstack", help="the local stack: Pebble, moto server, DNS bridge")
     dev.add_argument("action", choices=["up", "down", "env"])
@@ -89,6 +86,25 @@ def _parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:  # commands that live in modules of their own
         importlib.import_module(module).register(sub)
     return parser
+
+
+def _invoke_command(sub) -> None:
+    invoke = sub.add_parser("invoke", help="run the Lambda handler on an event file, without Docker",
+                            description="Without --function: the renewer's handler with the caller's environment. "
+                            "With --function: that function as template.yaml configures it (Handler, Timeout, "
+                            "MemorySize, Environment), as `sam local invoke` does.")
+    invoke.add_argument("event", nargs="?", help="event JSON file (see events/)")
+    invoke.add_argument("--function", metavar="NAME",
+                        help="RenewerFunction or WorkerFunction: run it with its settings from template.yaml")
+    invoke.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="with --function: template parameters, SAM's syntax (Key=Value Key2=Value2)")
+    invoke.add_argument("--env-vars", metavar="FILE",
+                        help='with --function: SAM\'s JSON {"RenewerFunction": {"VAR": "value"}, "Parameters": {...}}')
+    invoke.add_argument("--template", metavar="PATH",
+                        help="with --function: the SAM template (default: ./template.yaml, else the checkout's)")
+    invoke.add_argument("--timeout", type=_seconds, default=None,
+                        help="without --function: the Lambda's timeout in seconds (default 900)")
+    invoke.set_defaults(func=cmd_invoke)
 
 
 def _records_commands(sub) -> None:
@@ -224,16 +240,70 @@ def cmd_caa(args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
+    overrides = list(args.parameter_overrides)
+    if args.event is None and overrides and "=" not in overrides[-1]:
+        args.event = overrides.pop()  # `--parameter-overrides A=1 EVENT.json`: argparse took the event
+    if args.event is None:
+        raise InputError("give the EVENT.json file to invoke the handler with (see events/)")
     try:
         event = json.loads(Path(args.event).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read the event file {args.event}: {exc}") from None
+    if args.function:
+        return _invoke_function(args, event, overrides)
+    given = [flag for flag, value in (("--parameter-overrides", overrides), ("--env-vars", args.env_vars),
+                                      ("--template", args.template)) if value]
+    if given:
+        raise InputError(f"{', '.join(given)} configure a function of template.yaml: add --function "
+                         "RenewerFunction or --function WorkerFunction")
     from handler.local import invoke  # the real handler, as `sam local invoke` runs it
 
-    result = invoke(event, timeout=args.timeout)  # logs on stderr, the result alone on stdout
+    timeout = args.timeout if args.timeout is not None else 900.0
+    result = invoke(event, timeout=timeout)  # logs on stderr, the result alone on stdout
+    return _print_result(result)
+
+
+def _print_result(result) -> int:
     print(json.dumps(result, indent=2))
-    failed = result.get("ok") is False or bool(result.get("batchItemFailures"))  # SQS worker answers
-    return 1 if failed else 0
+    failed = isinstance(result, dict) and (result.get("ok") is False or bool(result.get("batchItemFailures")))
+    return 1 if failed else 0  # a failed certificate, or failed SQS batch items
+
+
+def _invoke_function(args: argparse.Namespace, event, overrides: list[str]) -> int:
+    """The function as template.yaml configures it, as `sam local invoke` runs it (without Docker)."""
+    from handler.local import invoke_function
+
+    from . import lambda_template as lt
+
+    if args.timeout is not None:
+        raise InputError("--timeout goes without --function: with it, the timeout is the function's "
+                         "Timeout in template.yaml")
+    env_vars = {}
+    if args.env_vars:
+        try:
+            text = Path(args.env_vars).read_text()
+        except OSError as exc:
+            raise InputError(f"cannot read the --env-vars file {args.env_vars}: {exc}") from None
+        env_vars = lt.parse_env_vars(text, args.env_vars)
+    path = lt.find_template(args.template)
+    config = lt.function_config(lt.load_template(path), args.function, template_dir=path.parent.resolve(),
+                                overrides=lt.parse_parameter_overrides(overrides), env_vars=env_vars,
+                                caller_env=os.environ)
+    print(f"# {config.name} from {path}: {config.handler}, Timeout {config.timeout:g} s, MemorySize "
+          f"{config.memory_mb} MB", file=sys.stderr)
+    for var, source in config.sources.items():  # values from --env-vars are not echoed (they may be secrets)
+        shown = var if source == "--env-vars" else f"{var}={config.variables[var]!r}"
+        print(f"# {shown} <- {source}", file=sys.stderr)
+    for var in config.ignored:
+        print(f"# --env-vars {var} ignored: not in {config.name}'s Environment (sam local ignores it too)",
+              file=sys.stderr)
+    done = invoke_function(config, event)
+    code = _print_result(done.result)
+    stopped = done.stopped_because()
+    if stopped:
+        print(f"certrenew: {stopped}", file=sys.stderr)
+        return 1
+    return code
 
 
 def _devstack(args: argparse.Namespace, module: str) -> ModuleType:
