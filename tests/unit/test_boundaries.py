@@ -7,7 +7,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 CORE = SRC / "acme_flow"
 PURE_PACKAGES = ["config"]
-PURE = ["models", "deploy_targets", "errors", "planning", "pki", "pki_crypto", "report", "results", "caa", "persist", "discover"] + [
+PURE = ["models", "deploy_targets", "lambda_template", "errors", "planning", "pki", "pki_crypto", "report", "results", "caa", "persist", "discover"] + [
     f"{package}/{p.stem}" for package in PURE_PACKAGES for p in sorted((CORE / package).glob("*.py"))]
 USE_CASE = ["renewal", "survey", "issuance", "settle", "deploy", "deploy_attached", "account", "parallel", "ports", "validation", "ordering",
             "persist_records", "caa_records", "ca_identity", "rehearsal"]
