@@ -66,16 +66,6 @@ def check_usable(call: Call, arn: str) -> None:
         raise _not_found(arn) from None
 
 
-def expected_list(operation: str, current: list[str], arns: list[str]) -> list[str]:
-    """moto's list (default first) as AWS would hold it after the call."""
-    if operation == "ModifyListener":
-        return [arns[0], *current[1:]] if arns else current
-    if operation == "AddListenerCertificates":
-        added = [a for a in dict.fromkeys(arns) if a not in current[1:]]
-        return [*current, *added]
-    return current[:1] + [a for a in current[1:] if a not in arns]  # RemoveListenerCertificates
-
-
 class ListenerCertificatesRule:
     """Add/Modify/RemoveListenerCertificates as AWS answers them; moto's list kept as AWS's."""
 
@@ -106,7 +96,7 @@ class ListenerCertificatesRule:
             for arn in arns:
                 check_usable(call, arn)
         if listener.get("Protocol") == "HTTPS":  # moto leaves a TLS listener's certificates alone
-            call.scratch["elb_expected"] = (listener_arn, expected_list(call.operation, current, arns))
+            call.scratch["elb_before"] = (listener_arn, current)
 
     @staticmethod
     def _check_remove(current: list[str], arns: list[str]) -> None:
@@ -122,21 +112,29 @@ class ListenerCertificatesRule:
         if call.operation == "DescribeListeners" and resp.status == 200:
             body = _CERTIFICATES.sub(lambda m: m.group(1) + m.group(3), resp.body)
             return dataclasses.replace(resp, body=body)
-        expected = call.scratch.get("elb_expected")
-        if expected and resp.status == 200:
-            self._mend(call, *expected)
+        before = call.scratch.get("elb_before")
+        if before and resp.status == 200:
+            self._mend(call, call.operation, *before)
         return resp
 
     @staticmethod
-    def _mend(call: Call, listener_arn: str, expected: list[str]) -> None:
+    def _mend(call: Call, operation: str, listener_arn: str, before: list[str]) -> None:
+        """Undo what moto got wrong, from moto's list as it is now (not from `before` alone:
+        another call may have changed the list meanwhile, as AWS would let it): ModifyListener
+        dropped the SNI entries (added back), AddListenerCertificates listed one twice (kept once)."""
         elb = _elb(call)
         now = [c["CertificateArn"] for c in elb.describe_listener_certificates(ListenerArn=listener_arn)["Certificates"]]
-        if now == expected or not expected:
+        if operation == "ModifyListener":
+            lost = [a for a in before[1:] if a not in now]
+            if lost:
+                elb.add_listener_certificates(ListenerArn=listener_arn, Certificates=[{"CertificateArn": a} for a in lost])
             return
-        elb.modify_listener(ListenerArn=listener_arn, Certificates=[{"CertificateArn": expected[0]}])
-        if expected[1:]:
-            elb.add_listener_certificates(ListenerArn=listener_arn,
-                                          Certificates=[{"CertificateArn": a} for a in expected[1:]])
+        unique = list(dict.fromkeys(now))
+        if operation == "AddListenerCertificates" and unique != now:
+            elb.modify_listener(ListenerArn=listener_arn, Certificates=[{"CertificateArn": unique[0]}])
+            if unique[1:]:
+                elb.add_listener_certificates(ListenerArn=listener_arn,
+                                              Certificates=[{"CertificateArn": a} for a in unique[1:]])
 
 
 def listeners_using(call: Call, cert_arn: str) -> list[str]:

@@ -117,3 +117,19 @@ def test_the_listener_rules_refuse_what_aws_refuses(aws):
     assert listener_certificates(listener) == (other, [sni])
     shown = elb.describe_listeners(ListenerArns=[listener])["Listeners"][0]["Certificates"]
     assert shown == [{"CertificateArn": other}], "DescribeListeners shows the default only"
+
+
+def test_certificates_added_at_the_same_time_by_two_runs_are_all_listed(aws):
+    """Two certificates attach to one listener at once (as a run's workers do): AWS keeps both;
+    the devstack's mending of moto's list must not lose either (it once rewrote the list from
+    what it read before the call)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    theirs = imported()
+    mine = [imported() for _ in range(6)]
+    listener = make_https_listener(REGION, theirs)
+    listeners = adapter()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda arn: listeners.attach(listener, arn, None, None), mine))
+    default, sni = listener_certificates(listener)
+    assert default == theirs and sorted(sni) == sorted(mine)
