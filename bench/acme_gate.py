@@ -1,4 +1,4 @@
-"""A TLS front for Pebble's ACME listener that hands Pebble one request at a time.
+"""A TLS front for Pebble's ACME listener that hands Pebble one POST at a time.
 
 Why: Pebble's in-memory store deadlocks under concurrent requests of one account. A new order
 scans every authorization under the store's read lock and waits on each authorization's own
@@ -7,8 +7,11 @@ which Go's RWMutex withholds while a writer (the new order's AddChallenge) waits
 scanner. Seen in the fleet benchmark after ~570 orders with the product's 16 workers: every
 request then hangs until the client's 30 s timeout. A real CA has no such lock; so the fleet
 benchmark puts this gate between the product and Pebble (`with AcmeGate(stack) as gate:` and
-`gate.directory` in the config). One request at a time costs little: Pebble answers in
-milliseconds, and `busy_seconds` says how long the gate held the line.
+`gate.directory` in the config). One POST at a time costs little: Pebble answers in
+milliseconds, and `busy_seconds` says how long the gate held the line. GETs (the directory and
+ARI's renewalInfo, which a run asks for every certificate it surveys) go to Pebble side by side,
+each on a connection of its own, but never while a POST is in: Pebble 2.10 also deadlocks when a
+renewalInfo lookup meets an order being finalized, and a POST waits for the GETs in flight.
 
 Pebble builds its URLs from the Host header, which the gate passes on: every URL Pebble hands
 out points at the gate. The gate presents the devstack's own TLS certificate (the product
@@ -30,42 +33,83 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "
 
 
 class Upstream:
-    """One persistent HTTPS connection to Pebble, used by one request at a time."""
+    """Persistent HTTPS connections to Pebble: a POST (or HEAD) alone on the line, GETs side by
+    side (a readers-writer gate: a waiting POST holds back new GETs)."""
 
     def __init__(self, url: str, ca_bundle: str):
         parts = urlsplit(url)
         self.host, self.port = parts.hostname, parts.port
         self.context = ssl.create_default_context(cafile=ca_bundle)
-        self.lock = threading.Lock()
-        self.connection: http.client.HTTPSConnection | None = None
+        self.gate = threading.Condition()
+        self.readers, self.writing, self.writers_waiting = 0, False, 0
+        self.idle: list[http.client.HTTPSConnection] = []
         self.requests = 0
-        self.busy_seconds = 0.0
+        self.busy_seconds = 0.0  # time some request was in Pebble's hands
+        self._busy_since: float | None = None
 
     def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | None):
         """(status, reason, headers, body) of Pebble's answer; a dropped connection is opened again once."""
-        with self.lock:
-            started = time.monotonic()
+        shared = method == "GET"
+        self._enter(shared)
+        connection = self._take()
+        try:
             try:
-                return self._send_once(method, path, headers, body)
+                answer, will_close = exchange(connection, method, path, headers, body)
             except (http.client.HTTPException, OSError):
-                self._close()
-                return self._send_once(method, path, headers, body)
-            finally:
-                self.requests += 1
-                self.busy_seconds += time.monotonic() - started
+                connection.close()
+                connection = self._connect()
+                answer, will_close = exchange(connection, method, path, headers, body)
+            if will_close:
+                connection.close()
+            else:
+                self._give_back(connection)
+            return answer
+        finally:
+            self._leave(shared)
 
-    def _send_once(self, method, path, headers, body):
-        if self.connection is None:
-            self.connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=60)
-        answer, will_close = exchange(self.connection, method, path, headers, body)
-        if will_close:
-            self._close()
-        return answer
+    def _enter(self, shared: bool) -> None:
+        with self.gate:
+            if shared:
+                self.gate.wait_for(lambda: not self.writing and not self.writers_waiting)
+                self.readers += 1
+            else:
+                self.writers_waiting += 1
+                self.gate.wait_for(lambda: not self.writing and not self.readers)
+                self.writers_waiting -= 1
+                self.writing = True
+            if self._busy_since is None:
+                self._busy_since = time.monotonic()
+
+    def _leave(self, shared: bool) -> None:
+        with self.gate:
+            self.requests += 1
+            if shared:
+                self.readers -= 1
+            else:
+                self.writing = False
+            if not self.readers and not self.writing and self._busy_since is not None:
+                self.busy_seconds += time.monotonic() - self._busy_since
+                self._busy_since = None
+            self.gate.notify_all()
+
+    def _take(self) -> http.client.HTTPSConnection:
+        with self.gate:
+            if self.idle:
+                return self.idle.pop()
+        return self._connect()
+
+    def _give_back(self, connection: http.client.HTTPSConnection) -> None:
+        with self.gate:
+            self.idle.append(connection)
+
+    def _connect(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=60)
 
     def _close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
+        with self.gate:
+            idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.close()
 
 
 class GateHandler(BaseHTTPRequestHandler):

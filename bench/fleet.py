@@ -27,9 +27,9 @@ from Pebble's own log (a line per request it handles). The devstack's share: the
 call was in flight at the proxy (and the sum of the time moto took), and the CPU seconds each
 devstack process used during the run.
 
-The product reaches Pebble through bench/acme_gate.py, which hands Pebble one request at a time:
-Pebble's in-memory store deadlocks under many concurrent orders of one account (`--no-gate` to
-see it). Pebble does not query DNS itself (PEBBLE_VA_ALWAYS_VALID; `--validate` to make it):
+The product reaches Pebble through bench/acme_gate.py, which hands Pebble one POST at a time
+(GETs side by side, never during a POST): Pebble's in-memory store deadlocks under many
+concurrent orders of one account (`--no-gate` to see it). Pebble does not query DNS itself (PEBBLE_VA_ALWAYS_VALID; `--validate` to make it):
 it asks 3 times per challenge with a 2 s timeout, and the Python DNS bridge answers a burst of
 3,000 queries too slowly (most of 1,000 validations failed). The product still publishes every
 TXT record, waits for Route53 INSYNC and checks every value through the bridge before it
