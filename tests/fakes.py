@@ -419,6 +419,9 @@ class FakeCa:
             return f"no dns-persist-01 record for our account at {challenge.record_name}"
         return ""
 
+    def begin_finalize(self, order: PendingOrder, csr_pem: bytes) -> None:
+        self.journal.add("ca.begin_finalize", order.domains)
+
     def finalize(self, order: PendingOrder, csr_pem: bytes, deadline) -> IssuedChains:
         key = x509.load_pem_x509_csr(csr_pem).public_key()
         names = order.domains[:1] if self.tamper else order.domains

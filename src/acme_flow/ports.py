@@ -110,7 +110,13 @@ class AcmeCa(Protocol):
     def wait_valid(self, order: PendingOrder, deadline: Deadline) -> None:
         """Poll the order's authorizations until all are valid; raise ValidationFailed."""
 
-    def finalize(self, order: PendingOrder, csr_pem: bytes, deadline: Deadline) -> IssuedChains: ...
+    def begin_finalize(self, order: PendingOrder, csr_pem: bytes) -> None:
+        """Send the CSR (finalize) and keep the CA's answer (its Retry-After) for `finalize`: a
+        round sends every order's CSR first, so their waits run side by side."""
+
+    def finalize(self, order: PendingOrder, csr_pem: bytes, deadline: Deadline) -> IssuedChains:
+        """Wait until the order is valid (first look no sooner than the CA asked) and download
+        its chains; sends the CSR first when `begin_finalize` was not called for it."""
 
 
 # ---- DNS --------------------------------------------------------------------------------------

@@ -197,3 +197,56 @@ def test_an_order_with_replaces_that_the_ca_fails_on_is_placed_again_without_it_
     order = adapter.new_order(b"csr", ("example.com",), None, replaces="a.b")
     assert sent == ["a.b", None] and order.replaces is None
     assert clock.sleeps == []
+
+
+def _finalizing_adapter(clock, answers, sent):
+    """An adapter whose network answers `answers` in turn, recording (time, url) of each POST."""
+    from acme import messages
+    from acme_flow.ports import PendingOrder
+
+    adapter = acme_ca.AcmeCaAdapter("https://ca.test/dir", clock=clock)
+    net = type("Net", (), {"post": lambda self, url, body, new_nonce_url: (
+        sent.append((clock.monotonic(), url)), acme_ca._Network._check_response(answers.pop(0)))[1]})()
+    adapter._client = type("Client", (), {"net": net, "directory": {"newNonce": "n"}})()
+    body = messages.Order(status="ready", finalize="https://ca.test/finalize/1", identifiers=[], authorizations=[])
+    handle = messages.OrderResource(body=body, uri="https://ca.test/order/1", csr_pem=_csr())
+    return adapter, PendingOrder("https://ca.test/order/1", ("example.com",), (), handle=handle)
+
+
+def _csr() -> bytes:
+    from acme_flow import pki
+    from acme_flow.models import KeyType
+
+    return pki.make_csr(pki.generate_key(KeyType.EC_P256), ("example.com",))
+
+
+def test_the_first_order_poll_after_finalize_waits_for_the_retry_after_the_ca_asked(clock):
+    """RFC 8555 7.4: a processing order is polled after its Retry-After. Polling at once met
+    Pebble 2.10 still issuing, and it then never answered that account again (a full-suite hang)."""
+    from acme_flow.deadline import Deadline
+
+    processing = {"status": "processing", "identifiers": [], "authorizations": [], "finalize": "https://ca.test/finalize/1"}
+    valid = {**processing, "status": "valid", "certificate": "https://ca.test/cert/1"}
+    chain = response(200, None, {"Content-Type": "application/pem-certificate-chain"})
+    chain._content = b"PEM"
+    answers = [response(200, processing, {"Retry-After": "2", "Content-Type": "application/json"}),
+               response(200, valid, {"Content-Type": "application/json"}), chain]
+    sent = []
+    adapter, order = _finalizing_adapter(clock, answers, sent)
+    issued = adapter.finalize(order, b"", Deadline(clock, 600))
+    assert [url for _, url in sent] == ["https://ca.test/finalize/1", "https://ca.test/order/1", "https://ca.test/cert/1"]
+    assert sent[1][0] - sent[0][0] >= 2, "the order was polled before the Retry-After the CA asked"
+    assert issued.fullchains == ("PEM",)
+
+
+def test_an_order_valid_in_the_finalize_answer_is_not_polled(clock):
+    from acme_flow.deadline import Deadline
+
+    valid = {"status": "valid", "identifiers": [], "authorizations": [], "finalize": "https://ca.test/finalize/1",
+             "certificate": "https://ca.test/cert/1"}
+    chain = response(200, None, {"Content-Type": "application/pem-certificate-chain"})
+    chain._content = b"PEM"
+    sent = []
+    adapter, order = _finalizing_adapter(clock, [response(200, valid, {"Content-Type": "application/json"}), chain], sent)
+    adapter.finalize(order, b"", Deadline(clock, 600))
+    assert [url for _, url in sent] == ["https://ca.test/finalize/1", "https://ca.test/cert/1"]

@@ -3,6 +3,7 @@
 urllib3's "Connection pool is full, discarding connection" on every busy run (issue 14)."""
 from acme_flow import bootstrap
 from acme_flow.adapters import acme_ca
+from acme_flow.adapters.acme_ca import network
 
 
 def test_the_acme_network_pools_a_connection_for_every_worker():

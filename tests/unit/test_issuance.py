@@ -182,3 +182,12 @@ def test_the_timings_are_the_whole_round_and_its_dns_part():
     ca.validation_delay = 3.0
     _, timings = iss.issue_all(ca, [OTHER], Deadline(clock, 600), RUN, UNTIL, None)
     assert timings == IssuanceTimings(seconds=5.0, dns_wait=2.0)
+
+
+def test_every_csr_is_sent_before_any_order_is_waited_for():
+    """The CA's Retry-After waits of a round's orders run side by side, not one after another."""
+    iss, dns, deadline = issuer()
+    ca = FakeCa(dns=dns)
+    issue(iss, ca, [SITE, OTHER], deadline)
+    events = [e for e in ca.journal.events() if e in ("ca.begin_finalize", "ca.finalize")]
+    assert events == ["ca.begin_finalize"] * 2 + ["ca.finalize"] * 2

@@ -28,6 +28,7 @@ from ...errors import AcmeProblem, AcmeTransientProblem, ValidationFailed
 from ...models import AccountState
 from ...persist import pick_draft, record_name
 from ...ports import CaMeta, Dns01Challenge, IssuedChains, PendingOrder, PersistChallenge, RenewalInfo
+from .network import _Network
 from .persist import DnsPersist01, DnsPersist01Response, account_thumbprint
 
 # The library logs every JWS it posts at DEBUG: keep it quiet whatever the root level is.
@@ -45,8 +46,6 @@ ORDER_AGAIN_WITHOUT_REPLACES = {ALREADY_REPLACED, "urn:ietf:params:acme:error:ma
                                 "urn:ietf:params:acme:error:serverInternal"}
 FIRST_POLL = 0.25
 MAX_POLL = 5.0
-BAD_NONCE_ATTEMPTS = 6
-HTTP_POOL = 32  # connections kept per CA host: at least the renewer's workers and the authorization fetchers
 ARI_DEFAULT_RETRY = 6 * 3600.0
 AUTHZ_FETCH_WORKERS = 8
 RETRY_ATTEMPTS = 4  # transient CA errors: three more tries with jittered backoff from RETRY_BASE
@@ -67,61 +66,6 @@ class OrderBody(messages.Order):
     replaces: str | None = jose.field("replaces", omitempty=True)
 
 
-class _Network(client.ClientNetwork):
-    """ClientNetwork that is safe to share between threads and outlasts bursts of badNonce.
-
-    The library keeps a set of nonces and retries a badNonce once; a CA rejecting many nonces
-    (Pebble's PEBBLE_WFE_NONCEREJECT, or a real CA under load) needs more tries.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._nonce_lock = threading.Lock()
-        # requests' default pool keeps 10 connections; the renewer's workers and the
-        # authorization fetchers use this network at once (more would log "pool is full")
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-
-    def _get_nonce(self, url: str, new_nonce_url: str) -> str:
-        with self._nonce_lock:
-            return super()._get_nonce(url, new_nonce_url)
-
-    @classmethod
-    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
-        """Keep the HTTP status and Retry-After on problems; a 5xx without a problem is one too.
-
-        The library turns every 409 into ConflictError before reading the body, which hides
-        RFC 9773's `alreadyReplaced` problem: a 409 carrying a problem document stays a problem.
-        """
-        try:
-            if response.status_code == 409 and _problem(response) is not None:
-                error = messages.Error.from_json(_problem(response))
-                error.http_status = 409
-                raise error
-            return super()._check_response(response, content_type=content_type)
-        except messages.Error as error:
-            error.http_status = response.status_code
-            error.retry_after_header = response.headers.get("Retry-After")
-            raise
-        except acme_errors.ClientError:
-            if response.status_code < 500:
-                raise
-            error = messages.Error.with_code("serverInternal", detail=f"HTTP {response.status_code} from the CA")
-            error.http_status = response.status_code
-            raise error from None
-
-    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
-        for attempt in range(1, BAD_NONCE_ATTEMPTS + 1):
-            try:
-                return self._post_once(*args, **kwargs)
-            except messages.Error as error:
-                if error.code != "badNonce" or attempt == BAD_NONCE_ATTEMPTS:
-                    raise
-                log.debug("badNonce (attempt %d), retrying with a fresh nonce", attempt)
-        raise AssertionError("unreachable")
-
-
 class AcmeCaAdapter:
     """One CA directory, one account key. Create with `AcmeCaAdapter(...)`, then `use_account`."""
 
@@ -140,6 +84,8 @@ class AcmeCaAdapter:
         self._plain: client.ClientNetwork | None = None
         self._dir: messages.Directory | None = None
         self._meta: dict[str, Any] = {}  # the directory's raw `meta` (the library drops unknown fields)
+        self._finalizing: dict[str, tuple[Any, float]] = {}  # order URL -> (finalize answer, when to look)
+        self._finalizing_lock = threading.Lock()
 
     # -- directory (no account needed) ----------------------------------------------------------
 
@@ -335,17 +281,40 @@ class AcmeCaAdapter:
         if failures:
             raise ValidationFailed(failures)
 
-    def finalize(self, order: PendingOrder, csr_pem: bytes, deadline: Deadline) -> IssuedChains:
-        acme = self._acme
+    def begin_finalize(self, order: PendingOrder, csr_pem: bytes) -> None:
+        """POST the CSR; the answer (the order, and when to look at it again) is kept for
+        `finalize`. An error is kept too: the poll in `finalize` tells whether the order went
+        through (a lost response) or failed (its error)."""
         orderr = order.handle
+        started = self._clock.monotonic()
         try:
-            self._request("finalizing the order", lambda: acme.begin_finalization(orderr))
+            response = self._request("finalizing the order", lambda: self._post_finalize(orderr))
+            body = messages.Order.from_json(response.json())
+            ready_at = started + retry_after_seconds(response.headers.get("Retry-After"), default=0.0)
         except AcmeProblem as exc:
-            # orderNotReady: still validating; anything else after retries: the poll below tells
-            # whether the order went through (a lost response) or failed (its error).
+            # orderNotReady: still validating; anything else after retries
             log.info("finalize answered %s; polling the order", exc.code or exc)
-        body = self._poll(orderr.uri, messages.Order, deadline, "certificate issuance",
-                          done={messages.STATUS_VALID, messages.STATUS_INVALID})
+            body, ready_at = None, started
+        with self._finalizing_lock:
+            self._finalizing[orderr.uri] = (body, ready_at)
+
+    def finalize(self, order: PendingOrder, csr_pem: bytes, deadline: Deadline) -> IssuedChains:
+        """The order polled until valid (not when the finalize answer says so already), its
+        first look no sooner than the Retry-After the CA asked for (RFC 8555 7.4): polling at
+        once met Pebble 2.10 still issuing, and it never answered that account again."""
+        orderr = order.handle
+        with self._finalizing_lock:
+            submitted = self._finalizing.pop(orderr.uri, None)
+        if submitted is None:
+            self.begin_finalize(order, csr_pem)
+            with self._finalizing_lock:
+                submitted = self._finalizing.pop(orderr.uri)
+        body, ready_at = submitted
+        if body is None or body.status != messages.STATUS_VALID or body.certificate is None:
+            wait = ready_at - self._clock.monotonic()
+            body = self._poll(orderr.uri, messages.Order, deadline, "certificate issuance",
+                              done={messages.STATUS_VALID, messages.STATUS_INVALID},
+                              first_wait=wait if wait > 0 else None)
         if body.status != messages.STATUS_VALID or body.certificate is None:
             detail = body.error.detail if body.error is not None else "no detail given"
             raise AcmeProblem(body.error.typ if body.error is not None else "", f"order invalid: {detail}")
@@ -359,8 +328,17 @@ class AcmeCaAdapter:
 
     # -- polling --------------------------------------------------------------------------------
 
-    def _poll(self, url: str, message_type, deadline: Deadline, what: str, done: set):
-        """POST-as-GET `url` until its status is in `done`; honours Retry-After, else backs off."""
+    def _post_finalize(self, orderr: messages.OrderResource) -> requests.Response:
+        """The library's begin_finalization, keeping the answer's headers (its Retry-After)."""
+        acme = self._acme
+        csr = x509.load_pem_x509_csr(orderr.csr_pem)
+        return acme.net.post(orderr.body.finalize, messages.CertificateRequest(csr=csr),
+                             new_nonce_url=acme.directory["newNonce"])
+
+    def _poll(self, url: str, message_type, deadline: Deadline, what: str, done: set,
+              first_wait: float | None = None):
+        """POST-as-GET `url` until its status is in `done`; honours Retry-After, else backs off.
+        `first_wait`: wait that long before the first look (what the CA asked for before)."""
         def look():
             response = self._request(f"polling the {what}", lambda: self._post_as_get(url), deadline)
             body = message_type.from_json(response.json())
@@ -368,6 +346,8 @@ class AcmeCaAdapter:
                 return body
             asked = retry_after_seconds(response.headers.get("Retry-After"), default=None)
             return None if asked is None else Wait(asked)
+        if first_wait:  # what the CA asked before the first look (never past the deadline)
+            self._clock.sleep(min(first_wait, max(0.0, deadline.remaining())))
         return deadline.poll(look, what, interval=FIRST_POLL, max_interval=MAX_POLL, backoff=2.0)
 
     def _request(self, what: str, fn: Callable[[], T], deadline: Deadline | None = None, *,
@@ -387,14 +367,6 @@ class AcmeCaAdapter:
 def _ordered_name(body: messages.Authorization) -> str:
     """The name as ordered: a wildcard's authorization is for the base name, flagged `wildcard`."""
     return ("*." if body.wildcard else "") + body.identifier.value
-
-
-def _problem(response: requests.Response) -> dict | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and "type" in body else None
 
 
 def _once(read: Callable[[], str]) -> Callable[[], str]:
