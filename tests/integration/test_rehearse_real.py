@@ -112,3 +112,28 @@ def test_the_lambda_rehearse_action(w, staging_ca, monkeypatch):
     assert results == {"shop": ("rehearsed", "rehearsed"), "nowhere": ("failed", "zone not found")}
     assert not any(k.startswith(("certificates/", "locks/", "challenges/")) for k in w.state_keys())
     assert not {c["operation"] for c in w.writes()} & {"ImportCertificate", "Publish", "UpdateDistribution"}
+
+
+def test_events_rehearse_json_through_invoke_function_as_the_deployed_function(w, staging_ca, tmp_path, monkeypatch):
+    """events/rehearse.json run by `certrenew invoke --function RenewerFunction`, with the
+    function's template settings (issue 14: each event of events/ through invoke --function)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    config = write_config(w, staging_ca)
+    topic = boto3.client("sns").create_topic(Name="certrenew")["TopicArn"]
+    queue = boto3.client("sqs").create_queue(QueueName="certrenew-work")["QueueUrl"]
+    for name, value in {"CERTRENEW_STATE_KMS_KEY": "", "CERTRENEW_SNS_TOPIC_ARN": topic,
+                        "CERTRENEW_QUEUE_URL": queue}.items():
+        monkeypatch.setenv(name, value)
+    done = subprocess.run([sys.executable, "-m", "acme_flow.cli", "invoke", "--function", "RenewerFunction",
+                           "--parameter-overrides", f"ConfigLocation={config}", str(repo / "events" / "rehearse.json")],
+                          capture_output=True, text=True, timeout=300, cwd=repo)
+    report = json.loads(done.stdout)
+    results = {c["name"]: (c["outcome"], c["stage"]) for c in report["certificates"]}
+    assert results == {"site": ("rehearsed", "rehearsed"), "shop": ("rehearsed", "rehearsed"),
+                       "nowhere": ("failed", "zone not found")}, done.stderr[-2000:]
+    assert "REPORT RequestId:" in done.stderr
+    assert not any(k.startswith(("certificates/", "locks/", "challenges/")) for k in w.state_keys())
