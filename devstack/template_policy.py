@@ -32,6 +32,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from acme_flow.lambda_template import CfnLoader
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 FUNCTION = "RenewerFunction"
@@ -39,54 +41,9 @@ WORKER = "WorkerFunction"
 FUNCTIONS = (FUNCTION, WORKER)
 
 # ---------------------------------------------------------------------------------------------
-# YAML loader for CloudFormation short-form tags
-
-_FN_TAGS = (
-    "And", "Base64", "Cidr", "Equals", "FindInMap", "GetAZs", "If", "ImportValue", "Join",
-    "Length", "Not", "Or", "Select", "Split", "Sub", "ToJsonString", "Transform",
-)
-
-
-class CfnYamlLoader(yaml.SafeLoader):
-    """SafeLoader that turns ``!Ref X`` into ``{"Ref": "X"}``, ``!Sub s`` into
-    ``{"Fn::Sub": "s"}``, ``!GetAtt A.B`` into ``{"Fn::GetAtt": ["A", "B"]}`` and so on."""
-
-
-def _construct(node: yaml.Node, loader: yaml.Loader) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)
-
-
-def _fn(name: str):
-    def constructor(loader: yaml.Loader, node: yaml.Node) -> dict:
-        return {f"Fn::{name}": _construct(node, loader)}
-
-    return constructor
-
-
-def _ref(loader: yaml.Loader, node: yaml.Node) -> dict:
-    return {"Ref": _construct(node, loader)}
-
-
-def _condition(loader: yaml.Loader, node: yaml.Node) -> dict:
-    return {"Condition": _construct(node, loader)}
-
-
-def _getatt(loader: yaml.Loader, node: yaml.Node) -> dict:
-    value = _construct(node, loader)
-    if isinstance(value, str):
-        value = value.split(".", 1)
-    return {"Fn::GetAtt": value}
-
-
-for _name in _FN_TAGS:
-    CfnYamlLoader.add_constructor(f"!{_name}", _fn(_name))
-CfnYamlLoader.add_constructor("!Ref", _ref)
-CfnYamlLoader.add_constructor("!Condition", _condition)
-CfnYamlLoader.add_constructor("!GetAtt", _getatt)
+# YAML loader for CloudFormation short-form tags: the product's own (`certrenew invoke --function`
+# reads template.yaml with it), so both read the template the same way.
+CfnYamlLoader = CfnLoader
 
 
 def load_template(path: Path | str = TEMPLATE_PATH) -> dict:
