@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .rehearsal import RehearsalReport
 
-DEFAULT_TIMEOUT = 840.0
-
-
 def register(sub) -> None:
     """Add the `rehearse` subcommand to the CLI's subparsers."""
+    from .cli import DEFAULT_TIMEOUT, _seconds
+
     p = sub.add_parser("rehearse", help="issue from the CA's staging directory end to end; store, deploy and "
                                         "notify nothing (what certbot calls --dry-run)")
     p.add_argument("--config", help="config document: path, s3://bucket/key or ssm:/name")
@@ -21,16 +20,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, help="seconds the rehearsal may take")
     p.set_defaults(func=cmd_rehearse)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value <= 24 * 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 86400 seconds")
-    return value
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
