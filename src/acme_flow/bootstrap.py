@@ -174,11 +174,14 @@ class Clients:
         return self._made_once((service, f"{region or self.region} {role_arn}", kind), make)
 
     def _assume_deploy_role(self, key: tuple[str, str, str]) -> Any:
-        role_arn = key[1]
+        return self._assumed(key[1], "certrenew-deploy", DeployRoleError)
+
+    def _assumed(self, role_arn: str, session_name: str, error: Callable[[str, str], Exception]) -> Any:
+        """A session with `role_arn`'s credentials; `error(role_arn, why)` when it cannot be assumed."""
         try:
-            creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName="certrenew-deploy")["Credentials"]
+            creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
         except (ClientError, BotoCoreError) as exc:
-            raise DeployRoleError(role_arn, str(exc)) from None
+            raise error(role_arn, str(exc)) from None
         return boto3.session.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                                      aws_session_token=creds["SessionToken"])
 
@@ -205,15 +208,8 @@ class Clients:
             return self._session.client(service, region_name=region, config=config)
 
     def _assume_route53(self, key: tuple[str, str, str]) -> Any:
-        role_arn = key[1]
-        try:
-            creds = self.get("sts").assume_role(RoleArn=role_arn, RoleSessionName="certrenew")["Credentials"]
-        except (ClientError, BotoCoreError) as exc:
-            raise DnsRoleError(role_arn, str(exc)) from None
-        return boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-        ).client("route53", region_name=self.region, config=self._boto_config)
+        session = self._assumed(key[1], "certrenew", DnsRoleError)
+        return session.client("route53", region_name=self.region, config=self._boto_config)
 
 
 class FirstUse:
