@@ -158,7 +158,8 @@ class ViewerCertificateRule:
 
 
 class InUseByRule:
-    """ACM DescribeCertificate reports CloudFront's use; DeleteCertificate refuses a used certificate."""
+    """ACM DescribeCertificate reports who uses a certificate (every source of INUSE_SOURCES, and
+    CloudFront's distributions); DeleteCertificate refuses a used certificate."""
 
     config_defaults = {"inuse_lag": DEFAULT_INUSE_LAG}
 
@@ -188,7 +189,9 @@ class InUseByRule:
         cert = data.get("Certificate") or {}
         if not cert.get("CertificateArn"):
             return resp
-        cert["InUseBy"] = sorted(set(cert.get("InUseBy") or []) | set(all_users(call, cert["CertificateArn"])))
+        # the sources are the whole answer: moto never sets InUseBy but for the listener an ELB was
+        # created with, which it keeps after the listener let go of the certificate
+        cert["InUseBy"] = all_users(call, cert["CertificateArn"])
         return dataclasses.replace(resp, body=json.dumps(data).encode())
 
 

@@ -20,7 +20,6 @@ hold after it (through moto directly), so DescribeListenerCertificates answers a
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 
 from devstack import aws_ops
@@ -32,7 +31,6 @@ SECURE = ("HTTPS", "TLS")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):(\d{12}):certificate/[\w-]+$")
 _IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:server-certificate/")
 _CERTIFICATES = re.compile(rb"(<Certificates>\s*<member>.*?</member>)(.*?)(\s*</Certificates>)", re.DOTALL)
-_LISTENER_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:([a-z0-9-]+):(\d{12}):listener/")
 
 
 def _elb(call: Call):
@@ -155,25 +153,5 @@ def listeners_using(call: Call, cert_arn: str) -> list[str]:
     return found
 
 
-class StaleInUseRule:
-    """ACM DescribeCertificate: a listener moto registered at its creation stays InUseBy only while
-    it still holds the certificate (the InUseByRule of strict/cloudfront.py has added the current ones)."""
-
-    def after(self, call: Call, resp):
-        if call.service != "acm" or call.operation != "DescribeCertificate" or resp.status != 200:
-            return resp
-        try:
-            data = json.loads(resp.body)
-        except ValueError:
-            return resp
-        cert = data.get("Certificate") or {}
-        users = cert.get("InUseBy") or []
-        if not cert.get("CertificateArn") or not any(_LISTENER_ARN.match(u) for u in users):
-            return resp
-        current = set(listeners_using(call, cert["CertificateArn"]))
-        cert["InUseBy"] = [u for u in users if not _LISTENER_ARN.match(u) or u in current]
-        return dataclasses.replace(resp, body=json.dumps(data).encode())
-
-
 INUSE_SOURCES.append(listeners_using)
-RULE_FACTORIES.extend([ListenerCertificatesRule, StaleInUseRule])
+RULE_FACTORIES.append(ListenerCertificatesRule)
