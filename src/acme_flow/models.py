@@ -6,10 +6,10 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-
 from .deploy_targets import (  # noqa: F401  (re-exported: the deploy targets are part of the model)
     ACM, APIGATEWAY, CLOUDFRONT, CLOUDFRONT_TENANT, ELB, S3, SECRETSMANAGER, SSM, US_EAST_1, ApiDomain, DeploySpec,
     ParameterTarget, S3Export, SecretTarget, Target, listener_region)
+from .errors import InputError
 
 
 class Challenge(str, Enum):
@@ -98,6 +98,14 @@ class Config:
 
     def names(self) -> list[str]:
         return [c.name for c in self.certificates]
+
+    def select(self, only: tuple[str, ...]) -> list[CertificateSpec]:
+        """The certificates named in `only` (all of them when it is empty); an unknown name is an
+        InputError listing the known ones."""
+        unknown = [n for n in only if n not in self.names()]
+        if unknown:
+            raise InputError(f"unknown certificate name(s) {unknown}: the config has {self.names()}")
+        return [c for c in self.certificates if not only or c.name in only]
 
 
 # ---- certificates and state ---------------------------------------------------------------

@@ -155,11 +155,7 @@ class Renewer:
         return self.state.update(replace(stored, revoked=reason))
 
     def select(self, only: tuple[str, ...]) -> list[CertificateSpec]:
-        known = self.config.names()
-        unknown = [n for n in only if n not in known]
-        if unknown:
-            raise InputError(f"unknown certificate name(s) {unknown}: the config has {known}")
-        return [c for c in self.config.certificates if not only or c.name in only]
+        return self.config.select(only)
 
     # -- the steps of apply ---------------------------------------------------------------------
 
