@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from devstack import aws_ops
-from devstack.served import Served
+from devstack.served import Response, Served
 from devstack.strict import AwsError, Call, Rules
 from devstack.strict import iam as strict_iam
 
@@ -244,14 +244,6 @@ class Request:
     service: str = "unknown"
     region: str = ""
     operation: str = ""
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    reason: str = ""
 
 
 def error_response(req: Request, fault: Fault) -> Response:

@@ -24,6 +24,17 @@ SERVED_MODULES: tuple[tuple[str, str], ...] = (
 
 
 @dataclass
+class Response:
+    """An answer as the proxy sends it. Defined here, not in aws_proxy (which runs as __main__
+    and cannot be imported back), so the proxy and the served APIs share it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    reason: str = ""
+
+
+@dataclass
 class ServedContext:
     """What a served API may use: its memory (guarded by `lock`), moto's state (a boto3 client
     straight to moto: `moto(service, region, account=..., access_key=...)`), and the account of

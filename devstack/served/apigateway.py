@@ -20,13 +20,13 @@ import json
 import re
 import secrets
 import weakref
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
 from devstack import aws_ops
+from devstack.served import Response
 
 # The v1 domain-name operations by method and path (the proxy names calls by the same table).
 OPERATIONS = aws_ops.APIGATEWAY_OPERATIONS
@@ -38,16 +38,6 @@ _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):(\d{12}):certificate/[\
 _MEMORY_KEY = "apigateway_domains"  # (account, region, name) -> {field: value}
 _SEEN_KEY = "apigateway_regions"  # {(account, region)} where apigateway calls were made
 _CONTEXTS: list[weakref.ref] = []  # every proxy's served context (by identity), for `domains`
-
-
-@dataclass
-class Answer:
-    """A response as the proxy sends it (status, headers, body, reason)."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    reason: str = ""
 
 
 class BadRequest(Exception):
@@ -63,13 +53,13 @@ def operation(method: str, path: str) -> str | None:
     return None
 
 
-def _json(status: int, data: Any) -> Answer:
-    return Answer(status, [("Content-Type", "application/json"), ("x-amzn-RequestId", secrets.token_hex(16))],
+def _json(status: int, data: Any) -> Response:
+    return Response(status, [("Content-Type", "application/json"), ("x-amzn-RequestId", secrets.token_hex(16))],
                   json.dumps(data).encode())
 
 
-def _error(exc: BadRequest) -> Answer:
-    return Answer(exc.status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", exc.code),
+def _error(exc: BadRequest) -> Response:
+    return Response(exc.status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", exc.code),
                                ("x-amzn-RequestId", secrets.token_hex(16))],
                   json.dumps({"message": exc.message}).encode())
 
@@ -77,7 +67,7 @@ def _error(exc: BadRequest) -> Answer:
 class ApiGatewayDomains:
     """UpdateDomainName, and the overlay merged into GetDomainName / GetDomainNames."""
 
-    def answer(self, req, ctx) -> Answer | None:
+    def answer(self, req, ctx) -> Response | None:
         if req.service != "apigateway" or req.path.startswith("/v2/"):
             return None
         op = operation(req.method, req.path)

@@ -25,9 +25,10 @@ import weakref
 from urllib.parse import unquote
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from functools import lru_cache
 from xml.sax.saxutils import escape
+
+from devstack.served import Response
 
 CLOUDFRONT_REGION = "us-east-1"
 API = "/2020-05-31"
@@ -333,21 +334,11 @@ def _document(root_name: str, shape, value) -> bytes:
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root)
 
 
-@dataclass
-class Answer:
-    """The proxy's Response, field for field (the proxy runs as __main__: not imported from it)."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-    reason: str = ""
-
-
-def _response(status: int, body: bytes, etag: str | None = None) -> Answer:
+def _response(status: int, body: bytes, etag: str | None = None) -> Response:
     headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", secrets.token_hex(16))]
     if etag:
         headers.append(("ETag", etag))
-    return Answer(status, headers, body)
+    return Response(status, headers, body)
 
 
 def tenant_response(tenant: dict, status: int = 200):
@@ -377,7 +368,7 @@ def empty(status: int):
     return _response(status, b"")
 
 
-def error(code: str, message: str, status: int) -> Answer:
+def error(code: str, message: str, status: int) -> Response:
     """CloudFront's error document (as the proxy's error_response shapes it)."""
     kind = "Sender" if status < 500 else "Receiver"
     body = (f'<?xml version="1.0"?>\n<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type>'
