@@ -112,6 +112,10 @@ def test_one_certificate_everywhere_renewed_into_the_same_arns_then_moved_to_a_n
     assert_everything_serves(w, t, result["serial"])
     assert len(result["targets"]) == 9, result["targets"]
     first = acm_arns(w, "shop")
+    code = cli.main(["status", "--config", str(w.tmp / "certificates.yaml"), "--json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert code == 0 and {f"cloudfront-tenant:{t['tenant']}", f"elb:{t['listener']}", "apigateway:eu-west-1/api.example.test",
+                          "secretsmanager:eu-west-1/certrenew/shop", "ssm:eu-west-1:/certrenew/shop/"} <= set(row["targets"])
 
     code, report = run(w, [shop(t["listener"], t["tenant"], t["distribution"])], capsys, "--force")
     (result,) = report["certificates"]
